@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host: machine memory, the frame table, the M2P and the heap.
+ *
+ * Machine memory is one shared mapping so that toolstack processes can map
+ * a domain's frames from the same file (zero-copy foreign mapping).  It is
+ * populated when the host starts, never on first touch: a page fault costs
+ * more than copying the page, so no page loop may take one.
+ *
+ * The heap is a bitmap of free frames under heap_lock, allocating naturally
+ * aligned runs of 2^order frames.  Frames are zeroed when they are handed
+ * out (Xen scrubs freed memory; a guest never sees another guest's data)
+ * unless the caller will overwrite them whole (MEMF_no_scrub).
+ *
+ * The M2P lives in machine frames owned by DOMID_XEN, so that guests can
+ * map it read-only as they do on Xen; MFN 0 is reserved, as on a PC, so
+ * that 0 can mean "no frame" in vCPU state.
+ */
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hv.h"
+
+struct host host;
+_Thread_local struct vcpu *current;
+
+/* ------------------------------------------------------------------------
+ * Small primitives
+ * ------------------------------------------------------------------------ */
+
+void spin_lock_init(spinlock_t *l)
+{
+    pthread_mutex_init(&l->m, NULL);
+}
+
+void spin_lock_destroy(spinlock_t *l)
+{
+    pthread_mutex_destroy(&l->m);
+}
+
+void cpu_relax(void)
+{
+    sched_yield();
+}
+
+/* ------------------------------------------------------------------------
+ * The union word of struct page_info
+ * ------------------------------------------------------------------------ */
+
+unsigned int page_nr_validated_ptes(const struct page_info *pg)
+{
+    return atomic_load(&pg->u) & PGU_NR_VALIDATED_MASK;
+}
+
+static void update_u(struct page_info *pg, uint32_t mask, uint32_t val)
+{
+    uint32_t x = atomic_load(&pg->u);
+
+    while ( !atomic_compare_exchange_weak(&pg->u, &x, (x & ~mask) | val) )
+        ;
+}
+
+void page_set_nr_validated_ptes(struct page_info *pg, unsigned int n)
+{
+    ASSERT(n <= L1_PAGETABLE_ENTRIES);
+    update_u(pg, PGU_NR_VALIDATED_MASK, n);
+}
+
+unsigned int page_partial_flags(const struct page_info *pg)
+{
+    return (atomic_load(&pg->u) >> PGU_PARTIAL_FLAGS_BIT) & 1U;
+}
+
+void page_set_partial_flags(struct page_info *pg, unsigned int f)
+{
+    /* Only PTF_partial_set fits in the one-bit field (reference 1.3). */
+    ASSERT(!(f & ~PTF_partial_set));
+    update_u(pg, 1U << PGU_PARTIAL_FLAGS_BIT,
+             (f & PTF_partial_set) << PGU_PARTIAL_FLAGS_BIT);
+}
+
+int16_t page_linear_pt_count(const struct page_info *pg)
+{
+    return (int16_t)(uint16_t)(atomic_load(&pg->u) >> PGU_LINEAR_SHIFT);
+}
+
+void page_clear_validation_state(struct page_info *pg)
+{
+    atomic_store(&pg->u, 0);
+}
+
+void page_set_tlbflush_timestamp(struct page_info *pg)
+{
+    atomic_store(&pg->u, atomic_fetch_add(&host.tlbflush_clock, 1) + 1);
+}
+
+/* Add delta to linear_pt_count if the result keeps the sign `want`. */
+static bool linear_add(struct page_info *pg, int delta, int want)
+{
+    uint32_t x = atomic_load(&pg->u), nx;
+    int oc, nc;
+
+    do {
+        oc = (int16_t)(uint16_t)(x >> PGU_LINEAR_SHIFT);
+        if ( (want > 0 && oc < 0) || (want < 0 && oc > 0) )
+            return false;
+        nc = oc + delta;
+        if ( (want > 0 && nc <= 0) || (want < 0 && nc >= 0) ||
+             nc > INT16_MAX || nc < INT16_MIN )
+            return false;
+        nx = (x & 0xFFFFU) | ((uint32_t)(uint16_t)nc << PGU_LINEAR_SHIFT);
+    } while ( !atomic_compare_exchange_weak(&pg->u, &x, nx) );
+    return true;
+}
+
+bool inc_linear_entries(struct page_info *pg)
+{
+    return linear_add(pg, 1, 1);
+}
+
+void dec_linear_entries(struct page_info *pg)
+{
+    uint32_t old = atomic_fetch_sub(&pg->u, 1U << PGU_LINEAR_SHIFT);
+
+    ASSERT((int16_t)(uint16_t)(old >> PGU_LINEAR_SHIFT) > 0);
+}
+
+bool inc_linear_uses(struct page_info *pg)
+{
+    return linear_add(pg, -1, -1);
+}
+
+void dec_linear_uses(struct page_info *pg)
+{
+    uint32_t old = atomic_fetch_add(&pg->u, 1U << PGU_LINEAR_SHIFT);
+
+    ASSERT((int16_t)(uint16_t)(old >> PGU_LINEAR_SHIFT) < 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Ownership
+ * ------------------------------------------------------------------------ */
+
+struct domain *page_get_owner(const struct page_info *pg)
+{
+    unsigned int o = atomic_load(&pg->owner);
+
+    return o ? host.domain_by_id[o - 1] : NULL;
+}
+
+void page_set_owner(struct page_info *pg, struct domain *d)
+{
+    atomic_store(&pg->owner, d ? (uint16_t)(d->domain_id + 1) : 0);
+}
+
+/* ------------------------------------------------------------------------
+ * The heap
+ * ------------------------------------------------------------------------ */
+
+static bool bit_free(uint64_t mfn)
+{
+    return host.free_bitmap[mfn / 64] & (1ULL << (mfn % 64));
+}
+
+static void mark_range(uint64_t mfn, uint64_t nr, bool free)
+{
+    for ( uint64_t i = mfn; i < mfn + nr; i++ )
+    {
+        if ( free )
+            host.free_bitmap[i / 64] |= 1ULL << (i % 64);
+        else
+            host.free_bitmap[i / 64] &= ~(1ULL << (i % 64));
+    }
+}
+
+/* Is the naturally aligned run [mfn, mfn + nr) entirely free? */
+static bool run_free(uint64_t mfn, uint64_t nr)
+{
+    if ( nr >= 64 )
+    {
+        for ( uint64_t w = mfn / 64; w < (mfn + nr) / 64; w++ )
+            if ( host.free_bitmap[w] != ~0ULL )
+                return false;
+        return true;
+    }
+    uint64_t mask = ((1ULL << nr) - 1) << (mfn % 64);
+
+    return (host.free_bitmap[mfn / 64] & mask) == mask;
+}
+
+static int64_t find_free_run(unsigned int order)
+{
+    uint64_t nr = 1ULL << order, start = host.alloc_hint & ~(nr - 1);
+
+    for ( uint64_t pass = 0; pass < 2; pass++ )
+    {
+        uint64_t end = pass ? start : host.max_page;
+
+        for ( uint64_t mfn = pass ? 0 : start; mfn + nr <= end; mfn += nr )
+        {
+            /* Skip whole empty words quickly. */
+            if ( nr < 64 && !host.free_bitmap[mfn / 64] )
+            {
+                mfn = (mfn | 63) + 1 - nr;
+                continue;
+            }
+            if ( run_free(mfn, nr) )
+                return (int64_t)mfn;
+        }
+    }
+    return -1;
+}
+
+struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags)
+{
+    uint64_t nr = 1ULL << order;
+    int64_t mfn;
+
+    if ( order > 30 )
+        return NULL;
+    spin_lock(&host.heap_lock);
+    mfn = host.free_pages >= nr ? find_free_run(order) : -1;
+    if ( mfn >= 0 )
+    {
+        mark_range((uint64_t)mfn, nr, false);
+        host.free_pages -= nr;
+        host.alloc_hint = (uint64_t)mfn + nr;
+    }
+    spin_unlock(&host.heap_lock);
+    if ( mfn < 0 )
+        return NULL;
+
+    for ( uint64_t i = 0; i < nr; i++ )
+    {
+        struct page_info *pg = mfn_to_page((uint64_t)mfn + i);
+
+        ASSERT((atomic_load(&pg->count_info) & PGC_state) == PGC_state_free);
+        atomic_store(&pg->count_info, PGC_state_inuse);
+        atomic_store(&pg->type_info, 0);
+        page_set_owner(pg, NULL);
+        atomic_store(&pg->u, 0);
+        pg->list_next = pg->list_prev = 0;
+    }
+    if ( !(memflags & MEMF_no_scrub) )
+        memset(map_domain_page((uint64_t)mfn), 0, nr * PAGE_SIZE);
+    return mfn_to_page((uint64_t)mfn);
+}
+
+void free_heap_pages(struct page_info *pg, unsigned int order)
+{
+    uint64_t nr = 1ULL << order, mfn = page_to_mfn(pg);
+
+    for ( uint64_t i = 0; i < nr; i++ )
+    {
+        struct page_info *p = pg + i;
+
+        /* Freeing a page that still has a type count is a hypervisor bug. */
+        BUG_ON(atomic_load(&p->type_info) & PGT_count_mask);
+        atomic_store(&p->count_info, PGC_state_free);
+        atomic_store(&p->type_info, 0);
+        page_set_owner(p, NULL);
+        set_gpfn_from_mfn(mfn + i, INVALID_M2P_ENTRY);
+    }
+    spin_lock(&host.heap_lock);
+    for ( uint64_t i = 0; i < nr; i++ )
+        BUG_ON(bit_free(mfn + i));
+    mark_range(mfn, nr, true);
+    host.free_pages += nr;
+    spin_unlock(&host.heap_lock);
+}
+
+uint64_t hv_free_pages(void)
+{
+    uint64_t n;
+
+    spin_lock(&host.heap_lock);
+    n = host.free_pages;
+    spin_unlock(&host.heap_lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Host set-up and tear-down
+ * ------------------------------------------------------------------------ */
+
+static void *map_populated(size_t len, int fd)
+{
+    int flags = (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS) |
+                MAP_POPULATE;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int open_machine_memory(const struct host_params *p, size_t len)
+{
+    int fd;
+
+    if ( p->mem_path )
+    {
+        fd = open(p->mem_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if ( fd >= 0 )
+            host.mem_path = strdup(p->mem_path);
+    }
+    else
+        fd = memfd_create("ferry-machine-memory", MFD_CLOEXEC);
+    if ( fd < 0 )
+        return -errno;
+    if ( ftruncate(fd, (off_t)len) < 0 ||
+         (posix_fallocate(fd, 0, (off_t)len) != 0) )
+    {
+        int rc = -errno ? -errno : -ENOMEM;
+
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Give the M2P its frames, owned by the hypervisor (DOMID_XEN). */
+static int m2p_init(void)
+{
+    uint64_t bytes = host.max_page * sizeof(uint64_t);
+    unsigned int order = 0;
+    struct page_info *pg;
+
+    host.m2p_nr_frames = (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+    while ( (1ULL << order) < host.m2p_nr_frames )
+        order++;
+    pg = alloc_heap_pages(order, MEMF_no_scrub);
+    if ( !pg )
+        return -ENOMEM;
+    host.m2p_first_mfn = page_to_mfn(pg);
+    host.m2p = map_domain_page(host.m2p_first_mfn);
+    memset(host.m2p, 0xff, (1ULL << order) * PAGE_SIZE);
+    for ( uint64_t i = 0; i < (1ULL << order); i++ )
+    {
+        atomic_store(&pg[i].count_info, PGC_xen_heap | PGC_state_inuse | 1);
+        page_set_owner(&pg[i], host.dom_xen);
+    }
+    return 0;
+}
+
+static int special_domains_init(unsigned int nr_control_vcpus)
+{
+    int rc;
+
+    rc = domain_create(DOMID_XEN, DOMCREATE_privileged, 0, &host.dom_xen);
+    if ( !rc )
+        rc = domain_create(DOMID_IO, DOMCREATE_privileged, 0, &host.dom_io);
+    if ( !rc )
+        rc = domain_create(0, DOMCREATE_privileged,
+                           nr_control_vcpus ? nr_control_vcpus : 1,
+                           &host.dom0);
+    return rc;
+}
+
+int host_init(const struct host_params *p)
+{
+    size_t len;
+    int rc;
+
+    memset(&host, 0, sizeof(host));
+    host.mem_fd = -1;
+    host.opt_pv_linear_pt = true;
+    spin_lock_init(&host.heap_lock);
+    spin_lock_init(&host.domlist_lock);
+
+    host.max_page = p->memory_bytes >> PAGE_SHIFT;
+    if ( host.max_page < 1024 || host.max_page > (1ULL << 32) - 2 )
+        return -EINVAL;
+    len = host.max_page << PAGE_SHIFT;
+
+    rc = open_machine_memory(p, len);
+    if ( rc < 0 )
+        goto fail;
+    host.mem_fd = rc;
+    rc = -ENOMEM;
+    host.mem = map_populated(len, host.mem_fd);
+    host.frame_table = map_populated(host.max_page * sizeof(struct page_info),
+                                     -1);
+    host.free_bitmap = calloc((host.max_page + 63) / 64, sizeof(uint64_t));
+    if ( !host.mem || !host.frame_table || !host.free_bitmap )
+        goto fail;
+
+    for ( uint64_t mfn = 0; mfn < host.max_page; mfn++ )
+        atomic_store(&host.frame_table[mfn].count_info, PGC_state_free);
+    /* MFN 0 stays reserved: 0 means "no frame" in vCPU state. */
+    mark_range(1, host.max_page - 1, true);
+    host.free_pages = host.max_page - 1;
+    atomic_store(&host.frame_table[0].count_info, PGC_state_inuse);
+
+    rc = special_domains_init(p->nr_control_vcpus);
+    if ( rc )
+        goto fail;
+    page_set_owner(&host.frame_table[0], host.dom_xen);
+    rc = m2p_init();
+    if ( rc )
+        goto fail;
+    rc = xenmap_init();
+    if ( rc )
+        goto fail;
+    return 0;
+
+ fail:
+    host_dispose();
+    return rc;
+}
+
+void host_dispose(void)
+{
+    if ( host.idle_pg_table )
+        xenmap_dispose();
+    for ( unsigned int id = 0; id < ARRAY_SIZE(host.domain_by_id); id++ )
+    {
+        struct domain *d = host.domain_by_id[id];
+
+        if ( !d || d == host.dom_xen || d == host.dom_io )
+            continue;
+        while ( domain_kill(d) == -ERESTART )
+            ;
+    }
+    if ( host.mem )
+        munmap(host.mem, host.max_page << PAGE_SHIFT);
+    if ( host.frame_table )
+        munmap(host.frame_table, host.max_page * sizeof(struct page_info));
+    if ( host.mem_fd >= 0 )
+        close(host.mem_fd);
+    if ( host.mem_path )
+        unlink(host.mem_path);
+    free(host.mem_path);
+    free(host.free_bitmap);
+    memset(&host, 0, sizeof(host));
+    host.mem_fd = -1;
+}

@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hv.h: the hypervisor core's internal interface.
+ *
+ * ferry-hv is a user-space hypervisor: one process per host, owning that
+ * host's machine memory and enforcing Xen's x86-64 PV memory-management
+ * rules on it.  This header is shared by every file of hypervisor/ and by
+ * the unit tests, which compile the real sources.  Nothing outside
+ * hypervisor/ and tests/ includes it; the toolstack talks to the daemon
+ * through the control protocol and hypervisor/include/public/abi.h.
+ *
+ * Names follow Xen's where the function does what Xen's does (get_page,
+ * _get_page_type, promote_l2_table ...), so that a reader who knows Xen can
+ * check ferry against it line by line.  Functions of ferry's own carry the
+ * hv_ prefix.
+ *
+ * THE MODEL
+ *
+ * Machine memory is one shared mapping (a memfd, or a file in the host's run
+ * directory) of max_page frames; frame N lives at host.mem + N * PAGE_SIZE.
+ * Beside it, the frame table holds one struct page_info per frame, and the
+ * M2P (machine_to_phys_mapping) holds one 8-byte entry per frame, stored in
+ * machine frames owned by DOMID_XEN so that guests can map it read-only as
+ * on Xen.  There is exactly one host per process: `host` is a global, as
+ * frame_table and machine_to_phys_mapping are in Xen.
+ *
+ * CONCURRENCY
+ *
+ * Hypercalls run on many threads at once (one per guest vCPU plus the
+ * control threads).  count_info and type_info change only by cmpxchg loops
+ * with Xen's semantics; the union word likewise.  Lock order, outermost
+ * first:  domlist_lock -> d->page_alloc_lock -> heap_lock, and for the
+ * hypervisor's own page tables: page_lock (PGT_locked of a guest table) ->
+ * the XSA-345 L3 lock -> map_pgdir_lock.  Never take a page_lock while
+ * holding an L3 lock.  A thread holds at most one page_lock at a time.
+ *
+ * "current" is the vCPU on whose behalf this thread runs a hypercall (a
+ * guest vCPU, or a vCPU of the control domain, domain 0, for toolstack
+ * operations).  Deferred puts (old_guest_table) and preemption hang off it
+ * exactly as in Xen.
+ *
+ * ERRORS
+ *
+ * Functions return 0 or a negative errno, Xen's values.  -ERESTART and
+ * -EINTR are internal to (de)validation and the hypercall layer turns them
+ * into continuations: a do_*() hypercall that returns -ERESTART has
+ * recorded its progress and must be called again with the same arguments.
+ */
+#ifndef FERRY_HV_H
+#define FERRY_HV_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "include/public/abi.h"
+
+/* ------------------------------------------------------------------------
+ * Basics
+ * ------------------------------------------------------------------------ */
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define min(a, b) ((a) < (b) ? (a) : (b))
+#define max(a, b) ((a) > (b) ? (a) : (b))
+
+typedef uint64_t mfn_t;
+typedef uint64_t pfn_t;
+typedef uint64_t intpte_t;
+
+/* A hypervisor bug: log where, then abort (Xen's BUG()). */
+#define BUG() hv_bug(__FILE__, __LINE__, NULL)
+#define BUG_ON(c) do { if ( unlikely(c) ) hv_bug(__FILE__, __LINE__, #c); } \
+                  while ( 0 )
+#define ASSERT(c) BUG_ON(!(c))
+void hv_bug(const char *file, int line, const char *cond)
+    __attribute__((noreturn));
+
+/* Spinlocks are mutexes: ThreadSanitizer understands them. */
+typedef struct { pthread_mutex_t m; } spinlock_t;
+void spin_lock_init(spinlock_t *l);
+void spin_lock_destroy(spinlock_t *l);
+static inline void spin_lock(spinlock_t *l) { pthread_mutex_lock(&l->m); }
+static inline void spin_unlock(spinlock_t *l) { pthread_mutex_unlock(&l->m); }
+static inline bool spin_trylock(spinlock_t *l)
+{
+    return pthread_mutex_trylock(&l->m) == 0;
+}
+/* What a spinning CPU does between tries: give the core away. */
+void cpu_relax(void);
+
+/* cmpxchg with Xen's contract: returns the value seen before the exchange. */
+static inline uint64_t cmpxchg64(_Atomic uint64_t *p, uint64_t old,
+                                 uint64_t new)
+{
+    atomic_compare_exchange_strong(p, &old, new);
+    return old;
+}
+static inline uint32_t cmpxchg32(_Atomic uint32_t *p, uint32_t old,
+                                 uint32_t new)
+{
+    atomic_compare_exchange_strong(p, &old, new);
+    return old;
+}
+
+/* ------------------------------------------------------------------------
+ * Logging (hypervisor/log.c)
+ *
+ * Every line goes to the host's console ring, which `xl dmesg` reads, and
+ * to the daemon's log sink if one is set.  Xen's gdprintk lines (debug
+ * builds only on Xen) are always kept: ferry's hypervisor is a model meant
+ * to be read, and tests check them.
+ * ------------------------------------------------------------------------ */
+
+enum hv_loglvl { HVLOG_ERR, HVLOG_WARNING, HVLOG_INFO, HVLOG_DEBUG };
+
+#define XENLOG_ERR     HVLOG_ERR
+#define XENLOG_WARNING HVLOG_WARNING
+#define XENLOG_INFO    HVLOG_INFO
+#define XENLOG_DEBUG   HVLOG_DEBUG
+
+void hv_printk(enum hv_loglvl lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define printk(...)    hv_printk(HVLOG_INFO, __VA_ARGS__)
+/* Xen's gdprintk: prefixed with the current vCPU as "d<dom>v<vcpu> ". */
+void hv_gdprintk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define gdprintk(lvl, ...) hv_gdprintk(__VA_ARGS__)
+
+/* Copy the console ring (oldest first) into buf; returns bytes written. */
+size_t hv_console_read(char *buf, size_t len, uint64_t *cursor);
+/* Does the ring hold a line containing needle?  (for tests) */
+bool hv_log_contains(const char *needle);
+void hv_log_clear(void);
+void hv_log_set_sink(FILE *f, enum hv_loglvl max_lvl);
+
+/* ------------------------------------------------------------------------
+ * struct page_info and its bit fields (xen/arch/x86/include/asm/mm.h)
+ * ------------------------------------------------------------------------ */
+
+#define PG_shift(idx)   (64 - (idx))
+#define PG_mask(x, idx) ((uint64_t)(x) << PG_shift(idx))
+
+/* type_info */
+#define PGT_none          PG_mask(0, 3)
+#define PGT_l1_page_table PG_mask(1, 3)
+#define PGT_l2_page_table PG_mask(2, 3)
+#define PGT_l3_page_table PG_mask(3, 3)
+#define PGT_l4_page_table PG_mask(4, 3)
+#define PGT_seg_desc_page PG_mask(5, 3)
+#define PGT_shared_page   PG_mask(6, 3)
+#define PGT_writable_page PG_mask(7, 3)
+#define PGT_type_mask     PG_mask(7, 3)
+#define PGT_root_page_table PGT_l4_page_table
+#define PGT_locked        PG_mask(1, 4)
+#define PGT_pinned        PG_mask(1, 5)
+#define PGT_validated     PG_mask(1, 6)
+#define PGT_pae_xen_l2    0ULL          /* no 32-bit PV in ferry */
+#define PGT_partial       PG_mask(1, 8)
+#define PGT_non_coherent  PG_mask(1, 9)
+#define PGT_count_width   PG_shift(9)
+#define PGT_count_mask    ((1ULL << PGT_count_width) - 1)
+#define PGT_type_equal(x, y) (!(((x) ^ (y)) & PGT_type_mask))
+/* Level (1..4) of a page-table type word, 0 for other types. */
+#define PGT_pt_level(t) \
+    ((((t) & PGT_type_mask) >= PGT_l1_page_table && \
+      ((t) & PGT_type_mask) <= PGT_l4_page_table) ? \
+     (unsigned int)(((t) & PGT_type_mask) >> PG_shift(3)) : 0U)
+#define PGT_for_level(l) PG_mask((uint64_t)(l), 3)
+
+/* count_info (no shadow paging: the count is 57 bits wide) */
+#define PGC_allocated       PG_mask(1, 1)
+#define PGC_xen_heap        PG_mask(1, 2)
+#define PGC_extra           PG_mask(1, 3)
+#define PGC_broken          PG_mask(1, 4)
+#define PGC_state           PG_mask(3, 6)
+#define PGC_state_inuse     PG_mask(0, 6)
+#define PGC_state_offlining PG_mask(1, 6)
+#define PGC_state_offlined  PG_mask(2, 6)
+#define PGC_state_free      PG_mask(3, 6)
+#define PGC_need_scrub      PG_mask(1, 7)
+#define PGC_count_width     PG_shift(7)
+#define PGC_count_mask      ((1ULL << PGC_count_width) - 1)
+
+/* Flags of _put_page_type and friends (xen/arch/x86/mm.c). */
+#define PTF_partial_set           (1U << 0)
+#define PTF_preemptible           (1U << 2)
+#define PTF_defer                 (1U << 3)
+#define PTF_retain_ref_on_restart (1U << 4)
+
+/*
+ * The 32-bit union word.  As in Xen it is either the TLB-flush timestamp or
+ * {nr_validated_ptes:10, pad:5, partial_flags:1, linear_pt_count:16}, and
+ * writing the timestamp clobbers the other three.  All updates go through
+ * the helpers below (cmpxchg on the whole word), because linear_pt_count
+ * changes concurrently with the owner of the validation.
+ */
+#define PGU_NR_VALIDATED_MASK 0x000003FFU
+#define PGU_PARTIAL_FLAGS_BIT 15
+#define PGU_LINEAR_SHIFT      16
+
+/* 32 bytes per frame, as in Xen (non-BIGMEM). */
+struct page_info
+{
+    uint32_t list_next;             /* page-list links: MFN + 1, 0 = none */
+    uint32_t list_prev;
+    _Atomic uint64_t count_info;
+    _Atomic uint64_t type_info;
+    _Atomic uint16_t owner;         /* domid + 1 of the owner; 0: anonymous */
+    uint16_t pad;
+    _Atomic uint32_t u;             /* the union word, see above */
+};
+_Static_assert(sizeof(struct page_info) == 32, "page_info is 32 bytes");
+
+unsigned int page_nr_validated_ptes(const struct page_info *pg);
+void page_set_nr_validated_ptes(struct page_info *pg, unsigned int n);
+unsigned int page_partial_flags(const struct page_info *pg);
+void page_set_partial_flags(struct page_info *pg, unsigned int f);
+int16_t page_linear_pt_count(const struct page_info *pg);
+/* Zero nr_validated_ptes, partial_flags and linear_pt_count together. */
+void page_clear_validation_state(struct page_info *pg);
+/* Set the TLB-flush timestamp (clobbers the validation fields). */
+void page_set_tlbflush_timestamp(struct page_info *pg);
+/* Linear page-table counters (xen/arch/x86/mm.c inc/dec_linear_*). */
+bool inc_linear_entries(struct page_info *pg);
+void dec_linear_entries(struct page_info *pg);
+bool inc_linear_uses(struct page_info *pg);
+void dec_linear_uses(struct page_info *pg);
+
+/* ------------------------------------------------------------------------
+ * The host: machine memory, frame table, M2P, heap (hypervisor/host.c)
+ * ------------------------------------------------------------------------ */
+
+struct domain;
+struct vcpu;
+
+struct host_params
+{
+    uint64_t memory_bytes;      /* machine memory; rounded down to frames */
+    const char *mem_path;       /* NULL: an anonymous memfd */
+    unsigned int nr_control_vcpus;  /* vCPUs of domain 0 (toolstack threads) */
+};
+
+struct host
+{
+    uint64_t max_page;              /* number of machine frames */
+    uint8_t *mem;                   /* machine memory, max_page frames */
+    int mem_fd;
+    char *mem_path;                 /* NULL for an anonymous memfd */
+    struct page_info *frame_table;
+    uint64_t *m2p;                  /* machine_to_phys_mapping */
+    mfn_t m2p_first_mfn;            /* M2P storage: contiguous frames */
+    uint64_t m2p_nr_frames;
+
+    spinlock_t heap_lock;           /* the free-frame bitmap */
+    uint64_t *free_bitmap;          /* bit set: frame is free */
+    uint64_t free_pages;
+    uint64_t alloc_hint;
+
+    spinlock_t domlist_lock;
+    struct domain *domain_by_id[0x8000];    /* indexed by domid */
+    domid_t last_domid;
+
+    struct domain *dom_xen;         /* owner of the hypervisor's own frames */
+    struct domain *dom_io;
+    struct domain *dom0;            /* the control domain: toolstack vCPUs */
+
+    mfn_t idle_pg_table;            /* the hypervisor's own L4 */
+    _Atomic uint32_t tlbflush_clock;
+    bool opt_pv_linear_pt;          /* Xen's pv-linear-pt, default true */
+    unsigned int preempt_every;     /* spontaneous preemption period; 0: off */
+    bool audit_every_hypercall;
+};
+
+extern struct host host;
+
+int host_init(const struct host_params *p);
+void host_dispose(void);
+
+static inline struct page_info *mfn_to_page(mfn_t mfn)
+{
+    return &host.frame_table[mfn];
+}
+static inline mfn_t page_to_mfn(const struct page_info *pg)
+{
+    return (mfn_t)(pg - host.frame_table);
+}
+static inline bool mfn_valid(mfn_t mfn) { return mfn < host.max_page; }
+/* The hypervisor's direct map of a frame. */
+static inline void *map_domain_page(mfn_t mfn)
+{
+    return host.mem + (mfn << PAGE_SHIFT);
+}
+static inline void unmap_domain_page(const void *p) { (void)p; }
+
+/* M2P (invariant 10: INVALID for free and shared xen-heap frames). */
+static inline uint64_t get_gpfn_from_mfn(mfn_t mfn)
+{
+    return __atomic_load_n(&host.m2p[mfn], __ATOMIC_RELAXED);
+}
+static inline void set_gpfn_from_mfn(mfn_t mfn, uint64_t pfn)
+{
+    __atomic_store_n(&host.m2p[mfn], pfn, __ATOMIC_RELAXED);
+}
+
+/* Owner of a frame (NULL: anonymous, e.g. free). */
+struct domain *page_get_owner(const struct page_info *pg);
+void page_set_owner(struct page_info *pg, struct domain *d);
+
+/*
+ * The heap.  alloc_heap_pages returns 2^order contiguous, naturally aligned
+ * frames, zeroed (Xen scrubs; a guest never sees another's data), with
+ * count_info = PGC_state_inuse and no owner; NULL when none are free.
+ */
+#define MEMF_no_scrub (1U << 0)
+struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags);
+void free_heap_pages(struct page_info *pg, unsigned int order);
+uint64_t hv_free_pages(void);
+
+/* ------------------------------------------------------------------------
+ * Domains and vCPUs (hypervisor/domain.c)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Domain life cycle (xen/common/domain.c):
+ *
+ *   domain_create()        ALIVE, controller pause count 1
+ *      |  domain_kill()         (destroydomain)
+ *      v
+ *   DYING                  paused; relinquish_resources may be preempted
+ *      |  relinquish done
+ *      v
+ *   DEAD                   all frames freed; struct freed at last put_domain
+ */
+enum domain_state { DOMSTATE_ALIVE, DOMSTATE_DYING, DOMSTATE_DEAD };
+
+struct logdirty
+{
+    spinlock_t lock;
+    bool enabled;
+    uint8_t *bitmap;            /* indexed by PFN; grown on demand */
+    uint64_t bitmap_pfns;       /* bits the bitmap holds */
+    _Atomic uint64_t dirty_count;
+    _Atomic uint64_t fault_count;
+};
+
+struct grant_table;
+
+struct vcpu
+{
+    unsigned int vcpu_id;
+    struct domain *domain;
+
+    /* Register state, the whole CPU as the stream carries it. */
+    struct vcpu_guest_context ctxt;
+    bool is_initialised;
+    _Atomic bool is_down;           /* not online */
+    _Atomic int pause_count;        /* vcpu_pause() nesting */
+    _Atomic bool blocked;           /* SCHEDOP_block */
+    _Atomic bool running;
+
+    /* Base page tables: each holds one general + one L4 type reference. */
+    mfn_t guest_table;              /* 0: none */
+    mfn_t guest_table_user;         /* 0: none */
+    mfn_t gdt_frames[16];
+    unsigned int gdt_ents;
+
+    /* Deferred put (xen/arch/x86/mm.c put_old_guest_table). */
+    struct page_info *old_guest_table;
+    struct page_info *old_guest_ptpg;
+    bool old_guest_table_partial;
+
+    /* Preemption: a budget for real runs, injection points for tests. */
+    unsigned int preempt_budget;
+    struct preempt_point
+    {
+        unsigned int level;         /* 1..4; 0: any level */
+        unsigned int index;         /* entry index */
+        unsigned int op;            /* PREEMPT_PROMOTE / _DEMOTE / _ANY */
+        mfn_t mfn;                  /* INVALID_MFN: any table */
+        unsigned int hits;          /* fire this many times, then disarm */
+    } preempt_inject[4];
+
+    /* Bumped whenever Xen would flush this vCPU's TLB. */
+    _Atomic uint64_t tlb_flush_gen;
+    uint64_t hcall_cont_rc;         /* rc carried across a final continuation */
+    void *runner;                   /* the guest CPU (issue 3), opaque here */
+};
+
+struct domain
+{
+    domid_t domain_id;
+    _Atomic int refcnt;             /* get_domain / put_domain */
+    _Atomic int state;              /* enum domain_state */
+    bool is_privileged;             /* domain 0 */
+    bool translated;                /* auto-translated: has a p2m (Arm/HVM) */
+    bool cache_flush_permitted;     /* iomem/ioport capability */
+
+    spinlock_t page_alloc_lock;
+    uint32_t page_list_head, page_list_tail;    /* MFN + 1 */
+    uint32_t xenpage_list_head, xenpage_list_tail;
+    _Atomic uint32_t tot_pages;
+    _Atomic uint32_t max_pages;
+    _Atomic uint32_t xenheap_pages;
+    _Atomic uint32_t extra_pages;
+    _Atomic uint32_t nr_l4_pages;
+
+    _Atomic int controller_pause_count;
+    _Atomic bool creation_finished;
+    _Atomic bool is_shutting_down;
+    _Atomic bool is_shut_down;
+    _Atomic int shutdown_code;      /* -1: none */
+
+    mfn_t shared_info_mfn;
+    uint64_t vm_assist;
+    uint8_t handle[16];
+    uint32_t ssidref;
+
+    /* The p2m of an auto-translated domain (NULL for PV). */
+    spinlock_t p2m_lock;
+    uint64_t *p2m;                  /* gfn -> mfn, INVALID_MFN when absent */
+    uint64_t p2m_size;
+
+    struct logdirty logdirty;
+    struct grant_table *grant_table;
+
+    /* Continuation state of a preempted destroy. */
+    unsigned int relinquish_stage;
+
+    unsigned int max_vcpus;
+    struct vcpu **vcpu;
+};
+
+#define for_each_vcpu(d, v) \
+    for ( unsigned int i_##v = 0; \
+          i_##v < (d)->max_vcpus && ((v) = (d)->vcpu[i_##v], 1); i_##v++ ) \
+        if ( v )
+
+/* The vCPU this thread acts for (Xen's `current`). */
+extern _Thread_local struct vcpu *current;
+static inline void set_current(struct vcpu *v) { current = v; }
+
+#define DOMCREATE_translated (1U << 0)      /* ferry: Arm-style p2m */
+#define DOMCREATE_privileged (1U << 1)
+
+/* Creates a domain with domid (DOMID_ANY: the next free one). */
+int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
+                  struct domain **d_out);
+/* Look up and take a reference (NULL if absent); put_domain drops it. */
+struct domain *get_domain_by_id(domid_t domid);
+bool get_domain(struct domain *d);
+void put_domain(struct domain *d);
+/* destroydomain: -ERESTART while there is more to do. */
+int domain_kill(struct domain *d);
+static inline bool domain_is_dying(const struct domain *d)
+{
+    return atomic_load(&d->state) != DOMSTATE_ALIVE;
+}
+
+int domain_pause_by_systemcontroller(struct domain *d);
+int domain_unpause_by_systemcontroller(struct domain *d);
+bool domain_is_paused(const struct domain *d);
+void domain_shutdown(struct domain *d, unsigned int reason);
+
+/* Page ownership and accounting (xen/common/page_alloc.c). */
+#define MEMF_no_refcount (1U << 1)
+int assign_pages(struct page_info *pg, unsigned int nr, struct domain *d,
+                 unsigned int memflags);
+struct page_info *alloc_domheap_pages(struct domain *d, unsigned int order,
+                                      unsigned int memflags);
+void free_domheap_pages(struct page_info *pg, unsigned int order);
+void share_xen_page_with_guest(struct page_info *pg, struct domain *d,
+                               bool writable);
+/* Walk a domain's page list under page_alloc_lock: fn returns non-zero to stop. */
+int domain_for_each_page(struct domain *d, bool xenpages,
+                         int (*fn)(struct page_info *pg, void *arg), void *arg);
+
+/* ------------------------------------------------------------------------
+ * Preemption (hypervisor/preempt.c)
+ * ------------------------------------------------------------------------ */
+
+#define PREEMPT_PROMOTE 1U
+#define PREEMPT_DEMOTE  2U
+#define PREEMPT_ANY     (PREEMPT_PROMOTE | PREEMPT_DEMOTE)
+#define HV_PREEMPT_BUDGET 4096      /* the daemon's host.preempt_every */
+
+/* Xen's hypercall_preempt_check(): true when this hypercall should stop. */
+bool hypercall_preempt_check(void);
+/* The same, asked by (de)validation before entry idx of table mfn. */
+bool hypercall_preempt_check_pt(unsigned int level, unsigned int idx,
+                                mfn_t mfn, unsigned int op);
+/* Test hook: make the check fire before entry idx of a level-`level` table. */
+void hv_inject_preempt(struct vcpu *v, unsigned int level, unsigned int idx,
+                       mfn_t mfn, unsigned int op, unsigned int hits);
+void hv_clear_preempt(struct vcpu *v);
+
+/* ------------------------------------------------------------------------
+ * References (hypervisor/page.c)
+ * ------------------------------------------------------------------------ */
+
+struct domain *page_get_owner_and_reference(struct page_info *pg);
+bool get_page(struct page_info *pg, const struct domain *d);
+void get_page_light(struct page_info *pg);
+void put_page(struct page_info *pg);
+void put_page_alloc_ref(struct page_info *pg);
+
+int _get_page_type(struct page_info *pg, uint64_t type, bool preemptible);
+int _put_page_type(struct page_info *pg, unsigned int flags,
+                   struct page_info *ptpg);
+bool get_page_type(struct page_info *pg, uint64_t type);    /* 1/0 */
+int get_page_type_preemptible(struct page_info *pg, uint64_t type);
+void put_page_type(struct page_info *pg);
+int put_page_type_preemptible(struct page_info *pg);
+bool get_page_and_type(struct page_info *pg, struct domain *d, uint64_t type);
+void put_page_and_type(struct page_info *pg);
+int put_page_and_type_preemptible(struct page_info *pg);
+int put_old_guest_table(struct vcpu *v);
+
+bool page_lock(struct page_info *pg);
+void page_unlock(struct page_info *pg);
+
+/* ------------------------------------------------------------------------
+ * Page-table validation (hypervisor/pt.c)
+ * ------------------------------------------------------------------------ */
+
+/* Flags of a PTE as Xen's 24-bit encoding (bits 11:0 and 63:52). */
+#define get_pte_flags(x) ((uint32_t)(((x) >> 40) & ~0xFFFULL) | \
+                          (uint32_t)((x) & 0xFFFULL))
+#define put_pte_flags(x) ((((intpte_t)(x) & ~0xFFFULL) << 40) | \
+                          ((x) & 0xFFFULL))
+#define pte_mfn(e) (((e) & PTE_MFN_MASK) >> PAGE_SHIFT)
+#define _PAGE_GUEST_KERNEL (1U << 12)
+#define _PAGE_GNTTAB       (1U << 22)
+
+int validate_page(struct page_info *pg, uint64_t type, bool preemptible);
+int devalidate_page(struct page_info *pg, uint64_t type, bool preemptible);
+int get_page_from_l1e(intpte_t l1e, struct domain *l1e_owner,
+                      struct domain *pg_owner);
+void put_page_from_l1e(intpte_t l1e, struct domain *l1e_owner);
+/* Write Xen's slots 256..271 into an L4 (init_xen_l4_slots). */
+void init_xen_l4_slots(intpte_t *l4t, mfn_t l4mfn, const struct domain *d);
+intpte_t adjust_guest_l1e(intpte_t e, const struct domain *d);
+intpte_t adjust_guest_l2e(intpte_t e, const struct domain *d);
+intpte_t adjust_guest_l3e(intpte_t e, const struct domain *d);
+intpte_t adjust_guest_l4e(intpte_t e, const struct domain *d);
+bool is_guest_l4_slot(unsigned int slot);
+
+/* ------------------------------------------------------------------------
+ * Guest memory-management hypercalls (hypervisor/mmu.c)
+ *
+ * All act for `current`.  -ERESTART: progress recorded in *done (and in the
+ * vCPU); call again with the same arguments to continue.
+ * ------------------------------------------------------------------------ */
+
+long do_mmu_update(struct mmu_update *reqs, unsigned int count,
+                   unsigned int *done, unsigned int foreigndom);
+long do_mmuext_op(struct mmuext_op *ops, unsigned int count,
+                  unsigned int *done, unsigned int foreigndom);
+long do_update_va_mapping(uint64_t va, uint64_t val, uint64_t flags);
+long do_update_va_mapping_otherdomain(uint64_t va, uint64_t val,
+                                      uint64_t flags, domid_t domid);
+int new_guest_cr3(mfn_t mfn);
+/* Flush the soft TLBs of every vCPU of d (Xen's flush_tlb_mask). */
+void flush_tlb_domain(struct domain *d);
+/* Run a do_*() to completion through its continuations (hypercall entry). */
+long hv_run_to_completion(long (*fn)(void *), void *arg);
+
+/* ------------------------------------------------------------------------
+ * memory_op and grant tables (hypervisor/memory.c, hypervisor/grant.c)
+ * ------------------------------------------------------------------------ */
+
+long do_memory_op(unsigned int cmd, void *arg);
+long do_grant_table_op(unsigned int cmd, void *uop, unsigned int count);
+void grant_table_destroy(struct domain *d);
+/* Arm-style xen-heap GFN kept in page_info (set and read under p2m_lock). */
+uint64_t page_get_xenheap_gfn(const struct page_info *pg);
+
+/* ------------------------------------------------------------------------
+ * Toolstack operations (hypervisor/domctl.c, hypervisor/paging.c)
+ * ------------------------------------------------------------------------ */
+
+int domctl_getdomaininfo(struct domain *d,
+                         struct xen_domctl_getdomaininfo *info);
+int domctl_max_mem(struct domain *d, uint64_t max_memkb);
+int domctl_getvcpucontext(struct domain *d, unsigned int vcpu,
+                          struct vcpu_guest_context *ctxt);
+int domctl_setvcpucontext(struct domain *d, unsigned int vcpu,
+                          const struct vcpu_guest_context *ctxt);
+int domctl_getpageframeinfo3(struct domain *d, unsigned int num,
+                             uint64_t *array);
+int domctl_shadow_op(struct domain *d, struct xen_domctl_shadow_op *sc);
+
+/* Log-dirty: called wherever Xen calls paging_mark_dirty(). */
+void paging_mark_dirty(struct domain *d, mfn_t mfn);
+void paging_mark_pfn_dirty(struct domain *d, pfn_t pfn);
+bool paging_mode_log_dirty(const struct domain *d);
+void paging_teardown(struct domain *d);
+
+/* ------------------------------------------------------------------------
+ * The hypervisor's own address space (hypervisor/xenmap.c)
+ * ------------------------------------------------------------------------ */
+
+#define PAGE_HYPERVISOR_RW (_PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | \
+                            _PAGE_DIRTY | _PAGE_NX)
+#define PAGE_HYPERVISOR_RO (_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX)
+#define PAGE_HYPERVISOR    PAGE_HYPERVISOR_RW
+#define MAP_SMALL_PAGES    (1UL << 9)       /* _PAGE_AVAIL0 */
+
+int xenmap_init(void);
+void xenmap_dispose(void);
+int map_pages_to_xen(uint64_t virt, mfn_t mfn, uint64_t nr, uint64_t flags);
+int destroy_xen_mappings(uint64_t s, uint64_t e);
+int modify_xen_mappings(uint64_t s, uint64_t e, uint64_t nf);
+/* Translate a hypervisor virtual address (INVALID_MFN if unmapped). */
+mfn_t xen_map_to_mfn(uint64_t virt);
+
+/* ------------------------------------------------------------------------
+ * The auditor (hypervisor/audit.c)
+ *
+ * Checks invariants 1-14 of the reference over one domain (d != NULL) or
+ * the whole host.  Returns 0, or -EILSEQ with the first violation written
+ * to msg ("mfn 0x1234: general count 3, expected 4 (...)").
+ * ------------------------------------------------------------------------ */
+
+int audit_domain(struct domain *d, char *msg, size_t len);
+int audit_host(char *msg, size_t len);
+
+#endif /* FERRY_HV_H */

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for unit tests of the hypervisor core: a small host per test,
+ * domains with frames at chosen PFNs, raw PTE writes, and hypercalls run
+ * once (to observe a preempted state) or to completion.
+ *
+ * Every test process makes its own host (tests run in separate processes),
+ * and the helpers fail the test on any unexpected error, so a test body
+ * reads as the scenario it checks.
+ */
+#ifndef FERRY_TESTS_HVTEST_H
+#define FERRY_TESTS_HVTEST_H
+
+#include "harness.h"
+#include "hv.h"
+
+#define HVTEST_MEM_MB 64
+
+/* Make the host (memory_mb of machine memory) and act as domain 0. */
+void hvtest_host(unsigned int memory_mb);
+/* A PV domain with max_pages and nr_vcpus vCPUs; current becomes its vCPU 0. */
+struct domain *hvtest_domain(unsigned int max_pages, unsigned int nr_vcpus);
+/* One frame for d with M2P = pfn (the helper of populate_physmap). */
+mfn_t hvtest_frame(struct domain *d, pfn_t pfn);
+/* Act as vCPU n of d. */
+void hvtest_as(struct domain *d, unsigned int n);
+
+/* PTE helpers: a present entry for mfn with flags (P is added). */
+intpte_t hvtest_pte(mfn_t mfn, uint64_t flags);
+void hvtest_write_pte(mfn_t table, unsigned int idx, intpte_t val);
+intpte_t hvtest_read_pte(mfn_t table, unsigned int idx);
+
+uint64_t hvtest_count(mfn_t mfn);       /* general count, without flags */
+uint64_t hvtest_caf(mfn_t mfn);         /* whole count_info */
+uint64_t hvtest_taf(mfn_t mfn);         /* whole type_info */
+uint64_t hvtest_tcount(mfn_t mfn);      /* type count */
+
+/* One mmuext_op, called once (may return -ERESTART) or to completion. */
+long hvtest_mmuext_once(unsigned int cmd, mfn_t mfn, unsigned int *done);
+long hvtest_mmuext(unsigned int cmd, mfn_t mfn);
+/* One MMU_NORMAL_PT_UPDATE of entry idx of table to val, to completion. */
+long hvtest_pt_update(mfn_t table, unsigned int idx, intpte_t val);
+
+/* Fail the test unless the auditor finds the host consistent. */
+#define HVTEST_AUDIT_CLEAN()                                              \
+    do {                                                                  \
+        char m_[512];                                                     \
+        if ( audit_host(m_, sizeof(m_)) )                                 \
+            FAIL("auditor: %s", m_);                                      \
+    } while ( 0 )
+
+/* Destroy d to completion, check every frame came back, dispose the host. */
+void hvtest_destroy(struct domain *d);
+void hvtest_done(void);
+
+#endif /* FERRY_TESTS_HVTEST_H */
