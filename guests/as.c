@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+#include "as.h"
+int ferry_as_placeholder;

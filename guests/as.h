@@ -1,0 +1,4 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef FERRY_AS_H
+#define FERRY_AS_H
+#endif
