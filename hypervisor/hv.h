@@ -537,11 +537,34 @@ void page_unlock(struct page_info *pg);
 #define _PAGE_GUEST_KERNEL (1U << 12)
 #define _PAGE_GNTTAB       (1U << 22)
 
+/* Disallow masks in Xen's 24-bit flag encoding (reference 4.1). */
+#define BASE_DISALLOW_MASK 0xFF000198U
+#define L2_DISALLOW_MASK   BASE_DISALLOW_MASK
+#define L3_DISALLOW_MASK   BASE_DISALLOW_MASK
+#define L4_DISALLOW_MASK   BASE_DISALLOW_MASK
+uint32_t l1_disallow_mask(const struct domain *d);
+/*
+ * Would replacing entry o by n change only flags that need no
+ * re-validation (same MFN; only NX, AVAIL_HIGH, AVAIL, G, D, A, US differ)?
+ * Both present.  Xen's l?e_has_changed() fast path.
+ */
+bool pte_fastpath_update(intpte_t o, intpte_t n);
+
 int validate_page(struct page_info *pg, uint64_t type, bool preemptible);
 int devalidate_page(struct page_info *pg, uint64_t type, bool preemptible);
 int get_page_from_l1e(intpte_t l1e, struct domain *l1e_owner,
                       struct domain *pg_owner);
 void put_page_from_l1e(intpte_t l1e, struct domain *l1e_owner);
+/* L2..L4 entries: flags are PTF_*; table is the MFN holding the entry. */
+int get_page_from_l2e(intpte_t l2e, mfn_t table, struct domain *d,
+                      unsigned int flags);
+int get_page_from_l3e(intpte_t l3e, mfn_t table, struct domain *d,
+                      unsigned int flags);
+int get_page_from_l4e(intpte_t l4e, mfn_t table, struct domain *d,
+                      unsigned int flags);
+int put_page_from_l2e(intpte_t l2e, mfn_t table, unsigned int flags);
+int put_page_from_l3e(intpte_t l3e, mfn_t table, unsigned int flags);
+int put_page_from_l4e(intpte_t l4e, mfn_t table, unsigned int flags);
 /* Write Xen's slots 256..271 into an L4 (init_xen_l4_slots). */
 void init_xen_l4_slots(intpte_t *l4t, mfn_t l4mfn, const struct domain *d);
 intpte_t adjust_guest_l1e(intpte_t e, const struct domain *d);
