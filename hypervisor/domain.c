@@ -11,10 +11,18 @@
  * 0, dropped when it returns to 0), so a frame's owner pointer is always
  * valid while the frame is referenced.
  *
+ * Destruction (domain_kill, at the end of the file) undoes everything the
+ * domain holds, in Xen's order, as a restartable sequence, and returns the
+ * xen-heap frames allocated for it (shared_info, grant frames) to the heap
+ * once nothing references them; after it every frame the domain owned is
+ * free, except frames other domains still hold, which go with their last
+ * reference.
+ *
  * Invariants (checked by the auditor):
  *  - tot_pages == number of non-xen-heap frames whose owner is d;
  *  - every such frame is on d's page list, every shared xen-heap frame on
- *    its xenpage list, and no frame on two lists.
+ *    its xenpage list, and no frame on two lists -- except while a
+ *    destruction pass runs, when visited frames wait on relmem_list.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +59,60 @@ static void page_list_del(struct page_info *pg, uint32_t *head,
     else
         *tail = pg->list_prev;
     pg->list_next = pg->list_prev = 0;
+}
+
+static void page_list_add(struct page_info *pg, uint32_t *head,
+                          uint32_t *tail)
+{
+    uint32_t link = (uint32_t)page_to_mfn(pg) + 1;
+
+    pg->list_prev = 0;
+    pg->list_next = *head;
+    if ( *head )
+        mfn_to_page(*head - 1)->list_prev = link;
+    else
+        *tail = link;
+    *head = link;
+}
+
+/*
+ * Take pg off whichever of two lists holds it: destruction parks visited
+ * pages on relmem_list, and a page may be freed while it sits there.  Only
+ * a list's ends name the list; a page in the middle just unlinks.
+ */
+static void page_list_del2(struct page_info *pg, uint32_t *head1,
+                           uint32_t *tail1, uint32_t *head2, uint32_t *tail2)
+{
+    uint32_t link = (uint32_t)page_to_mfn(pg) + 1;
+
+    if ( (!pg->list_prev && *head1 == link) ||
+         (!pg->list_next && *tail1 == link) )
+        page_list_del(pg, head1, tail1);
+    else if ( (!pg->list_prev && *head2 == link) ||
+              (!pg->list_next && *tail2 == link) )
+        page_list_del(pg, head2, tail2);
+    else
+    {
+        BUG_ON(!pg->list_prev || !pg->list_next);
+        page_list_del(pg, head1, tail1);
+    }
+}
+
+/* Append list 2 to list 1, leaving list 2 empty. */
+static void page_list_splice(uint32_t *head1, uint32_t *tail1,
+                             uint32_t *head2, uint32_t *tail2)
+{
+    if ( !*head2 )
+        return;
+    if ( *tail1 )
+    {
+        mfn_to_page(*tail1 - 1)->list_next = *head2;
+        mfn_to_page(*head2 - 1)->list_prev = *tail1;
+    }
+    else
+        *head1 = *head2;
+    *tail1 = *tail2;
+    *head2 = *tail2 = 0;
 }
 
 int domain_for_each_page(struct domain *d, bool xenpages,
@@ -90,6 +152,16 @@ static struct vcpu *vcpu_create(struct domain *d, unsigned int id)
 
 static void domain_free(struct domain *d)
 {
+    /*
+     * The xen-heap frames destruction could not give back (still mapped
+     * when it finished) go now, as Xen frees them at its final destroy.
+     */
+    if ( d->shared_info_mfn &&
+         !free_xenheap_frame_if_unused(d, d->shared_info_mfn) )
+        printk("d%u: shared_info %#lx still referenced, leaked\n",
+               d->domain_id, (unsigned long)d->shared_info_mfn);
+    grant_table_free(d);
+    domain_rt_destroy(d);
     host.domain_by_id[d->domain_id] = NULL;
     for ( unsigned int i = 0; i < d->max_vcpus; i++ )
         free(d->vcpu[i]);
@@ -182,8 +254,8 @@ int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
     for ( unsigned int i = 0; i < max_vcpus; i++ )
         if ( !(d->vcpu[i] = vcpu_create(d, i)) )
             goto fail;
-    /* Domain 0 and the special owners have no shared_info of their own. */
-    if ( !special && shared_info_init(d) )
+    /* Domain 0 and the special owners have no shared_info, nor guests. */
+    if ( !special && (shared_info_init(d) || domain_rt_init(d)) )
         goto fail;
 
     *d_out = d;
@@ -247,6 +319,8 @@ int domain_pause_by_systemcontroller(struct domain *d)
             return -EOVERFLOW;
     } while ( !atomic_compare_exchange_weak(&d->controller_pause_count, &old,
                                             old + 1) );
+    /* Synchronous, as Xen's: no vCPU of d runs guest code after this. */
+    domain_rt_sync(d);
     return 0;
 }
 
@@ -260,7 +334,10 @@ int domain_unpause_by_systemcontroller(struct domain *d)
     } while ( !atomic_compare_exchange_weak(&d->controller_pause_count, &old,
                                             old - 1) );
     if ( old == 1 )
+    {
         atomic_store(&d->creation_finished, true);
+        domain_rt_kick(d);
+    }
     return 0;
 }
 
@@ -361,36 +438,45 @@ void free_domheap_pages(struct page_info *pg, unsigned int order)
     bool drop_ref = false;
 
     if ( d )
-    {
         spin_lock(&d->page_alloc_lock);
-        for ( unsigned int i = 0; i < nr; i++ )
-        {
-            if ( xenheap )
-                page_list_del(&pg[i], &d->xenpage_list_head,
-                              &d->xenpage_list_tail);
-            else
-                page_list_del(&pg[i], &d->page_list_head,
-                              &d->page_list_tail);
-            if ( !xenheap && (atomic_load(&pg[i].count_info) & PGC_extra) )
-                atomic_fetch_sub(&d->extra_pages, 1);
-        }
-        if ( xenheap )
-            atomic_fetch_sub(&d->xenheap_pages, nr);
-        else
-            drop_ref = atomic_fetch_sub(&d->tot_pages, nr) == nr;
-        spin_unlock(&d->page_alloc_lock);
-    }
-
-    if ( xenheap )
+    for ( unsigned int i = 0; d && i < nr; i++ )
     {
-        for ( unsigned int i = 0; i < nr; i++ )
-        {
-            page_set_owner(&pg[i], NULL);
-            atomic_store(&pg[i].type_info, 0);
-            atomic_store(&pg[i].count_info, PGC_xen_heap | PGC_state_inuse);
-        }
+        if ( xenheap )
+            page_list_del2(&pg[i], &d->xenpage_list_head,
+                           &d->xenpage_list_tail, &d->relmem_list_head,
+                           &d->relmem_list_tail);
+        else
+            page_list_del2(&pg[i], &d->page_list_head, &d->page_list_tail,
+                           &d->relmem_list_head, &d->relmem_list_tail);
+        if ( !xenheap && (atomic_load(&pg[i].count_info) & PGC_extra) )
+            atomic_fetch_sub(&d->extra_pages, 1);
     }
-    else
+    if ( d && xenheap )
+        atomic_fetch_sub(&d->xenheap_pages, nr);
+    else if ( d )
+        drop_ref = atomic_fetch_sub(&d->tot_pages, nr) == nr;
+
+    /*
+     * A xen-heap frame leaves the domain under page_alloc_lock, so that
+     * free_xenheap_frame_if_unused() sees it either still owned or done
+     * with.
+     */
+    for ( unsigned int i = 0; xenheap && i < nr; i++ )
+    {
+        page_set_owner(&pg[i], NULL);
+        atomic_store(&pg[i].type_info, 0);
+        atomic_store(&pg[i].count_info, PGC_xen_heap | PGC_state_inuse);
+    }
+    if ( d )
+        spin_unlock(&d->page_alloc_lock);
+
+    /*
+     * No vCPU of d may still be writing through a stale translation once
+     * the frame can belong to someone else (vcpu.c explains the flush).
+     */
+    if ( d )
+        flush_tlb_domain(d);
+    if ( !xenheap )
         free_heap_pages(pg, order);
     if ( drop_ref )
         put_domain(d);
@@ -410,4 +496,334 @@ void share_xen_page_with_guest(struct page_info *pg, struct domain *d,
     page_list_add_tail(pg, &d->xenpage_list_head, &d->xenpage_list_tail);
     atomic_fetch_add(&d->xenheap_pages, 1);
     spin_unlock(&d->page_alloc_lock);
+}
+
+/* ------------------------------------------------------------------------
+ * Destruction (xen/common/domain.c domain_kill, xen/arch/x86/domain.c
+ * domain_relinquish_resources and relinquish_memory)
+ *
+ * A restartable sequence: each stage either completes or returns -ERESTART
+ * with its progress recorded (d->relinquish_stage, pages moved to
+ * relmem_list, a vCPU's old_guest_table, PGT_partial in a page), and the
+ * next call resumes there.  The stages run in Xen's order; by the end no
+ * reference held by the domain's own state remains, so every frame it owned
+ * has been freed, except frames other domains still reference (a grant
+ * mapping), which go when those references do (invariant 14).
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Xen serialises destroydomain under the domctl lock.  ferry's kills take
+ * this lock, outermost of all: it is held across put_domain().
+ */
+static pthread_mutex_t kill_lock = PTHREAD_MUTEX_INITIALIZER;
+
+enum relinquish_stage
+{
+    REL_gnttab,             /* the domain's mappings of others' grants */
+    REL_mappings,           /* a translated domain's p2m */
+    REL_paging,             /* log-dirty */
+    REL_vcpu_pagetables,    /* base tables, deferred puts, GDTs */
+    REL_xen,                /* the xen-heap frames shared with it */
+    REL_l4,                 /* page_list, breaking L4 tables */
+    REL_l3,                 /* ... L3 tables */
+    REL_l2,                 /* ... L2 tables */
+    REL_done,
+};
+
+/* type_info bits destruction changes itself, by cmpxchg (add may be -1). */
+static uint64_t type_info_modify(struct page_info *pg, uint64_t clear,
+                                 uint64_t set, uint64_t add)
+{
+    uint64_t x = atomic_load(&pg->type_info), nx;
+
+    do {
+        nx = ((x & ~clear) | set) + add;
+    } while ( !atomic_compare_exchange_weak(&pg->type_info, &x, nx) );
+    return x;
+}
+
+/* Put pg back at the head of its list: the next call starts with it. */
+static void relinquish_requeue(struct domain *d, struct page_info *pg,
+                               uint32_t *head, uint32_t *tail)
+{
+    spin_lock(&d->page_alloc_lock);
+    page_list_add(pg, head, tail);
+    spin_unlock(&d->page_alloc_lock);
+}
+
+/*
+ * One page of a relinquish pass, holding the reference the caller took:
+ * drop the pin and the allocation reference, then force-devalidate it if
+ * it is a still validated (or partial) table of the pass's level.  The
+ * domain is dead, so a top-most table still validated is referenced only
+ * circularly (linear entries) or is half-done: devalidating it breaks those
+ * references, and its type count is left to the puts that follow.
+ * -ERESTART: pg is back on its list, state recorded in it.
+ */
+static int relinquish_page(struct domain *d, struct page_info *pg,
+                           uint32_t *head, uint32_t *tail, uint64_t type)
+{
+    uint64_t x, y;
+    int ret = 0;
+
+    if ( type_info_modify(pg, PGT_pinned, 0, 0) & PGT_pinned )
+        ret = put_page_and_type_preemptible(pg);
+    switch ( ret )
+    {
+    case 0:
+        break;
+    case -EINTR:
+        /* PGT_validated is set again: re-pin, so next time finds it. */
+        ASSERT(atomic_load(&pg->type_info) & PGT_validated);
+        type_info_modify(pg, 0, PGT_pinned, 0);
+        goto requeue;
+    case -ERESTART:
+        /*
+         * PGT_partial is set instead: the devalidation below finishes it
+         * next time.  The pin's general ref goes now, as the put did not
+         * drop it.
+         */
+        put_page(pg);
+        goto requeue;
+    default:
+        BUG();
+    }
+
+    put_page_alloc_ref(pg);
+
+    y = atomic_load(&pg->type_info);
+    for ( ; ; )
+    {
+        x = y;
+        if ( (x & PGT_type_mask) != type ||
+             !(x & (PGT_validated | PGT_partial)) )
+            break;
+        if ( !atomic_compare_exchange_weak(&pg->type_info, &y,
+                                           x & ~(PGT_validated |
+                                                 PGT_partial)) )
+            continue;
+
+        switch ( devalidate_page(pg, x, true) )
+        {
+        case 0:
+            break;
+        case -EINTR:
+            type_info_modify(pg, 0, PGT_validated, 0);
+            if ( x & PGT_partial )
+                put_page(pg);
+            goto requeue;
+        case -ERESTART:
+            /*
+             * PGT_partial holds a type ref and a general ref.  Coming in
+             * with it, both exist and the ref we took goes; otherwise the
+             * type count grows by one and our ref becomes the partial one.
+             */
+            relinquish_requeue(d, pg, head, tail);
+            if ( !(x & PGT_partial) )
+                type_info_modify(pg, 0, 0, 1);
+            type_info_modify(pg, 0, PGT_partial, 0);
+            if ( x & PGT_partial )
+                put_page(pg);
+            return -ERESTART;
+        default:
+            BUG();
+        }
+        if ( x & PGT_partial )
+        {
+            type_info_modify(pg, 0, 0, (uint64_t)-1);
+            put_page(pg);
+        }
+        break;
+    }
+    return 0;
+
+ requeue:
+    relinquish_requeue(d, pg, head, tail);
+    put_page(pg);
+    return -ERESTART;
+}
+
+/*
+ * Visit every page of a list once per pass: visited pages wait on
+ * relmem_list (the list's head is always the next to do), and go back when
+ * the list is empty.  page_alloc_lock is not recursive in ferry, so it is
+ * held only to move pages between lists; the reference taken on each page
+ * keeps it from being freed meanwhile.
+ */
+static int relinquish_memory(struct domain *d, bool xenpages, uint64_t type)
+{
+    uint32_t *head = xenpages ? &d->xenpage_list_head : &d->page_list_head;
+    uint32_t *tail = xenpages ? &d->xenpage_list_tail : &d->page_list_tail;
+    int ret;
+
+    for ( ; ; )
+    {
+        struct page_info *pg;
+        struct domain *owner;
+
+        spin_lock(&d->page_alloc_lock);
+        if ( !*head )
+        {
+            page_list_splice(head, tail, &d->relmem_list_head,
+                             &d->relmem_list_tail);
+            spin_unlock(&d->page_alloc_lock);
+            return 0;
+        }
+        pg = mfn_to_page(*head - 1);
+        page_list_del(pg, head, tail);
+        /* Grab a reference so the page won't disappear from under us. */
+        owner = page_get_owner_and_reference(pg);
+        if ( unlikely(!owner) )
+        {
+            /* Someone is freeing it: their free takes it off relmem. */
+            page_list_add_tail(pg, &d->relmem_list_head,
+                               &d->relmem_list_tail);
+            spin_unlock(&d->page_alloc_lock);
+            continue;
+        }
+        BUG_ON(owner != d);
+        spin_unlock(&d->page_alloc_lock);
+
+        ret = relinquish_page(d, pg, head, tail, type);
+        if ( ret )
+            return ret;
+
+        /* Put the page on the list and /then/ potentially free it. */
+        spin_lock(&d->page_alloc_lock);
+        page_list_add_tail(pg, &d->relmem_list_head, &d->relmem_list_tail);
+        spin_unlock(&d->page_alloc_lock);
+        put_page(pg);
+
+        if ( hypercall_preempt_check() )
+            return -ERESTART;
+    }
+}
+
+/* Base tables (with any deferred put) and GDT frames of every vCPU. */
+static int relinquish_vcpus(struct domain *d)
+{
+    struct vcpu *v;
+    int rc;
+
+    for_each_vcpu ( d, v )
+    {
+        rc = vcpu_destroy_pagetables(v);
+        if ( rc )
+            return rc;
+    }
+    for_each_vcpu ( d, v )
+        pv_destroy_gdt(v);
+    return 0;
+}
+
+static int domain_relinquish_resources(struct domain *d)
+{
+    int rc = 0;
+
+    for ( ; ; )
+    {
+        switch ( (enum relinquish_stage)d->relinquish_stage )
+        {
+        case REL_gnttab:
+            rc = gnttab_release_mappings(d);
+            break;
+        case REL_mappings:
+            if ( d->translated )
+                relinquish_p2m_mapping(d);
+            break;
+        case REL_paging:
+            paging_teardown(d);
+            break;
+        case REL_vcpu_pagetables:
+            rc = relinquish_vcpus(d);
+            break;
+        case REL_xen:
+            rc = relinquish_memory(d, true, ~0ULL);
+            break;
+        case REL_l4:
+            rc = relinquish_memory(d, false, PGT_l4_page_table);
+            break;
+        case REL_l3:
+            rc = relinquish_memory(d, false, PGT_l3_page_table);
+            break;
+        case REL_l2:
+            rc = relinquish_memory(d, false, PGT_l2_page_table);
+            break;
+        case REL_done:
+            return 0;
+        default:
+            BUG();
+        }
+        if ( rc )
+            return rc;
+        d->relinquish_stage++;
+    }
+}
+
+bool free_xenheap_frame_if_unused(struct domain *d, mfn_t mfn)
+{
+    struct page_info *pg = mfn_to_page(mfn);
+    bool unused;
+
+    /*
+     * free_domheap_pages() lets go of a xen-heap frame under
+     * page_alloc_lock: seen there with no count and no owner, it is done
+     * with and nobody can take a reference again (the count is 0).
+     */
+    spin_lock(&d->page_alloc_lock);
+    unused = !(atomic_load(&pg->count_info) & PGC_count_mask) &&
+             !page_get_owner(pg);
+    spin_unlock(&d->page_alloc_lock);
+    if ( unused )
+    {
+        ASSERT(atomic_load(&pg->count_info) & PGC_xen_heap);
+        free_heap_pages(pg, 0);
+    }
+    return unused;
+}
+
+int domain_kill(struct domain *d)
+{
+    struct vcpu *v;
+    int rc = 0;
+
+    if ( current && d == current->domain )
+        return -EINVAL;
+
+    pthread_mutex_lock(&kill_lock);
+    switch ( atomic_load(&d->state) )
+    {
+    case DOMSTATE_ALIVE:
+        /*
+         * Paused for good (Xen's domain_pause): once this returns no vCPU
+         * of d runs guest code, so its tables can go.
+         */
+        for_each_vcpu ( d, v )
+            vcpu_pause(v);
+        atomic_store(&d->state, DOMSTATE_DYING);
+        /* fall through */
+    case DOMSTATE_DYING:
+        rc = domain_relinquish_resources(d);
+        if ( rc )
+            break;
+        /* The xen-heap frames the hypervisor allocated for it. */
+        if ( d->shared_info_mfn &&
+             free_xenheap_frame_if_unused(d, d->shared_info_mfn) )
+            __atomic_store_n(&d->shared_info_mfn, 0, __ATOMIC_RELAXED);
+        grant_table_destroy(d);
+        /*
+         * The paused runner threads have nothing left to run: end them.
+         * Their state stays until domain_free(), because frees of d's
+         * frames by other domains still flush d's vCPUs through it.
+         */
+        domain_rt_stop(d);
+        atomic_store(&d->state, DOMSTATE_DEAD);
+        /* The domain list's reference. */
+        put_domain(d);
+        break;
+    case DOMSTATE_DEAD:
+        break;
+    }
+    pthread_mutex_unlock(&kill_lock);
+    return rc;
 }

@@ -322,6 +322,20 @@ static int open_machine_memory(const struct host_params *p, size_t len)
     return fd;
 }
 
+/*
+ * A hypervisor frame that privileged guests may map read-only, as Xen's
+ * share_xen_page_with_privileged_guests(SHARE_ro): owned by DOMID_XEN and
+ * typed none|validated with one type reference, so that nobody can ever
+ * take a writable type reference (a writable mapping) to it.
+ */
+static void share_xen_frame_ro(struct page_info *pg)
+{
+    page_set_owner(pg, host.dom_xen);
+    atomic_store(&pg->type_info, PGT_none | PGT_validated | 1);
+    atomic_store(&pg->count_info,
+                 PGC_xen_heap | PGC_allocated | PGC_state_inuse | 1);
+}
+
 /* Give the M2P its frames, owned by the hypervisor (DOMID_XEN). */
 static int m2p_init(void)
 {
@@ -339,10 +353,7 @@ static int m2p_init(void)
     host.m2p = map_domain_page(host.m2p_first_mfn);
     memset(host.m2p, 0xff, (1ULL << order) * PAGE_SIZE);
     for ( uint64_t i = 0; i < (1ULL << order); i++ )
-    {
-        atomic_store(&pg[i].count_info, PGC_xen_heap | PGC_state_inuse | 1);
-        page_set_owner(&pg[i], host.dom_xen);
-    }
+        share_xen_frame_ro(&pg[i]);
     return 0;
 }
 
@@ -357,7 +368,13 @@ static int special_domains_init(unsigned int nr_control_vcpus)
         rc = domain_create(0, DOMCREATE_privileged,
                            nr_control_vcpus ? nr_control_vcpus : 1,
                            &host.dom0);
-    return rc;
+    if ( rc )
+        return rc;
+    /* Domain 0 runs from the start: its vCPUs are the toolstack's threads. */
+    domain_unpause_by_systemcontroller(host.dom0);
+    for ( unsigned int i = 0; i < host.dom0->max_vcpus; i++ )
+        atomic_store(&host.dom0->vcpu[i]->is_down, false);
+    return 0;
 }
 
 int host_init(const struct host_params *p)
@@ -393,12 +410,11 @@ int host_init(const struct host_params *p)
     /* MFN 0 stays reserved: 0 means "no frame" in vCPU state. */
     mark_range(1, host.max_page - 1, true);
     host.free_pages = host.max_page - 1;
-    atomic_store(&host.frame_table[0].count_info, PGC_state_inuse);
 
     rc = special_domains_init(p->nr_control_vcpus);
     if ( rc )
         goto fail;
-    page_set_owner(&host.frame_table[0], host.dom_xen);
+    share_xen_frame_ro(&host.frame_table[0]);
     rc = m2p_init();
     if ( rc )
         goto fail;
@@ -412,8 +428,21 @@ int host_init(const struct host_params *p)
     return rc;
 }
 
+/* Destroy d to the end, unless it already is (then nothing happens). */
+static void kill_to_completion(struct domain *d)
+{
+    if ( d )
+        while ( domain_kill(d) == -ERESTART )
+            ;
+}
+
 void host_dispose(void)
 {
+    /*
+     * Nothing acts for a guest any more.  With no current vCPU, domain 0
+     * is not "self" to domain_kill() and no kill is preempted.
+     */
+    set_current(NULL);
     if ( host.idle_pg_table )
         xenmap_dispose();
     for ( unsigned int id = 0; id < ARRAY_SIZE(host.domain_by_id); id++ )
@@ -422,9 +451,14 @@ void host_dispose(void)
 
         if ( !d || d == host.dom_xen || d == host.dom_io )
             continue;
-        while ( domain_kill(d) == -ERESTART )
-            ;
+        kill_to_completion(d);
     }
+    /*
+     * The special domains go last: they own the hypervisor's frames (the
+     * M2P) and MMIO, which guests' tables referenced until just now.
+     */
+    kill_to_completion(host.dom_io);
+    kill_to_completion(host.dom_xen);
     if ( host.mem )
         munmap(host.mem, host.max_page << PAGE_SHIFT);
     if ( host.frame_table )

@@ -78,7 +78,9 @@ typedef uint64_t intpte_t;
 #define BUG() hv_bug(__FILE__, __LINE__, NULL)
 #define BUG_ON(c) do { if ( unlikely(c) ) hv_bug(__FILE__, __LINE__, #c); } \
                   while ( 0 )
+#ifndef ASSERT      /* the unit tests' harness.h has its own */
 #define ASSERT(c) BUG_ON(!(c))
+#endif
 void hv_bug(const char *file, int line, const char *cond)
     __attribute__((noreturn));
 
@@ -339,14 +341,22 @@ uint64_t hv_free_pages(void);
  */
 enum domain_state { DOMSTATE_ALIVE, DOMSTATE_DYING, DOMSTATE_DEAD };
 
+/*
+ * Log-dirty state (hypervisor/paging.c).  The bitmap is indexed by PFN and
+ * kept, as in Xen, as a trie: three levels of 512-entry nodes above 4 KiB
+ * leaves (2^42 PFNs).  Nodes are added under `lock` and published with a
+ * release store; marking a PFN is lock-free (an atomic OR on a leaf), and
+ * nodes are freed only once no marker can be inside them (see `markers`).
+ */
 struct logdirty
 {
-    spinlock_t lock;
-    bool enabled;
-    uint8_t *bitmap;            /* indexed by PFN; grown on demand */
-    uint64_t bitmap_pfns;       /* bits the bitmap holds */
+    spinlock_t lock;            /* node allocation, CLEAN/PEEK, OFF */
+    bool enabled;               /* read and written with __atomic builtins */
+    void *bitmap;               /* the trie's root node; NULL: empty */
+    _Atomic unsigned int markers;   /* threads inside paging_mark_*() */
     _Atomic uint64_t dirty_count;
     _Atomic uint64_t fault_count;
+    _Atomic uint64_t failed_allocs;
 };
 
 struct grant_table;
@@ -363,6 +373,7 @@ struct vcpu
     _Atomic int pause_count;        /* vcpu_pause() nesting */
     _Atomic bool blocked;           /* SCHEDOP_block */
     _Atomic bool running;
+    _Atomic uint64_t cpu_time;      /* ns run so far (the guest CPU adds) */
 
     /* Base page tables: each holds one general + one L4 type reference. */
     mfn_t guest_table;              /* 0: none */
@@ -428,9 +439,12 @@ struct domain
 
     struct logdirty logdirty;
     struct grant_table *grant_table;
+    struct domain_rt *rt;           /* running guests (hypervisor/vcpu.c) */
 
     /* Continuation state of a preempted destroy. */
     unsigned int relinquish_stage;
+    /* Pages relinquish_memory() has visited in the current pass. */
+    uint32_t relmem_list_head, relmem_list_tail;
 
     unsigned int max_vcpus;
     struct vcpu **vcpu;
@@ -457,6 +471,11 @@ bool get_domain(struct domain *d);
 void put_domain(struct domain *d);
 /* destroydomain: -ERESTART while there is more to do. */
 int domain_kill(struct domain *d);
+/*
+ * Return a xen-heap frame that d shared (shared_info, grant frames) to the
+ * heap if no reference is left on it; false if something still holds it.
+ */
+bool free_xenheap_frame_if_unused(struct domain *d, mfn_t mfn);
 static inline bool domain_is_dying(const struct domain *d)
 {
     return atomic_load(&d->state) != DOMSTATE_ALIVE;
@@ -479,6 +498,57 @@ void share_xen_page_with_guest(struct page_info *pg, struct domain *d,
 /* Walk a domain's page list under page_alloc_lock: fn returns non-zero to stop. */
 int domain_for_each_page(struct domain *d, bool xenpages,
                          int (*fn)(struct page_info *pg, void *arg), void *arg);
+
+/* ------------------------------------------------------------------------
+ * Running guests (hypervisor/vcpu.c, hypervisor/hypercall.c)
+ *
+ * Each online, initialised vCPU of a domain runs on a thread of its own
+ * executing the guest ISA (isa.h) through the guest's page tables.  The
+ * runtime is created with the domain and needs no caller to start it: a
+ * runner thread appears for each vCPU the first time the domain is
+ * runnable, and parks whenever it is not (paused, blocked, down, shut
+ * down).
+ * ------------------------------------------------------------------------ */
+
+struct domain_rt;
+
+int domain_rt_init(struct domain *d);
+/* Stop and join every runner (domain_kill).  Idempotent. */
+void domain_rt_stop(struct domain *d);
+/* Stop, then free the runtime (domain_free only).  Idempotent. */
+void domain_rt_destroy(struct domain *d);
+/* The domain may have become runnable: start or wake its runners. */
+void domain_rt_kick(struct domain *d);
+/* Return only when no vCPU of d is executing guest code. */
+void domain_rt_sync(struct domain *d);
+/* The same for one vCPU (vcpu_pause() in Xen). */
+void vcpu_pause(struct vcpu *v);
+void vcpu_unpause(struct vcpu *v);
+
+/* Crash the domain: log why, and shut it down with SHUTDOWN_crash. */
+void domain_crash(struct domain *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Ask the guest to shut down (SHUTDOWN_* reason): ferry's control event. */
+int domain_request_shutdown(struct domain *d, unsigned int reason);
+
+/* The guest's console: what it wrote with console_io, and input for it. */
+void domain_console_put(struct domain *d, const char *buf, size_t len);
+size_t domain_console_read(struct domain *d, char *buf, size_t len,
+                           uint64_t *cursor, uint64_t *lost);
+
+/* Guest system time in ns (what rdtime returns and timers count in). */
+uint64_t hv_system_time(void);
+/* Arm (deadline ns, 0: cancel) the vCPU's one-shot timer. */
+void vcpu_set_timer(struct vcpu *v, uint64_t deadline);
+
+/* Copy through v's page tables; -EFAULT unless every byte is reachable. */
+int copy_from_guest(struct vcpu *v, void *dst, uint64_t va, size_t len);
+int copy_to_guest(struct vcpu *v, uint64_t va, const void *src, size_t len);
+
+struct cpu_user_regs;
+/* The guest's hcall instruction (hypercall.c); *action: ISA_HCALL_*. */
+long hv_guest_hypercall(struct vcpu *v, struct cpu_user_regs *regs,
+                        int *action);
 
 /* ------------------------------------------------------------------------
  * Preemption (hypervisor/preempt.c)
@@ -590,23 +660,75 @@ long do_update_va_mapping_otherdomain(uint64_t va, uint64_t val,
 int new_guest_cr3(mfn_t mfn);
 /* Flush the soft TLBs of every vCPU of d (Xen's flush_tlb_mask). */
 void flush_tlb_domain(struct domain *d);
-/* Run a do_*() to completion through its continuations (hypercall entry). */
-long hv_run_to_completion(long (*fn)(void *), void *arg);
 
 /* ------------------------------------------------------------------------
  * memory_op and grant tables (hypervisor/memory.c, hypervisor/grant.c)
  * ------------------------------------------------------------------------ */
 
-long do_memory_op(unsigned int cmd, void *arg);
+/*
+ * memory_op.  *cmd is the guest's command register: the op in its low
+ * MEMOP_EXTENT_SHIFT bits, the start extent above them.  When the
+ * reservation ops (increase/decrease_reservation, populate_physmap) or
+ * add_to_physmap_batch are preempted they return -ERESTART after rewriting
+ * *cmd to op | (next extent << MEMOP_EXTENT_SHIFT), exactly what Xen's
+ * hypercall_create_continuation() writes into the guest's register: call
+ * again with the same cmd pointer and arg.  The final return value is what
+ * Xen returns (extents done for the reservation ops, 0/-errno otherwise).
+ * arg per op: struct xen_memory_reservation (0, 1, 6), struct
+ * xen_memory_domain (3, 4, 14), struct xen_machphys_mfn_list (5), struct
+ * xen_add_to_physmap (7), struct xen_remove_from_physmap (15), struct
+ * xen_add_to_physmap_batch (23); unused for maximum_ram_page (2).
+ */
+long do_memory_op(unsigned int *cmd, void *arg);
+/*
+ * grant_table_op: uop points at count structures of the op's type.  Never
+ * preempted (ferry's batches are short); per-op results in each status.
+ */
 long do_grant_table_op(unsigned int cmd, void *uop, unsigned int count);
+/*
+ * Grant tables and domain destruction: gnttab_release_mappings() drops the
+ * dying domain's mappings of other domains' grants (-ERESTART: call again);
+ * grant_table_destroy() returns its grant frames to the heap once no guest
+ * reference is left on them; grant_table_free() (last put_domain) frees any
+ * frame still left and the table itself.
+ */
+int gnttab_release_mappings(struct domain *d);
 void grant_table_destroy(struct domain *d);
+void grant_table_free(struct domain *d);
+/*
+ * The grant frame idx of d for XENMAPSPACE_grant_table, growing the table
+ * as Xen's gnttab_map_frame_begin() does.  On success *mfn holds a general
+ * reference and the table lock is held until gnttab_map_frame_end().
+ * Lock order: grant-table lock -> d->p2m_lock -> d->page_alloc_lock.
+ */
+int gnttab_map_frame_begin(struct domain *d, unsigned long idx, mfn_t *mfn);
+void gnttab_map_frame_end(struct domain *d, mfn_t mfn);
 /* Arm-style xen-heap GFN kept in page_info (set and read under p2m_lock). */
 uint64_t page_get_xenheap_gfn(const struct page_info *pg);
+/*
+ * The physmap of a translated domain (d->p2m) and, for PV, the M2P side of
+ * it.  guest_physmap_remove_page: -EILSEQ when gfn does not map mfn.
+ */
+int guest_physmap_add_page(struct domain *d, uint64_t gfn, mfn_t mfn,
+                           unsigned int order);
+int guest_physmap_remove_page(struct domain *d, uint64_t gfn, mfn_t mfn,
+                              unsigned int order);
+/* gfn -> mfn of a translated domain (INVALID_MFN if absent); PV: gfn. */
+mfn_t gfn_to_mfn(struct domain *d, uint64_t gfn);
+/* Drop every p2m entry of a dying translated domain. */
+void relinquish_p2m_mapping(struct domain *d);
 
 /* ------------------------------------------------------------------------
  * Toolstack operations (hypervisor/domctl.c, hypervisor/paging.c)
  * ------------------------------------------------------------------------ */
 
+/*
+ * All act for `current` (a vCPU of domain 0) on d, with Xen's checks and
+ * error codes.  setvcpucontext: ctxt NULL resets the vCPU; -ERESTART means
+ * a base table's validation (or a reset's devalidation) was preempted:
+ * call again with the same arguments.  getpageframeinfo3 overwrites each
+ * of the num MFNs in array with its XEN_DOMCTL_PFINFO_* type word.
+ */
 int domctl_getdomaininfo(struct domain *d,
                          struct xen_domctl_getdomaininfo *info);
 int domctl_max_mem(struct domain *d, uint64_t max_memkb);
@@ -617,11 +739,32 @@ int domctl_setvcpucontext(struct domain *d, unsigned int vcpu,
 int domctl_getpageframeinfo3(struct domain *d, unsigned int num,
                              uint64_t *array);
 int domctl_shadow_op(struct domain *d, struct xen_domctl_shadow_op *sc);
+/* pausedomain / unpausedomain: the domctl checks around domain.c's calls. */
+int domctl_pausedomain(struct domain *d);
+int domctl_unpausedomain(struct domain *d);
+
+/*
+ * The vCPU's GDT (xen/arch/x86/pv/descriptor-tables.c): each of the
+ * ceil(entries / 512) frames holds a general + seg_desc type reference,
+ * recorded in v->gdt_frames.  pv_set_gdt: -EINVAL for more than 14 frames'
+ * worth of entries or a frame that cannot be typed seg_desc.
+ */
+int pv_set_gdt(struct vcpu *v, const uint64_t *frames, unsigned int entries);
+void pv_destroy_gdt(struct vcpu *v);
+/*
+ * Drop v's guest_table and guest_table_user references (Xen's
+ * vcpu_destroy_pagetables, used by vCPU reset and domain destruction).
+ * -ERESTART: the rest is parked in v->old_guest_table; call again.
+ */
+int vcpu_destroy_pagetables(struct vcpu *v);
 
 /* Log-dirty: called wherever Xen calls paging_mark_dirty(). */
 void paging_mark_dirty(struct domain *d, mfn_t mfn);
 void paging_mark_pfn_dirty(struct domain *d, pfn_t pfn);
 bool paging_mode_log_dirty(const struct domain *d);
+/* The guest CPU fixed up a write fault while logging (stats.fault_count). */
+void paging_note_write_fault(struct domain *d);
+/* Turn log-dirty off and free the bitmap (domain_kill calls it). */
 void paging_teardown(struct domain *d);
 
 /* ------------------------------------------------------------------------
@@ -633,6 +776,30 @@ void paging_teardown(struct domain *d);
 #define PAGE_HYPERVISOR_RO (_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX)
 #define PAGE_HYPERVISOR    PAGE_HYPERVISOR_RW
 #define MAP_SMALL_PAGES    (1UL << 9)       /* _PAGE_AVAIL0 */
+/* Flags of an entry that points to a lower table of Xen's own tables. */
+#define __PAGE_HYPERVISOR  (_PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | \
+                            _PAGE_DIRTY)
+#define __PAGE_HYPERVISOR_RO (_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX)
+/* Leaf flags of the guest-readable M2P view at RO_MPT_VIRT_START. */
+#define HV_RO_MPT_FLAGS    (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | \
+                            _PAGE_NX)
+
+/*
+ * The hypervisor's virtual layout (xen/arch/x86/include/asm/config.h):
+ * slot 256 the read-only M2P (RO_MPT_VIRT_START, abi.h); slot 261 the
+ * read-write M2P, then the vmap area, where map_pages_to_xen callers put
+ * their mappings; slots 262..271 the direct map of all machine memory
+ * (MFN m at HV_DIRECTMAP_VIRT_START + m * PAGE_SIZE).  Every L3 table of
+ * slots 261..271 exists from xenmap_init on, because init_xen_l4_slots
+ * copies those L4 entries into each guest L4 once.
+ */
+#define HV_L4_SLOT_VIRT(s)     (0xFFFF000000000000UL | ((uint64_t)(s) << 39))
+#define HV_RDWR_MPT_VIRT_START HV_L4_SLOT_VIRT(261)
+#define HV_RDWR_MPT_VIRT_END   (HV_RDWR_MPT_VIRT_START + (1UL << 38))
+#define HV_VMAP_VIRT_START     HV_RDWR_MPT_VIRT_END
+#define HV_VMAP_VIRT_END       (HV_VMAP_VIRT_START + (64UL << 30))
+#define HV_DIRECTMAP_VIRT_START HV_L4_SLOT_VIRT(262)
+#define HV_DIRECTMAP_VIRT_END  HV_L4_SLOT_VIRT(272)
 
 int xenmap_init(void);
 void xenmap_dispose(void);
@@ -641,6 +808,13 @@ int destroy_xen_mappings(uint64_t s, uint64_t e);
 int modify_xen_mappings(uint64_t s, uint64_t e, uint64_t nf);
 /* Translate a hypervisor virtual address (INVALID_MFN if unmapped). */
 mfn_t xen_map_to_mfn(uint64_t virt);
+/* Table frames of the hypervisor's own page tables, L4 included. */
+uint64_t hv_xenmap_nr_tables(void);
+/*
+ * Test hook: when set, xenmap yields the CPU between reading an entry and
+ * acting on it, widening the windows the XSA-345 L3 lock closes.
+ */
+extern _Atomic bool hv_xenmap_widen_races;
 
 /* ------------------------------------------------------------------------
  * The auditor (hypervisor/audit.c)
@@ -652,5 +826,15 @@ mfn_t xen_map_to_mfn(uint64_t virt);
 
 int audit_domain(struct domain *d, char *msg, size_t len);
 int audit_host(char *msg, size_t len);
+/*
+ * Auditing after every hypercall (configure --enable-debug-audit, or
+ * host.audit_every_hypercall): every hypercall entry point calls
+ * hv_audit_before_hypercall() first and hv_audit_after_hypercall("name")
+ * when it returns to the guest (also after -ERESTART), which audits the
+ * host once no hypercall is in flight and BUG()s on a violation.  Both are
+ * no-ops when auditing is off.
+ */
+void hv_audit_before_hypercall(void);
+void hv_audit_after_hypercall(const char *what);
 
 #endif /* FERRY_HV_H */

@@ -173,6 +173,34 @@ struct xen_remove_from_physmap
     uint64_t gpfn;
 };
 
+/* current_reservation, maximum_reservation, maximum_gpfn. */
+struct xen_memory_domain
+{
+    domid_t domid;
+};
+
+/* machphys_mfn_list: one MFN per 2 MiB chunk of the M2P. */
+struct xen_machphys_mfn_list
+{
+    uint32_t max_extents;       /* in: room in extent_start */
+    uint64_t *extent_start;     /* out: the chunks' first MFNs */
+    uint32_t nr_extents;        /* out: chunks written */
+};
+
+struct xen_add_to_physmap_batch
+{
+    domid_t domid;
+    uint16_t space;             /* XENMAPSPACE_* */
+    uint16_t size;              /* number of idxs/gpfns/errs */
+    domid_t foreign_domid;      /* XENMAPSPACE_gmfn_foreign only */
+    uint64_t *idxs;
+    uint64_t *gpfns;
+    int32_t *errs;              /* out: per-entry result */
+};
+
+/* Bit 31 of add_to_physmap's idx for grant_table: a v2 status frame. */
+#define XENMAPIDX_grant_table_status 0x80000000U
+
 /* grant_table_op (public/grant_table.h). */
 #define GNTTABOP_map_grant_ref    0
 #define GNTTABOP_unmap_grant_ref  1
@@ -185,6 +213,7 @@ struct xen_remove_from_physmap
 #define GNTST_bad_gntref      (-3)
 #define GNTST_bad_handle      (-4)
 #define GNTST_bad_virt_addr   (-5)
+#define GNTST_bad_dev_addr    (-6)
 #define GNTST_permission_denied (-8)
 #define GNTST_bad_page        (-9)
 #define GNTST_eagain         (-12)
@@ -220,6 +249,14 @@ struct gnttab_setup_table
     uint32_t nr_frames;
     int16_t status;
     uint64_t *frame_list;       /* out: MFNs for PV */
+};
+
+struct gnttab_query_size
+{
+    domid_t dom;
+    uint32_t nr_frames;         /* out */
+    uint32_t max_nr_frames;     /* out */
+    int16_t status;             /* out */
 };
 
 struct gnttab_map_grant_ref
@@ -344,6 +381,68 @@ struct vcpu_guest_context
 #define xen_pfn_to_cr3(pfn) ((uint64_t)(pfn) << 12)
 #define xen_cr3_to_pfn(cr3) ((uint64_t)(cr3) >> 12)
 
+/*
+ * start_info (public/xen.h), 1168 bytes on x86-64.  ferry guests write
+ * their console with console_io, so console.domU.mfn is 0.
+ */
+#define MAX_GUEST_CMDLINE 1024
+#define SIF_PRIVILEGED (1U << 0)
+struct start_info
+{
+    char magic[32];             /* "xen-3.0-x86_64" */
+    uint64_t nr_pages;
+    uint64_t shared_info;       /* machine address of shared_info */
+    uint32_t flags;
+    uint32_t pad0;
+    uint64_t store_mfn;
+    uint32_t store_evtchn;
+    uint32_t pad1;
+    struct
+    {
+        uint64_t mfn;
+        uint32_t evtchn;
+        uint32_t pad;
+    } console;
+    uint64_t pt_base;           /* virtual address of the initial L4 */
+    uint64_t nr_pt_frames;
+    uint64_t mfn_list;          /* virtual address of the P2M list */
+    uint64_t mod_start;
+    uint64_t mod_len;
+    int8_t cmd_line[MAX_GUEST_CMDLINE];
+    uint64_t first_p2m_pfn;
+    uint64_t nr_p2m_frames;
+};
+
+/*
+ * shared_info (public/xen.h) offsets on x86-64: 32 vcpu_info of 64 bytes,
+ * event-channel bitmaps, wallclock, then the arch part the saver reads.
+ */
+#define SHINFO_VCPU_INFO(n)        ((n) * 64)
+#define VCPU_INFO_UPCALL_PENDING   0      /* u8 */
+#define VCPU_INFO_UPCALL_MASK      1      /* u8 */
+#define VCPU_INFO_PENDING_SEL      8      /* u64 */
+#define SHINFO_EVTCHN_PENDING      2048
+#define SHINFO_EVTCHN_MASK         2560
+#define SHINFO_WC_VERSION          3072
+#define SHINFO_MAX_PFN             3088   /* highest PFN + 1 */
+#define SHINFO_PFN_TO_MFN_FLL      3096   /* pfn_to_mfn_frame_list_list */
+#define SHINFO_NMI_REASON          3104
+#define SHINFO_P2M_CR3             3112
+#define SHINFO_P2M_VADDR           3120
+#define SHINFO_P2M_GENERATION      3128
+/*
+ * ferry's control word, in the unused tail of shared_info (past 3136):
+ * the toolstack's request to the guest.  Xen uses xenstore's
+ * control/shutdown for this; ferry has no xenstore.  The hypervisor writes
+ * FERRY_CONTROL_MAGIC | (reason + 1) and raises event port
+ * FERRY_CONTROL_PORT on vCPU 0; the guest acts on it when woken and
+ * writes 0 back to acknowledge.  See ferry-guests(7).
+ */
+#define SHINFO_FERRY_CONTROL       3584   /* u64 */
+#define FERRY_CONTROL_MAGIC        0x464552525900ULL   /* "FERRY\0" */
+#define FERRY_CONTROL_PORT         1
+#define FERRY_TIMER_PORT           2
+
 /* Domain control (public/domctl.h). */
 #define XEN_DOMCTL_INTERFACE_VERSION 0x18
 #define XEN_DOMCTL_createdomain        1
@@ -466,5 +565,8 @@ _Static_assert(offsetof(struct cpu_user_regs, rflags) == 144, "rflags");
 _Static_assert(sizeof(struct mmu_update) == 16, "mmu_update");
 _Static_assert(sizeof(struct mmuext_op) == 24, "mmuext_op");
 _Static_assert(sizeof(struct grant_entry_v1) == 8, "grant_entry_v1");
+_Static_assert(sizeof(struct start_info) == 1168, "start_info size");
+_Static_assert(offsetof(struct start_info, pt_base) == 88, "pt_base");
+_Static_assert(offsetof(struct start_info, cmd_line) == 128, "cmd_line");
 
 #endif /* FERRY_PUBLIC_ABI_H */

@@ -1,0 +1,1095 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control-socket server: one thread per toolstack connection, each
+ * acting as a vCPU of domain 0 (see control.h), decoding requests of the
+ * protocol in include/public/control.h and calling the hypervisor's
+ * domctls and hypercalls.
+ *
+ * Every request is validated before anything acts on it: the header (magic,
+ * version, op, length cap), then the payload's exact length for its op and
+ * every count inside it.  A bad request gets an error response naming
+ * nothing but its errno (the daemon's log says more); it never reaches the
+ * hypervisor core with a field out of range.  Only a version mismatch or
+ * an unreadable header closes the connection, because after those the
+ * stream cannot be trusted to be in step.
+ *
+ * Connection life cycle:
+ *
+ *   accept -> [peer uid check] -> wait HELLO -> serving -> closed
+ *                 | other uid        | other op: -EPROTO, closed
+ *                 v                  v
+ *               refused           closed
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hv.h"
+#include "control.h"
+#include "include/public/control.h"
+
+/* ------------------------------------------------------------------------
+ * Connections and their dom0 vCPUs
+ * ------------------------------------------------------------------------ */
+
+struct ctl_buf
+{
+    uint8_t *p;
+    size_t len, cap;
+};
+
+struct ctl_conn
+{
+    int fd;
+    unsigned int slot;              /* which vCPU of domain 0 */
+    bool hello_done;
+    struct ctl_buf out;             /* response payload being built */
+    int pass_fd;                    /* fd to send with the response, or -1 */
+};
+
+static struct
+{
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    bool slot_busy[CTL_MAX_CONNECTIONS];
+    int conn_fd[CTL_MAX_CONNECTIONS];
+    unsigned int nr_conns;
+    bool stopping;
+    struct timespec started;
+} ctl = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .idle = PTHREAD_COND_INITIALIZER,
+};
+
+/* Toolstack metadata per domain (Xen keeps it in xenstore). */
+struct dom_meta
+{
+    struct domain *d;               /* identity: cleared when d goes */
+    char name[FERRY_NAME_MAX];
+    void *blob;
+    uint32_t blob_len;
+};
+static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dom_meta *meta;       /* DOMID_FIRST_RESERVED entries */
+
+static int buf_reserve(struct ctl_buf *b, size_t more)
+{
+    size_t want = b->len + more;
+
+    if ( want <= b->cap )
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while ( cap < want )
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if ( !p )
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void *buf_put(struct ctl_buf *b, const void *data, size_t len)
+{
+    void *dst;
+
+    if ( buf_reserve(b, len) )
+        return NULL;
+    dst = b->p + b->len;
+    if ( data )
+        memcpy(dst, data, len);
+    else
+        memset(dst, 0, len);
+    b->len += len;
+    return dst;
+}
+
+/* ------------------------------------------------------------------------
+ * Wire I/O: whole messages only
+ * ------------------------------------------------------------------------ */
+
+static int read_full(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while ( len )
+    {
+        ssize_t n = read(fd, p, len);
+
+        if ( n < 0 && errno == EINTR )
+            continue;
+        if ( n <= 0 )
+            return n == 0 ? -EPIPE : -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_response(struct ctl_conn *c, const struct ferry_ctl_hdr *req,
+                         int rc)
+{
+    struct ferry_ctl_hdr h = {
+        .magic = FERRY_CTL_MAGIC, .version = FERRY_CTL_VERSION,
+        .op = req->op, .seq = req->seq, .rc = rc,
+        .len = rc < 0 ? 0 : (uint32_t)c->out.len,
+    };
+    struct iovec iov[2] = {
+        { .iov_base = &h, .iov_len = sizeof(h) },
+        { .iov_base = c->out.p, .iov_len = h.len },
+    };
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = h.len ? 2 : 1 };
+    size_t total = sizeof(h) + h.len, sent = 0;
+
+    if ( c->pass_fd >= 0 && rc >= 0 )
+    {
+        struct cmsghdr *cm;
+
+        memset(&u, 0, sizeof(u));
+        msg.msg_control = u.buf;
+        msg.msg_controllen = sizeof(u.buf);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &c->pass_fd, sizeof(int));
+    }
+    while ( sent < total )
+    {
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+
+        if ( n < 0 && errno == EINTR )
+            continue;
+        if ( n <= 0 )
+            return -errno;
+        sent += (size_t)n;
+        msg.msg_control = NULL;
+        msg.msg_controllen = 0;
+        /* Advance the iovecs past what was sent. */
+        while ( msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len )
+        {
+            n -= (ssize_t)msg.msg_iov->iov_len;
+            msg.msg_iov++;
+            msg.msg_iovlen--;
+        }
+        if ( msg.msg_iovlen )
+        {
+            msg.msg_iov->iov_base = (uint8_t *)msg.msg_iov->iov_base + n;
+            msg.msg_iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Request helpers
+ * ------------------------------------------------------------------------ */
+
+/* Payload must be exactly fixed + n * elem bytes (n bounded by max). */
+static int check_len(size_t len, size_t fixed, uint64_t n, size_t elem,
+                     uint64_t max)
+{
+    if ( n > max )
+        return -E2BIG;
+    if ( len != fixed + n * elem )
+        return -EINVAL;
+    return 0;
+}
+
+/* Look up a domain the toolstack may act on (not the special ones). */
+static struct domain *ctl_domain(domid_t domid)
+{
+    struct domain *d;
+
+    if ( domid >= DOMID_FIRST_RESERVED )
+        return NULL;
+    d = get_domain_by_id(domid);
+    if ( d && d->is_privileged )
+    {
+        put_domain(d);
+        return NULL;
+    }
+    return d;
+}
+
+#define WITH_DOMAIN(domid, d)                                           \
+    struct domain *d = ctl_domain(domid);                               \
+    if ( !d )                                                           \
+        return -ESRCH
+
+/* ------------------------------------------------------------------------
+ * Handlers: each validates its payload, acts, and fills c->out.
+ * ------------------------------------------------------------------------ */
+
+static int h_hello(struct ctl_conn *c, const void *p, size_t len)
+{
+    struct ferry_ctl_hello_resp r = {
+        .max_page = host.max_page,
+        .mem_bytes = host.max_page << PAGE_SHIFT,
+        .m2p_first_mfn = host.m2p_first_mfn,
+        .m2p_nr_frames = host.m2p_nr_frames,
+        .page_shift = PAGE_SHIFT,
+        .nr_cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
+    };
+
+    (void)p;
+    if ( len )
+        return -EINVAL;
+    snprintf(r.version, sizeof(r.version), "%s", PACKAGE_VERSION);
+    c->hello_done = true;
+    c->pass_fd = host.mem_fd;
+    return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
+}
+
+static int h_host_info(struct ctl_conn *c, const void *p, size_t len)
+{
+    struct ferry_ctl_host_info_resp r = {
+        .total_pages = host.max_page,
+        .free_pages = hv_free_pages(),
+        .nr_cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
+        .xen_major = 4, .xen_minor = 22,
+    };
+    struct timespec now;
+
+    (void)p;
+    if ( len )
+        return -EINVAL;
+    spin_lock(&host.domlist_lock);
+    for ( unsigned int i = 0; i < DOMID_FIRST_RESERVED; i++ )
+        r.nr_domains += host.domain_by_id[i] != NULL;
+    spin_unlock(&host.domlist_lock);
+    snprintf(r.xen_extra, sizeof(r.xen_extra), "-ferry");
+    snprintf(r.version, sizeof(r.version), "%s", PACKAGE_VERSION);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    r.uptime_ms = (uint64_t)(now.tv_sec - ctl.started.tv_sec) * 1000 +
+                  (uint64_t)(now.tv_nsec / 1000000) -
+                  (uint64_t)(ctl.started.tv_nsec / 1000000);
+    return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
+}
+
+static int h_create(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_create_req *q = p;
+    struct ferry_ctl_domid r = { 0 };
+    struct domain *d;
+    int rc;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    if ( q->flags & XEN_DOMCTL_CDF_hvm )
+        return -EOPNOTSUPP;             /* ferry runs PV guests only */
+    if ( q->flags & ~XEN_DOMCTL_CDF_hvm )
+        return -EINVAL;
+    if ( q->max_vcpus == 0 || q->max_vcpus > 128 )
+        return -EINVAL;
+    if ( q->domid != DOMID_ANY && (q->domid == 0 ||
+                                   q->domid >= DOMID_FIRST_RESERVED) )
+        return -EINVAL;
+    rc = domain_create(q->domid, 0, q->max_vcpus, &d);
+    if ( rc )
+        return rc;
+    memcpy(d->handle, q->handle, sizeof(d->handle));
+    d->ssidref = q->ssidref;
+    r.domid = d->domain_id;
+    printk("d%u: created (%u vCPUs)", d->domain_id, q->max_vcpus);
+    return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
+}
+
+static int h_destroy(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+    int rc;
+
+    (void)c;
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    do {
+        rc = domain_kill(d);
+    } while ( rc == -ERESTART );
+    if ( !rc )
+    {
+        ctl_forget_domain(q->domid);
+        printk("d%u: destroyed", q->domid);
+    }
+    put_domain(d);
+    return rc;
+}
+
+static int h_pause(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+    int rc;
+
+    (void)c;
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    rc = domctl_pausedomain(d);
+    put_domain(d);
+    return rc;
+}
+
+static int h_unpause(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+    int rc;
+
+    (void)c;
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    rc = domctl_unpausedomain(d);
+    put_domain(d);
+    return rc;
+}
+
+static int h_getinfo(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+    struct xen_domctl_getdomaininfo info;
+    struct domain *d;
+    int rc;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    /* Domain 0 is listed too, as xl list shows Domain-0. */
+    d = q->domid < DOMID_FIRST_RESERVED ? get_domain_by_id(q->domid) : NULL;
+    if ( !d )
+        return -ESRCH;
+    rc = domctl_getdomaininfo(d, &info);
+    put_domain(d);
+    if ( rc )
+        return rc;
+    return buf_put(&c->out, &info, sizeof(info)) ? 0 : -ENOMEM;
+}
+
+static int h_list(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_list_req *q = p;
+    unsigned int n = 0;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    if ( q->max > 1024 )
+        return -E2BIG;
+    for ( unsigned int id = q->first; id < DOMID_FIRST_RESERVED && n < q->max;
+          id++ )
+    {
+        struct xen_domctl_getdomaininfo info;
+        struct domain *d = host.domain_by_id[id] ? get_domain_by_id((domid_t)id)
+                                                 : NULL;
+
+        if ( !d )
+            continue;
+        if ( !domctl_getdomaininfo(d, &info) )
+        {
+            if ( !buf_put(&c->out, &info, sizeof(info)) )
+            {
+                put_domain(d);
+                return -ENOMEM;
+            }
+            n++;
+        }
+        put_domain(d);
+    }
+    return 0;
+}
+
+static int h_max_mem(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_max_mem_req *q = p;
+    int rc;
+
+    (void)c;
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    rc = domctl_max_mem(d, q->max_memkb);
+    put_domain(d);
+    return rc;
+}
+
+static int h_set_meta(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_meta *q = p;
+    void *blob = NULL;
+    int rc = 0;
+
+    (void)c;
+    if ( len < sizeof(*q) )
+        return -EINVAL;
+    rc = check_len(len, sizeof(*q), q->blob_len, 1, FERRY_META_BLOB_MAX);
+    if ( rc )
+        return rc;
+    if ( !memchr(q->name, '\0', sizeof(q->name)) || !q->name[0] )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    if ( q->blob_len && !(blob = malloc(q->blob_len)) )
+    {
+        put_domain(d);
+        return -ENOMEM;
+    }
+    if ( blob )
+        memcpy(blob, q + 1, q->blob_len);
+
+    pthread_mutex_lock(&meta_lock);
+    /* Names are unique among live domains, as libxl requires. */
+    for ( unsigned int id = 0; id < DOMID_FIRST_RESERVED; id++ )
+        if ( id != q->domid && meta[id].d && !strcmp(meta[id].name, q->name) &&
+             host.domain_by_id[id] == meta[id].d )
+            rc = -EEXIST;
+    if ( !rc )
+    {
+        struct dom_meta *m = &meta[q->domid];
+
+        free(m->blob);
+        m->d = d;
+        snprintf(m->name, sizeof(m->name), "%s", q->name);
+        m->blob = blob;
+        m->blob_len = q->blob_len;
+        blob = NULL;
+    }
+    pthread_mutex_unlock(&meta_lock);
+    free(blob);
+    put_domain(d);
+    return rc;
+}
+
+static int h_get_meta(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+    struct ferry_ctl_meta r = { 0 };
+    int rc = 0;
+
+    if ( len != sizeof(*q) || q->domid >= DOMID_FIRST_RESERVED )
+        return -EINVAL;
+    struct domain *d = get_domain_by_id(q->domid);
+    if ( !d )
+        return -ESRCH;
+    r.domid = q->domid;
+    pthread_mutex_lock(&meta_lock);
+    if ( meta[q->domid].d == d )
+    {
+        snprintf(r.name, sizeof(r.name), "%s", meta[q->domid].name);
+        r.blob_len = meta[q->domid].blob_len;
+        if ( !buf_put(&c->out, &r, sizeof(r)) ||
+             (r.blob_len && !buf_put(&c->out, meta[q->domid].blob, r.blob_len)) )
+            rc = -ENOMEM;
+    }
+    else if ( q->domid == 0 )
+    {
+        snprintf(r.name, sizeof(r.name), "Domain-0");
+        rc = buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
+    }
+    else
+        rc = buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
+    pthread_mutex_unlock(&meta_lock);
+    put_domain(d);
+    return rc;
+}
+
+static int h_getcontext(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_vcpu_req *q = p;
+    struct vcpu_guest_context *ctxt;
+    int rc;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    ctxt = buf_put(&c->out, NULL, sizeof(*ctxt));
+    rc = ctxt ? domctl_getvcpucontext(d, q->vcpu, ctxt) : -ENOMEM;
+    put_domain(d);
+    return rc;
+}
+
+static int h_setcontext(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_vcpu_req *q = p;
+    struct vcpu_guest_context ctxt;
+    int rc;
+
+    (void)c;
+    if ( len != sizeof(*q) && len != sizeof(*q) + sizeof(ctxt) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    if ( len > sizeof(*q) )
+        memcpy(&ctxt, q + 1, sizeof(ctxt));
+    do {
+        rc = domctl_setvcpucontext(d, q->vcpu,
+                                   len > sizeof(*q) ? &ctxt : NULL);
+    } while ( rc == -ERESTART );
+    put_domain(d);
+    return rc;
+}
+
+static int h_pfinfo3(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_pfinfo_req *q = p;
+    uint64_t *arr;
+    int rc;
+
+    if ( len < sizeof(*q) )
+        return -EINVAL;
+    if ( q->num > XEN_DOMCTL_PFINFO_MAX )
+        return -E2BIG;
+    rc = check_len(len, sizeof(*q), q->num, sizeof(uint64_t),
+                   XEN_DOMCTL_PFINFO_MAX);
+    if ( rc )
+        return rc;
+    WITH_DOMAIN(q->domid, d);
+    arr = buf_put(&c->out, q + 1, q->num * sizeof(uint64_t));
+    rc = arr ? domctl_getpageframeinfo3(d, q->num, arr) : -ENOMEM;
+    put_domain(d);
+    return rc;
+}
+
+static int h_shadow(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_shadow_req *q = p;
+    struct ferry_ctl_shadow_resp *r;
+    struct xen_domctl_shadow_op sc = { 0 };
+    uint8_t *bitmap = NULL;
+    int rc;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    if ( q->want_bitmap > 1 || q->pages > (1ULL << 32) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    r = buf_put(&c->out, NULL, sizeof(*r));
+    if ( r && q->want_bitmap )
+        bitmap = buf_put(&c->out, NULL, (q->pages + 7) / 8);
+    if ( !r || (q->want_bitmap && !bitmap) )
+    {
+        put_domain(d);
+        return -ENOMEM;
+    }
+    r = (struct ferry_ctl_shadow_resp *)c->out.p;
+    if ( q->want_bitmap )
+        bitmap = c->out.p + sizeof(*r);
+    sc.op = q->op;
+    sc.mode = q->mode;
+    sc.pages = q->pages;
+    sc.dirty_bitmap = bitmap;
+    do {
+        rc = domctl_shadow_op(d, &sc);
+    } while ( rc == -ERESTART );
+    put_domain(d);
+    r->pages = sc.pages;
+    r->stats = sc.stats;
+    r->mb = sc.mb;
+    return rc;
+}
+
+/* Run a toolstack mmu_update/mmuext_op batch as dom0 to completion. */
+static int h_mmu(struct ctl_conn *c, const void *p, size_t len, bool ext)
+{
+    const struct ferry_ctl_mmu_req *q = p;
+    size_t elem = ext ? sizeof(struct mmuext_op) : sizeof(struct mmu_update);
+    struct ferry_ctl_mmu_resp *r;
+    void *copy;
+    unsigned int done = 0;
+    long rc;
+
+    if ( len < sizeof(*q) )
+        return -EINVAL;
+    rc = check_len(len, sizeof(*q), q->count, elem, 4096);
+    if ( rc )
+        return (int)rc;
+    /* The hypercall may write back into its arguments: work on a copy. */
+    copy = malloc(q->count * elem + 1);
+    if ( !copy )
+        return -ENOMEM;
+    memcpy(copy, q + 1, q->count * elem);
+    do {
+        rc = ext ? do_mmuext_op(copy, q->count, &done, q->foreigndom)
+                 : do_mmu_update(copy, q->count, &done, q->foreigndom);
+    } while ( rc == -ERESTART );
+    free(copy);
+    r = buf_put(&c->out, NULL, sizeof(*r));
+    if ( !r )
+        return -ENOMEM;
+    r->done = done;
+    return (int)rc;
+}
+
+static int h_mmu_update(struct ctl_conn *c, const void *p, size_t len)
+{
+    return h_mmu(c, p, len, false);
+}
+
+static int h_mmuext(struct ctl_conn *c, const void *p, size_t len)
+{
+    return h_mmu(c, p, len, true);
+}
+
+static int h_memop(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_memop_req *q = p;
+    struct ferry_ctl_memop_resp *r;
+    struct xen_memory_reservation res = { 0 };
+    uint64_t *ext;
+    long ret;
+    int rc;
+
+    if ( len < sizeof(*q) )
+        return -EINVAL;
+    rc = check_len(len, sizeof(*q), q->nr_extents, sizeof(uint64_t),
+                   1ULL << 20);
+    if ( rc )
+        return rc;
+    if ( q->domid >= DOMID_FIRST_RESERVED )
+        return -ESRCH;
+    r = buf_put(&c->out, NULL, sizeof(*r));
+    ext = r ? buf_put(&c->out, q + 1, q->nr_extents * sizeof(uint64_t)) : NULL;
+    if ( !r || (!ext && q->nr_extents) )
+        return -ENOMEM;
+    ext = (uint64_t *)(c->out.p + sizeof(*r));
+
+    switch ( q->cmd )
+    {
+    case XENMEM_increase_reservation:
+    case XENMEM_decrease_reservation:
+    case XENMEM_populate_physmap:
+        res.extent_start = ext;
+        res.nr_extents = q->nr_extents;
+        res.extent_order = q->extent_order;
+        res.mem_flags = q->mem_flags;
+        res.domid = q->domid;
+        {
+            unsigned int cmd = q->cmd;
+
+            do {
+                ret = do_memory_op(&cmd, &res);
+            } while ( ret == -ERESTART );
+        }
+        break;
+    case XENMEM_maximum_ram_page:
+    {
+        unsigned int cmd = q->cmd;
+
+        ret = do_memory_op(&cmd, NULL);
+        break;
+    }
+    case XENMEM_current_reservation:
+    case XENMEM_maximum_reservation:
+    case XENMEM_maximum_gpfn:
+    {
+        struct xen_memory_domain md = { .domid = q->domid };
+        unsigned int cmd = q->cmd;
+
+        ret = do_memory_op(&cmd, &md);
+        break;
+    }
+    default:
+        return -EOPNOTSUPP;
+    }
+    r = (struct ferry_ctl_memop_resp *)c->out.p;
+    r->ret = ret;
+    return ret < 0 ? (int)ret : 0;
+}
+
+/*
+ * Foreign mapping: the toolstack already maps the whole memory file (from
+ * HELLO); here the daemon checks, frame by frame, that each MFN belongs to
+ * the domain, and for writable mappings that it is not a page table that
+ * the hypervisor has validated (Xen refuses those with a writable type).
+ * The answer is one errno per frame, so a batch with a bad frame still
+ * maps the good ones, as privcmd does.
+ */
+static int h_foreign_map(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_map_req *q = p;
+    const uint64_t *mfns;
+    int32_t *err;
+    int rc;
+
+    if ( len < sizeof(*q) )
+        return -EINVAL;
+    rc = check_len(len, sizeof(*q), q->num, sizeof(uint64_t), 1U << 20);
+    if ( rc )
+        return rc;
+    if ( !q->prot || (q->prot & ~(FERRY_MAP_READ | FERRY_MAP_WRITE)) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    err = buf_put(&c->out, NULL, q->num * sizeof(int32_t));
+    if ( !err && q->num )
+    {
+        put_domain(d);
+        return -ENOMEM;
+    }
+    mfns = (const uint64_t *)(q + 1);
+    for ( uint32_t i = 0; i < q->num; i++ )
+    {
+        struct page_info *pg;
+        uint64_t t;
+
+        if ( !mfn_valid(mfns[i]) )
+        {
+            err[i] = -EINVAL;
+            continue;
+        }
+        pg = mfn_to_page(mfns[i]);
+        if ( page_get_owner(pg) != d )
+        {
+            err[i] = -EPERM;
+            continue;
+        }
+        t = atomic_load(&pg->type_info);
+        if ( (q->prot & FERRY_MAP_WRITE) && PGT_pt_level(t) &&
+             (t & PGT_count_mask) )
+        {
+            err[i] = -EBUSY;
+            continue;
+        }
+        err[i] = 0;
+    }
+    put_domain(d);
+    return 0;
+}
+
+static int h_dmesg(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_console_req *q = p;
+    struct ferry_ctl_console_resp *r;
+    uint64_t cursor;
+    size_t n;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    if ( q->max > (1U << 20) )
+        return -E2BIG;
+    r = buf_put(&c->out, NULL, sizeof(*r));
+    if ( !r || buf_reserve(&c->out, q->max) )
+        return -ENOMEM;
+    cursor = q->cursor;
+    n = hv_console_read((char *)c->out.p + c->out.len, q->max, &cursor);
+    r = (struct ferry_ctl_console_resp *)c->out.p;
+    /* The ring may have overwritten what the reader had not read yet. */
+    r->lost = cursor - n > q->cursor
+              ? (uint32_t)min(cursor - n - q->cursor, (uint64_t)UINT32_MAX)
+              : 0;
+    r->cursor = cursor;
+    r->len = (uint32_t)n;
+    c->out.len += n;
+    return 0;
+}
+
+static int h_console_read(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_console_req *q = p;
+    struct ferry_ctl_console_resp *r;
+    uint64_t cursor, lost;
+    size_t n;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    if ( q->max > (1U << 20) )
+        return -E2BIG;
+    WITH_DOMAIN(q->domid, d);
+    r = buf_put(&c->out, NULL, sizeof(*r));
+    if ( !r || buf_reserve(&c->out, q->max) )
+    {
+        put_domain(d);
+        return -ENOMEM;
+    }
+    cursor = q->cursor;
+    n = domain_console_read(d, (char *)c->out.p + c->out.len, q->max, &cursor,
+                            &lost);
+    put_domain(d);
+    r = (struct ferry_ctl_console_resp *)c->out.p;
+    r->cursor = cursor;
+    r->len = (uint32_t)n;
+    r->lost = (uint32_t)min(lost, (uint64_t)UINT32_MAX);
+    c->out.len += n;
+    return 0;
+}
+
+static int h_shutdown(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_shutdown_req *q = p;
+    int rc;
+
+    (void)c;
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    if ( q->reason > SHUTDOWN_soft_reset )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    rc = domain_request_shutdown(d, q->reason);
+    put_domain(d);
+    return rc;
+}
+
+static int h_audit(struct ctl_conn *c, const void *p, size_t len)
+{
+    char msg[1024] = "";
+    int rc;
+
+    (void)p;
+    if ( len )
+        return -EINVAL;
+    rc = audit_host(msg, sizeof(msg));
+    if ( rc && !buf_put(&c->out, msg, strlen(msg) + 1) )
+        return -ENOMEM;
+    /* The audit result is the payload: a failed audit is not a failed call. */
+    return rc ? 1 : 0;
+}
+
+typedef int (*ctl_handler)(struct ctl_conn *c, const void *p, size_t len);
+
+static const struct
+{
+    const char *name;
+    ctl_handler fn;
+} ops[FERRY_CTL_NR_OPS] = {
+    [FERRY_CTL_HELLO] = { "hello", h_hello },
+    [FERRY_CTL_HOST_INFO] = { "host_info", h_host_info },
+    [FERRY_CTL_DOMAIN_CREATE] = { "domain_create", h_create },
+    [FERRY_CTL_DOMAIN_DESTROY] = { "domain_destroy", h_destroy },
+    [FERRY_CTL_DOMAIN_PAUSE] = { "domain_pause", h_pause },
+    [FERRY_CTL_DOMAIN_UNPAUSE] = { "domain_unpause", h_unpause },
+    [FERRY_CTL_DOMAIN_GETINFO] = { "domain_getinfo", h_getinfo },
+    [FERRY_CTL_DOMAIN_LIST] = { "domain_list", h_list },
+    [FERRY_CTL_DOMAIN_MAX_MEM] = { "domain_max_mem", h_max_mem },
+    [FERRY_CTL_DOMAIN_SHUTDOWN] = { "domain_shutdown", h_shutdown },
+    [FERRY_CTL_DOMAIN_SET_META] = { "domain_set_meta", h_set_meta },
+    [FERRY_CTL_DOMAIN_GET_META] = { "domain_get_meta", h_get_meta },
+    [FERRY_CTL_VCPU_GETCONTEXT] = { "vcpu_getcontext", h_getcontext },
+    [FERRY_CTL_VCPU_SETCONTEXT] = { "vcpu_setcontext", h_setcontext },
+    [FERRY_CTL_GETPAGEFRAMEINFO3] = { "getpageframeinfo3", h_pfinfo3 },
+    [FERRY_CTL_SHADOW_OP] = { "shadow_op", h_shadow },
+    [FERRY_CTL_MMU_UPDATE] = { "mmu_update", h_mmu_update },
+    [FERRY_CTL_MMUEXT_OP] = { "mmuext_op", h_mmuext },
+    [FERRY_CTL_MEMORY_OP] = { "memory_op", h_memop },
+    [FERRY_CTL_FOREIGN_MAP] = { "foreign_map", h_foreign_map },
+    [FERRY_CTL_CONSOLE_READ] = { "console_read", h_console_read },
+    [FERRY_CTL_DMESG_READ] = { "dmesg_read", h_dmesg },
+    [FERRY_CTL_AUDIT] = { "audit", h_audit },
+};
+
+/* ------------------------------------------------------------------------
+ * The connection loop
+ * ------------------------------------------------------------------------ */
+
+/* Serve one request.  Returns < 0 when the connection must close. */
+static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
+{
+    struct ferry_ctl_hdr h;
+    int rc;
+
+    rc = read_full(c->fd, &h, sizeof(h));
+    if ( rc )
+        return rc;
+    if ( h.magic != FERRY_CTL_MAGIC )
+    {
+        gdprintk(XENLOG_WARNING, "control: bad magic %#x, closing", h.magic);
+        return -EPROTO;
+    }
+    c->out.len = 0;
+    c->pass_fd = -1;
+    if ( h.version != FERRY_CTL_VERSION )
+    {
+        printk("control: client speaks protocol version %u, ferry-hv speaks %u",
+               h.version, FERRY_CTL_VERSION);
+        send_response(c, &h, -EPROTONOSUPPORT);
+        return -EPROTONOSUPPORT;
+    }
+    if ( h.len > FERRY_CTL_MAX_PAYLOAD )
+    {
+        send_response(c, &h, -E2BIG);
+        return -E2BIG;              /* cannot skip that much safely */
+    }
+    if ( h.len > *cap )
+    {
+        uint8_t *p = realloc(*payload, h.len);
+
+        if ( !p )
+            return -ENOMEM;
+        *payload = p;
+        *cap = h.len;
+    }
+    rc = read_full(c->fd, *payload, h.len);
+    if ( rc )
+        return rc;
+
+    if ( !c->hello_done && h.op != FERRY_CTL_HELLO )
+        rc = -EPROTO;
+    else if ( h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn || h.rc || h.pad )
+        rc = h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn ? -ENOSYS : -EINVAL;
+    else
+    {
+        rc = ops[h.op].fn(c, *payload, h.len);
+        if ( host.audit_every_hypercall )
+        {
+            char msg[512];
+
+            if ( audit_host(msg, sizeof(msg)) )
+            {
+                hv_printk(HVLOG_ERR, "audit after %s: %s", ops[h.op].name, msg);
+                BUG();
+            }
+        }
+    }
+    if ( rc < 0 && rc != -ESRCH )
+        gdprintk(XENLOG_DEBUG, "control: %s -> %d",
+                 h.op < FERRY_CTL_NR_OPS && ops[h.op].name ? ops[h.op].name
+                                                          : "unknown", rc);
+    if ( send_response(c, &h, rc) )
+        return -EPIPE;
+    return c->hello_done ? 0 : -EPROTO;
+}
+
+static bool peer_allowed(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if ( getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 )
+        return false;
+    return cred.uid == geteuid() || cred.uid == 0;
+}
+
+static void *conn_thread(void *arg)
+{
+    struct ctl_conn *c = arg;
+    uint8_t *payload = NULL;
+    size_t cap = 0;
+
+    set_current(host.dom0->vcpu[c->slot]);
+    while ( serve_one(c, &payload, &cap) == 0 )
+        ;
+    /* Finish any deferred put this vCPU still holds. */
+    while ( put_old_guest_table(current) == -ERESTART )
+        ;
+    set_current(NULL);
+    free(payload);
+    free(c->out.p);
+
+    /* Close under the lock: ctl_shutdown() shuts down busy slots' fds. */
+    pthread_mutex_lock(&ctl.lock);
+    close(c->fd);
+    ctl.slot_busy[c->slot] = false;
+    ctl.nr_conns--;
+    pthread_cond_broadcast(&ctl.idle);
+    pthread_mutex_unlock(&ctl.lock);
+    free(c);
+    return NULL;
+}
+
+void ctl_accept(int fd)
+{
+    struct ctl_conn *c;
+    pthread_t t;
+    pthread_attr_t attr;
+    int slot = -1;
+
+    if ( !peer_allowed(fd) )
+    {
+        printk("control: refused a connection from another user");
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&ctl.lock);
+    for ( unsigned int i = 0; i < CTL_MAX_CONNECTIONS && !ctl.stopping; i++ )
+        if ( !ctl.slot_busy[i] )
+        {
+            slot = (int)i;
+            ctl.slot_busy[i] = true;
+            ctl.conn_fd[i] = fd;
+            ctl.nr_conns++;
+            break;
+        }
+    pthread_mutex_unlock(&ctl.lock);
+    if ( slot < 0 )
+    {
+        printk("control: too many connections (%u), refusing one",
+               CTL_MAX_CONNECTIONS);
+        close(fd);
+        return;
+    }
+
+    c = calloc(1, sizeof(*c));
+    if ( c )
+    {
+        c->fd = fd;
+        c->slot = (unsigned int)slot;
+        c->pass_fd = -1;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if ( pthread_create(&t, &attr, conn_thread, c) == 0 )
+        {
+            pthread_attr_destroy(&attr);
+            return;
+        }
+        pthread_attr_destroy(&attr);
+        free(c);
+    }
+    close(fd);
+    pthread_mutex_lock(&ctl.lock);
+    ctl.slot_busy[slot] = false;
+    ctl.nr_conns--;
+    pthread_mutex_unlock(&ctl.lock);
+}
+
+int ctl_init(const char *run_dir, const char *migrate_listen, char *err,
+             size_t errlen)
+{
+    (void)run_dir;
+    clock_gettime(CLOCK_MONOTONIC, &ctl.started);
+    meta = calloc(DOMID_FIRST_RESERVED, sizeof(*meta));
+    if ( !meta )
+    {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ( migrate_listen )
+    {
+        snprintf(err, errlen, "--migrate-listen %s: incoming migration is not available in this version of ferry-hv",
+                 migrate_listen);
+        return -EOPNOTSUPP;
+    }
+    return 0;
+}
+
+void ctl_shutdown(void)
+{
+    pthread_mutex_lock(&ctl.lock);
+    ctl.stopping = true;
+    /* Wake the threads blocked reading requests, then wait for them all. */
+    for ( unsigned int i = 0; i < CTL_MAX_CONNECTIONS; i++ )
+        if ( ctl.slot_busy[i] )
+            shutdown(ctl.conn_fd[i], SHUT_RDWR);
+    while ( ctl.nr_conns )
+        pthread_cond_wait(&ctl.idle, &ctl.lock);
+    pthread_mutex_unlock(&ctl.lock);
+
+    pthread_mutex_lock(&meta_lock);
+    if ( meta )
+        for ( unsigned int i = 0; i < DOMID_FIRST_RESERVED; i++ )
+            free(meta[i].blob);
+    free(meta);
+    meta = NULL;
+    pthread_mutex_unlock(&meta_lock);
+}
+
+void ctl_forget_domain(unsigned int domid)
+{
+    if ( domid >= DOMID_FIRST_RESERVED )
+        return;
+    pthread_mutex_lock(&meta_lock);
+    if ( meta )
+    {
+        free(meta[domid].blob);
+        memset(&meta[domid], 0, sizeof(meta[domid]));
+    }
+    pthread_mutex_unlock(&meta_lock);
+}

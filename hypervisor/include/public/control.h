@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control protocol between the toolstack (libxc) and ferry-hv.
+ *
+ * Transport: a Unix stream socket at RUNDIR/control.sock, owner-only
+ * (0600), whose server also checks the peer's uid (SO_PEERCRED).  Each
+ * libxc call is one request and one response.  A message is a 24-byte
+ * header followed by `len` bytes of payload; integers are little-endian
+ * (the host's: the socket never leaves the machine).
+ *
+ * Versioning: every request carries FERRY_CTL_VERSION.  The daemon answers
+ * a request of another version with rc = -EPROTONOSUPPORT and its own
+ * version in the response header, and closes the connection; libxc turns
+ * that into "ferry-hv speaks control protocol version N, this xl speaks M".
+ *
+ * The first request on a connection must be HELLO.  Its response carries
+ * the host's machine-memory file descriptor (SCM_RIGHTS), so that the
+ * toolstack maps machine memory once and a foreign mapping is a pointer
+ * into that mapping after the daemon has checked ownership: zero copy and
+ * no per-page system call.
+ *
+ * Every field of every request is validated by the daemon: a payload whose
+ * length does not match its op, a bogus domid, a count past its cap, an
+ * unknown op — each gets an error response and never affects another
+ * request or domain.  When adding an op: add it to the enum, give it a
+ * request/response struct with a size assertion, add its name to
+ * ferry_ctl_op_name() in control.c and its handler to the dispatch table.
+ */
+#ifndef FERRY_PUBLIC_CONTROL_H
+#define FERRY_PUBLIC_CONTROL_H
+
+#include "abi.h"
+
+#define FERRY_CTL_MAGIC   0x43564846U       /* "FHVC" */
+#define FERRY_CTL_VERSION 1
+#define FERRY_CTL_MAX_PAYLOAD (8U << 20)    /* largest message body */
+#define FERRY_CTL_SOCKET  "control.sock"
+
+struct ferry_ctl_hdr
+{
+    uint32_t magic;
+    uint16_t version;
+    uint16_t op;
+    uint32_t seq;           /* echoed in the response */
+    uint32_t len;           /* payload bytes that follow */
+    int32_t rc;             /* response: 0 or -errno; request: 0 */
+    uint32_t pad;           /* zero */
+};
+
+enum ferry_ctl_op
+{
+    FERRY_CTL_HELLO = 1,
+    FERRY_CTL_HOST_INFO,
+    FERRY_CTL_DOMAIN_CREATE,
+    FERRY_CTL_DOMAIN_DESTROY,
+    FERRY_CTL_DOMAIN_PAUSE,
+    FERRY_CTL_DOMAIN_UNPAUSE,
+    FERRY_CTL_DOMAIN_GETINFO,
+    FERRY_CTL_DOMAIN_LIST,
+    FERRY_CTL_DOMAIN_MAX_MEM,
+    FERRY_CTL_DOMAIN_SHUTDOWN,      /* ask the guest to shut down */
+    FERRY_CTL_DOMAIN_SET_META,      /* name and config blob */
+    FERRY_CTL_DOMAIN_GET_META,
+    FERRY_CTL_VCPU_GETCONTEXT,
+    FERRY_CTL_VCPU_SETCONTEXT,
+    FERRY_CTL_GETPAGEFRAMEINFO3,
+    FERRY_CTL_SHADOW_OP,
+    FERRY_CTL_MMU_UPDATE,
+    FERRY_CTL_MMUEXT_OP,
+    FERRY_CTL_MEMORY_OP,
+    FERRY_CTL_FOREIGN_MAP,
+    FERRY_CTL_CONSOLE_READ,
+    FERRY_CTL_DMESG_READ,
+    FERRY_CTL_AUDIT,
+    FERRY_CTL_NR_OPS
+};
+
+/* HELLO: request empty; response + SCM_RIGHTS fd of machine memory. */
+struct ferry_ctl_hello_resp
+{
+    uint64_t max_page;          /* frames in the memory file */
+    uint64_t mem_bytes;         /* size of the memory file */
+    uint64_t m2p_first_mfn;     /* M2P storage frames (read-only view) */
+    uint64_t m2p_nr_frames;
+    uint32_t page_shift;
+    uint32_t nr_cpus;
+    char version[32];           /* ferry's version string */
+};
+
+struct ferry_ctl_host_info_resp
+{
+    uint64_t total_pages;
+    uint64_t free_pages;
+    uint32_t nr_cpus;
+    uint32_t nr_domains;
+    uint32_t xen_major;         /* the Xen interface ferry mirrors */
+    uint32_t xen_minor;
+    char xen_extra[16];
+    char version[32];
+    char commandline[128];
+    uint64_t uptime_ms;
+};
+
+struct ferry_ctl_domid
+{
+    domid_t domid;
+    uint16_t pad[3];
+};
+
+struct ferry_ctl_create_req
+{
+    domid_t domid;              /* DOMID_ANY: the daemon picks */
+    uint16_t pad;
+    uint32_t flags;             /* XEN_DOMCTL_CDF_*; hvm is refused */
+    uint32_t max_vcpus;
+    uint32_t ssidref;
+    uint8_t handle[16];
+};
+
+struct ferry_ctl_list_req
+{
+    domid_t first;              /* list domains with id >= first */
+    uint16_t pad;
+    uint32_t max;               /* at most this many (<= 1024) */
+};
+
+struct ferry_ctl_max_mem_req
+{
+    domid_t domid;
+    uint16_t pad[3];
+    uint64_t max_memkb;
+};
+
+struct ferry_ctl_shutdown_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t reason;            /* SHUTDOWN_* the guest is asked for */
+};
+
+/* Per-domain metadata the toolstack keeps in the daemon (Xen: xenstore). */
+#define FERRY_NAME_MAX 64
+#define FERRY_META_BLOB_MAX (1U << 20)
+struct ferry_ctl_meta
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t blob_len;          /* config JSON bytes that follow */
+    char name[FERRY_NAME_MAX];  /* NUL-terminated */
+};
+
+struct ferry_ctl_vcpu_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t vcpu;
+    /* SETCONTEXT: struct vcpu_guest_context follows (or nothing: reset) */
+};
+
+struct ferry_ctl_pfinfo_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t num;               /* <= XEN_DOMCTL_PFINFO_MAX; num u64 MFNs follow */
+};
+
+struct ferry_ctl_shadow_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t op;
+    uint32_t mode;
+    uint32_t want_bitmap;       /* 1: return the bitmap after the stats */
+    uint64_t pages;
+};
+
+struct ferry_ctl_shadow_resp
+{
+    uint64_t pages;
+    struct xen_domctl_shadow_op_stats stats;
+    uint32_t mb;
+    uint32_t pad;
+    /* ceil(pages / 8) bitmap bytes follow when asked for */
+};
+
+struct ferry_ctl_mmu_req
+{
+    uint32_t foreigndom;        /* as the hypercall's argument */
+    uint32_t count;             /* entries that follow (<= 4096) */
+};
+
+struct ferry_ctl_mmu_resp
+{
+    uint32_t done;
+    uint32_t pad;
+};
+
+struct ferry_ctl_memop_req
+{
+    uint32_t cmd;               /* XENMEM_* */
+    domid_t domid;
+    uint16_t pad;
+    uint32_t extent_order;
+    uint32_t mem_flags;
+    uint64_t nr_extents;        /* u64 extents follow (<= 1M) */
+};
+
+struct ferry_ctl_memop_resp
+{
+    int64_t ret;                /* the hypercall's return value */
+    /* nr_extents u64 extents follow (updated in place) */
+};
+
+#define FERRY_MAP_READ  1U
+#define FERRY_MAP_WRITE 2U
+struct ferry_ctl_map_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t prot;              /* FERRY_MAP_* */
+    uint32_t num;               /* u64 MFNs follow (<= 1M) */
+    uint32_t pad2;
+};
+/* Response: num int32 per-frame errors (0, -EPERM, -EINVAL). */
+
+struct ferry_ctl_console_req
+{
+    domid_t domid;              /* DOMID_XEN: the hypervisor's own log */
+    uint16_t pad;
+    uint32_t max;               /* bytes wanted (<= 1 MiB) */
+    uint64_t cursor;            /* bytes ever produced, where to resume */
+};
+
+struct ferry_ctl_console_resp
+{
+    uint64_t cursor;            /* where the next read resumes */
+    uint32_t len;               /* bytes that follow */
+    uint32_t lost;              /* bytes overwritten before they were read */
+};
+
+_Static_assert(sizeof(struct ferry_ctl_hdr) == 24, "ctl header");
+_Static_assert(sizeof(struct ferry_ctl_hello_resp) == 72, "hello resp");
+_Static_assert(sizeof(struct ferry_ctl_create_req) == 32, "create req");
+_Static_assert(sizeof(struct ferry_ctl_meta) == 72, "meta");
+_Static_assert(sizeof(struct ferry_ctl_shadow_req) == 24, "shadow req");
+_Static_assert(sizeof(struct ferry_ctl_memop_req) == 24, "memop req");
+_Static_assert(sizeof(struct ferry_ctl_map_req) == 16, "map req");
+
+#endif /* FERRY_PUBLIC_CONTROL_H */

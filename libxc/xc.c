@@ -1,0 +1,897 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libxc: the connection to a host's daemon and the calls that map one to
+ * one onto control requests (see xc.h for the conventions).
+ *
+ * A call builds its request in the interface's scratch buffer, sends it,
+ * and reads the whole response before returning, so one xc_interface
+ * serves one thread at a time; callers that want parallel calls open one
+ * interface per thread (the daemon gives each connection its own vCPU of
+ * domain 0).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "xc.h"
+#include "xc-private.h"
+
+/* ------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------ */
+
+static void stderr_log(struct xc_logger *self, enum xc_loglvl lvl,
+                       const char *msg)
+{
+    (void)self;
+    fprintf(stderr, "%s%s\n", lvl >= XC_ERROR ? "ferry: error: " : "ferry: ",
+            msg);
+}
+
+struct xc_logger *xc_stderr_logger(enum xc_loglvl min_level)
+{
+    static struct xc_logger l[XC_ERROR + 1];
+
+    if ( min_level > XC_ERROR )
+        min_level = XC_ERROR;
+    l[min_level].log = stderr_log;
+    l[min_level].min_level = min_level;
+    return &l[min_level];
+}
+
+void xc__log(xc_interface *xch, enum xc_loglvl lvl, int errnoval,
+             const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    int n;
+
+    if ( !xch || !xch->logger || lvl < xch->logger->min_level )
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if ( errnoval && n >= 0 && (size_t)n < sizeof(msg) )
+        snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
+                 strerror(errnoval));
+    xch->logger->log(xch->logger, lvl, msg);
+}
+
+/* ------------------------------------------------------------------------
+ * Requests
+ * ------------------------------------------------------------------------ */
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while ( len )
+    {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if ( n < 0 && errno == EINTR )
+            continue;
+        if ( n <= 0 )
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read exactly len bytes; collect one passed fd if present. */
+static int read_full(int fd, void *buf, size_t len, int *passed_fd)
+{
+    uint8_t *p = buf;
+
+    while ( len )
+    {
+        union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } u;
+        struct iovec iov = { .iov_base = p, .iov_len = len };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        if ( passed_fd )
+        {
+            msg.msg_control = u.buf;
+            msg.msg_controllen = sizeof(u.buf);
+        }
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        if ( n < 0 && errno == EINTR )
+            continue;
+        if ( n == 0 )
+        {
+            errno = EPIPE;
+            return -1;
+        }
+        if ( n < 0 )
+            return -1;
+        if ( passed_fd )
+        {
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+            if ( cm && cm->cmsg_level == SOL_SOCKET &&
+                 cm->cmsg_type == SCM_RIGHTS )
+                memcpy(passed_fd, CMSG_DATA(cm), sizeof(int));
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int xc__call(xc_interface *xch, unsigned int op, const void *req,
+             size_t req_len, const void *extra, size_t extra_len,
+             struct xc__resp *resp)
+{
+    struct ferry_ctl_hdr h = {
+        .magic = FERRY_CTL_MAGIC, .version = FERRY_CTL_VERSION,
+        .op = (uint16_t)op, .seq = ++xch->seq,
+        .len = (uint32_t)(req_len + extra_len),
+    };
+    struct ferry_ctl_hdr r;
+    int *pfd = op == FERRY_CTL_HELLO ? &xch->mem_fd : NULL;
+
+    resp->len = 0;
+    if ( req_len + extra_len > FERRY_CTL_MAX_PAYLOAD )
+    {
+        errno = E2BIG;
+        return -1;
+    }
+    if ( write_full(xch->fd, &h, sizeof(h)) ||
+         (req_len && write_full(xch->fd, req, req_len)) ||
+         (extra_len && write_full(xch->fd, extra, extra_len)) ||
+         read_full(xch->fd, &r, sizeof(r), pfd) )
+    {
+        xc__log(xch, XC_ERROR, errno, "lost the connection to ferry-hv at %s",
+                xch->run_dir);
+        return -1;
+    }
+    if ( r.magic != FERRY_CTL_MAGIC || r.seq != h.seq || r.op != h.op )
+    {
+        xc__log(xch, XC_ERROR, 0, "garbled response from ferry-hv at %s",
+                xch->run_dir);
+        errno = EPROTO;
+        return -1;
+    }
+    if ( r.rc == -EPROTONOSUPPORT || r.version != FERRY_CTL_VERSION )
+    {
+        xc__log(xch, XC_ERROR, 0,
+                "ferry-hv at %s speaks control protocol version %u, this program speaks %u",
+                xch->run_dir, r.version, FERRY_CTL_VERSION);
+        errno = EPROTONOSUPPORT;
+        return -1;
+    }
+    if ( r.len > resp->cap )
+    {
+        void *p = realloc(resp->buf, r.len);
+
+        if ( !p )
+            return -1;
+        resp->buf = p;
+        resp->cap = r.len;
+    }
+    if ( r.len && read_full(xch->fd, resp->buf, r.len, NULL) )
+        return -1;
+    resp->len = r.len;
+    resp->rc = r.rc;
+    if ( r.rc < 0 )
+    {
+        errno = -r.rc;
+        return -1;
+    }
+    return r.rc;
+}
+
+/* A call whose whole response lands in xch->resp. */
+static int call(xc_interface *xch, unsigned int op, const void *req,
+                size_t req_len)
+{
+    return xc__call(xch, op, req, req_len, NULL, 0, &xch->resp);
+}
+
+/* ------------------------------------------------------------------------
+ * Opening and closing
+ * ------------------------------------------------------------------------ */
+
+static int connect_host(xc_interface *xch)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    if ( snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", xch->run_dir,
+                  FERRY_CTL_SOCKET) >= (int)sizeof(sa.sun_path) )
+    {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    xch->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if ( xch->fd < 0 )
+        return -1;
+    return connect(xch->fd, (struct sockaddr *)&sa, sizeof(sa));
+}
+
+static int map_memory(xc_interface *xch)
+{
+    size_t len = xch->mem_bytes;
+
+    if ( xch->mem_fd < 0 )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    xch->mem_rw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                       xch->mem_fd, 0);
+    if ( xch->mem_rw == MAP_FAILED )
+    {
+        xch->mem_rw = NULL;
+        return -1;
+    }
+    xch->mem_ro = mmap(NULL, len, PROT_READ, MAP_SHARED, xch->mem_fd, 0);
+    if ( xch->mem_ro == MAP_FAILED )
+    {
+        xch->mem_ro = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log)
+{
+    xc_interface *xch = calloc(1, sizeof(*xch));
+    struct ferry_ctl_hello_resp hello;
+    int saved;
+
+    if ( !xch )
+        return NULL;
+    xch->fd = -1;
+    xch->mem_fd = -1;
+    xch->logger = log;
+    xch->run_dir = strdup(run_dir);
+    if ( !xch->run_dir )
+        goto fail;
+    if ( connect_host(xch) )
+    {
+        xc__log(xch, XC_ERROR, errno,
+                "cannot connect to ferry-hv at %s/%s (is the host running?)",
+                run_dir, FERRY_CTL_SOCKET);
+        goto fail;
+    }
+    if ( call(xch, FERRY_CTL_HELLO, NULL, 0) < 0 )
+        goto fail;
+    if ( xch->resp.len != sizeof(hello) )
+    {
+        xc__log(xch, XC_ERROR, 0, "bad HELLO response from ferry-hv at %s",
+                run_dir);
+        errno = EPROTO;
+        goto fail;
+    }
+    memcpy(&hello, xch->resp.buf, sizeof(hello));
+    xch->max_page = hello.max_page;
+    xch->mem_bytes = hello.mem_bytes;
+    xch->m2p_first_mfn = hello.m2p_first_mfn;
+    if ( map_memory(xch) )
+    {
+        xc__log(xch, XC_ERROR, errno, "cannot map the machine memory of %s",
+                run_dir);
+        goto fail;
+    }
+    return xch;
+
+ fail:
+    saved = errno;
+    xc_interface_close(xch);
+    errno = saved;
+    return NULL;
+}
+
+void xc_interface_close(xc_interface *xch)
+{
+    if ( !xch )
+        return;
+    if ( xch->mem_rw )
+        munmap(xch->mem_rw, xch->mem_bytes);
+    if ( xch->mem_ro )
+        munmap(xch->mem_ro, xch->mem_bytes);
+    if ( xch->mem_fd >= 0 )
+        close(xch->mem_fd);
+    if ( xch->fd >= 0 )
+        close(xch->fd);
+    free(xch->resp.buf);
+    free(xch->scratch.buf);
+    free(xch->run_dir);
+    free(xch);
+}
+
+const char *xc_run_dir(const xc_interface *xch)
+{
+    return xch->run_dir;
+}
+
+uint64_t xc_max_page(const xc_interface *xch)
+{
+    return xch->max_page;
+}
+
+int xc_host_info(xc_interface *xch, struct xc_host_info *info)
+{
+    struct ferry_ctl_host_info_resp r;
+
+    if ( call(xch, FERRY_CTL_HOST_INFO, NULL, 0) < 0 )
+        return -1;
+    if ( xch->resp.len != sizeof(r) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    memset(info, 0, sizeof(*info));
+    info->total_pages = r.total_pages;
+    info->free_pages = r.free_pages;
+    info->nr_cpus = r.nr_cpus;
+    info->nr_domains = r.nr_domains;
+    info->xen_major = r.xen_major;
+    info->xen_minor = r.xen_minor;
+    memcpy(info->xen_extra, r.xen_extra, sizeof(info->xen_extra));
+    memcpy(info->version, r.version, sizeof(info->version));
+    info->xen_extra[sizeof(info->xen_extra) - 1] = '\0';
+    info->version[sizeof(info->version) - 1] = '\0';
+    info->uptime_ms = r.uptime_ms;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Domains
+ * ------------------------------------------------------------------------ */
+
+static int domid_call(xc_interface *xch, unsigned int op, uint32_t domid,
+                      const char *what)
+{
+    struct ferry_ctl_domid q = { .domid = (domid_t)domid };
+
+    if ( domid > 0xFFFF )
+    {
+        errno = EINVAL;
+        return -1;
+    }
+    if ( call(xch, op, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, errno == ESRCH ? XC_DEBUG : XC_ERROR, errno,
+                "%s of domain %u failed", what, domid);
+        return -1;
+    }
+    return 0;
+}
+
+int xc_domain_create(xc_interface *xch, uint32_t *domid,
+                     unsigned int max_vcpus, const uint8_t handle[16])
+{
+    struct ferry_ctl_create_req q = {
+        .domid = (domid_t)*domid, .max_vcpus = max_vcpus,
+    };
+    struct ferry_ctl_domid r;
+
+    if ( handle )
+        memcpy(q.handle, handle, sizeof(q.handle));
+    if ( call(xch, FERRY_CTL_DOMAIN_CREATE, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno, "cannot create a domain");
+        return -1;
+    }
+    if ( xch->resp.len != sizeof(r) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    *domid = r.domid;
+    return 0;
+}
+
+int xc_domain_destroy(xc_interface *xch, uint32_t domid)
+{
+    return domid_call(xch, FERRY_CTL_DOMAIN_DESTROY, domid, "destroy");
+}
+
+int xc_domain_pause(xc_interface *xch, uint32_t domid)
+{
+    return domid_call(xch, FERRY_CTL_DOMAIN_PAUSE, domid, "pause");
+}
+
+int xc_domain_unpause(xc_interface *xch, uint32_t domid)
+{
+    return domid_call(xch, FERRY_CTL_DOMAIN_UNPAUSE, domid, "unpause");
+}
+
+int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
+                             xc_domaininfo_t *info)
+{
+    if ( domid_call(xch, FERRY_CTL_DOMAIN_GETINFO, domid, "getinfo") )
+        return -1;
+    if ( xch->resp.len != sizeof(*info) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(info, xch->resp.buf, sizeof(*info));
+    return 0;
+}
+
+int xc_domain_getinfolist(xc_interface *xch, uint32_t first,
+                          unsigned int max, xc_domaininfo_t *info)
+{
+    struct ferry_ctl_list_req q = { .first = (domid_t)first };
+    unsigned int n = 0;
+
+    while ( n < max )
+    {
+        size_t got;
+
+        q.max = min(max - n, 1024U);
+        if ( call(xch, FERRY_CTL_DOMAIN_LIST, &q, sizeof(q)) < 0 )
+        {
+            xc__log(xch, XC_ERROR, errno, "cannot list domains");
+            return -1;
+        }
+        got = xch->resp.len / sizeof(*info);
+        memcpy(info + n, xch->resp.buf, got * sizeof(*info));
+        n += (unsigned int)got;
+        if ( got < q.max )
+            break;
+        q.first = (domid_t)(info[n - 1].domain + 1);
+    }
+    return (int)n;
+}
+
+int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid,
+                        uint64_t max_memkb)
+{
+    struct ferry_ctl_max_mem_req q = {
+        .domid = (domid_t)domid, .max_memkb = max_memkb,
+    };
+
+    if ( call(xch, FERRY_CTL_DOMAIN_MAX_MEM, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno, "cannot set max_mem of domain %u",
+                domid);
+        return -1;
+    }
+    return 0;
+}
+
+int xc_domain_shutdown_request(xc_interface *xch, uint32_t domid,
+                               unsigned int reason)
+{
+    struct ferry_ctl_shutdown_req q = {
+        .domid = (domid_t)domid, .reason = reason,
+    };
+
+    if ( call(xch, FERRY_CTL_DOMAIN_SHUTDOWN, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno, "cannot ask domain %u to shut down",
+                domid);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read from one of the two console rings (a domain's, or the host's). */
+static int64_t ring_read(xc_interface *xch, unsigned int op, uint32_t domid,
+                         char *buf, size_t len, uint64_t *cursor,
+                         uint64_t *lost)
+{
+    struct ferry_ctl_console_req q = {
+        .domid = (domid_t)domid, .max = (uint32_t)min(len, (size_t)1 << 20),
+        .cursor = *cursor,
+    };
+    struct ferry_ctl_console_resp r;
+
+    if ( call(xch, op, &q, sizeof(q)) < 0 )
+        return -1;
+    if ( xch->resp.len < sizeof(r) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    if ( xch->resp.len != sizeof(r) + r.len || r.len > len )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(buf, (uint8_t *)xch->resp.buf + sizeof(r), r.len);
+    *cursor = r.cursor;
+    if ( lost )
+        *lost = r.lost;
+    return r.len;
+}
+
+int64_t xc_console_read(xc_interface *xch, uint32_t domid, char *buf,
+                        size_t len, uint64_t *cursor, uint64_t *lost)
+{
+    return ring_read(xch, FERRY_CTL_CONSOLE_READ, domid, buf, len, cursor,
+                     lost);
+}
+
+int xc_domain_set_meta(xc_interface *xch, uint32_t domid, const char *name,
+                       const void *blob, size_t blob_len)
+{
+    struct ferry_ctl_meta q = { .domid = (domid_t)domid };
+
+    if ( strlen(name) >= sizeof(q.name) || blob_len > FERRY_META_BLOB_MAX )
+    {
+        errno = E2BIG;
+        return -1;
+    }
+    strcpy(q.name, name);
+    q.blob_len = (uint32_t)blob_len;
+    if ( xc__call(xch, FERRY_CTL_DOMAIN_SET_META, &q, sizeof(q), blob,
+                  blob_len, &xch->resp) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno, "cannot name domain %u '%s'", domid,
+                name);
+        return -1;
+    }
+    return 0;
+}
+
+int xc_domain_get_meta(xc_interface *xch, uint32_t domid, char *name,
+                       size_t name_len, void **blob, size_t *blob_len)
+{
+    struct ferry_ctl_meta r;
+
+    if ( domid_call(xch, FERRY_CTL_DOMAIN_GET_META, domid, "get_meta") )
+        return -1;
+    if ( xch->resp.len < sizeof(r) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    if ( xch->resp.len != sizeof(r) + r.blob_len )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    r.name[sizeof(r.name) - 1] = '\0';
+    snprintf(name, name_len, "%s", r.name);
+    if ( blob )
+    {
+        *blob = NULL;
+        if ( r.blob_len )
+        {
+            *blob = malloc(r.blob_len + 1);
+            if ( !*blob )
+                return -1;
+            memcpy(*blob, (uint8_t *)xch->resp.buf + sizeof(r), r.blob_len);
+            ((char *)*blob)[r.blob_len] = '\0';
+        }
+    }
+    if ( blob_len )
+        *blob_len = r.blob_len;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * vCPUs
+ * ------------------------------------------------------------------------ */
+
+int xc_vcpu_getcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
+                       struct vcpu_guest_context *ctxt)
+{
+    struct ferry_ctl_vcpu_req q = { .domid = (domid_t)domid, .vcpu = vcpu };
+
+    if ( call(xch, FERRY_CTL_VCPU_GETCONTEXT, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno,
+                "cannot get the context of vCPU %u of domain %u", vcpu, domid);
+        return -1;
+    }
+    if ( xch->resp.len != sizeof(*ctxt) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(ctxt, xch->resp.buf, sizeof(*ctxt));
+    return 0;
+}
+
+int xc_vcpu_setcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
+                       const struct vcpu_guest_context *ctxt)
+{
+    struct ferry_ctl_vcpu_req q = { .domid = (domid_t)domid, .vcpu = vcpu };
+
+    if ( xc__call(xch, FERRY_CTL_VCPU_SETCONTEXT, &q, sizeof(q), ctxt,
+                  ctxt ? sizeof(*ctxt) : 0, &xch->resp) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno,
+                "cannot set the context of vCPU %u of domain %u", vcpu, domid);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Memory
+ * ------------------------------------------------------------------------ */
+
+int xc_get_pfn_type_batch(xc_interface *xch, uint32_t domid,
+                          unsigned int num, xen_pfn_t *arr)
+{
+    for ( unsigned int done = 0; done < num; )
+    {
+        unsigned int n = min(num - done, (unsigned int)XEN_DOMCTL_PFINFO_MAX);
+        struct ferry_ctl_pfinfo_req q = { .domid = (domid_t)domid, .num = n };
+
+        if ( xc__call(xch, FERRY_CTL_GETPAGEFRAMEINFO3, &q, sizeof(q),
+                      arr + done, n * sizeof(*arr), &xch->resp) < 0 )
+        {
+            xc__log(xch, XC_ERROR, errno,
+                    "getpageframeinfo3 of %u frames of domain %u failed", n,
+                    domid);
+            return -1;
+        }
+        if ( xch->resp.len != n * sizeof(*arr) )
+        {
+            errno = EPROTO;
+            return -1;
+        }
+        memcpy(arr + done, xch->resp.buf, xch->resp.len);
+        done += n;
+    }
+    return 0;
+}
+
+int64_t xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int op,
+                          uint8_t *bitmap, uint64_t pages, unsigned int mode,
+                          struct xc_shadow_op_stats *stats)
+{
+    struct ferry_ctl_shadow_req q = {
+        .domid = (domid_t)domid, .op = op, .mode = mode,
+        .want_bitmap = bitmap ? 1 : 0, .pages = pages,
+    };
+    struct ferry_ctl_shadow_resp r;
+
+    if ( call(xch, FERRY_CTL_SHADOW_OP, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno, "shadow op %u on domain %u failed", op,
+                domid);
+        return -1;
+    }
+    if ( xch->resp.len < sizeof(r) ||
+         xch->resp.len != sizeof(r) + (bitmap ? (pages + 7) / 8 : 0) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    if ( bitmap )
+        memcpy(bitmap, (uint8_t *)xch->resp.buf + sizeof(r), (pages + 7) / 8);
+    if ( stats )
+    {
+        stats->fault_count = r.stats.fault_count;
+        stats->dirty_count = r.stats.dirty_count;
+    }
+    return (int64_t)r.pages;
+}
+
+static int mmu_call(xc_interface *xch, unsigned int op, void *ops,
+                    size_t elem, unsigned int count, unsigned int foreigndom,
+                    unsigned int *done)
+{
+    struct ferry_ctl_mmu_req q = { .foreigndom = foreigndom };
+    struct ferry_ctl_mmu_resp r = { 0 };
+    unsigned int sent = 0;
+    int rc = 0;
+
+    while ( sent < count && !rc )
+    {
+        q.count = min(count - sent, 4096U);
+        rc = xc__call(xch, op, &q, sizeof(q), (uint8_t *)ops + sent * elem,
+                      q.count * elem, &xch->resp);
+        if ( xch->resp.len == sizeof(r) )
+            memcpy(&r, xch->resp.buf, sizeof(r));
+        sent += rc < 0 ? r.done : q.count;
+    }
+    if ( done )
+        *done = sent;
+    return rc < 0 ? -1 : 0;
+}
+
+int xc_mmu_update(xc_interface *xch, struct mmu_update *reqs,
+                  unsigned int count, unsigned int foreigndom,
+                  unsigned int *done)
+{
+    if ( mmu_call(xch, FERRY_CTL_MMU_UPDATE, reqs, sizeof(*reqs), count,
+                  foreigndom, done) )
+    {
+        xc__log(xch, XC_ERROR, errno, "mmu_update of %u entries failed",
+                count);
+        return -1;
+    }
+    return 0;
+}
+
+int xc_mmuext_op(xc_interface *xch, struct mmuext_op *ops,
+                 unsigned int count, uint32_t domid)
+{
+    if ( mmu_call(xch, FERRY_CTL_MMUEXT_OP, ops, sizeof(*ops), count, domid,
+                  NULL) )
+    {
+        xc__log(xch, XC_ERROR, errno, "mmuext_op of %u ops on domain %u failed",
+                count, domid);
+        return -1;
+    }
+    return 0;
+}
+
+/* One memory_op with an extent list, updated in place; returns ret. */
+static int64_t memop(xc_interface *xch, unsigned int cmd, uint32_t domid,
+                     unsigned long nr, unsigned int order,
+                     unsigned int mem_flags, xen_pfn_t *extents)
+{
+    struct ferry_ctl_memop_req q = {
+        .cmd = cmd, .domid = (domid_t)domid, .extent_order = order,
+        .mem_flags = mem_flags, .nr_extents = nr,
+    };
+    struct ferry_ctl_memop_resp r;
+
+    if ( xc__call(xch, FERRY_CTL_MEMORY_OP, &q, sizeof(q), extents,
+                  nr * sizeof(*extents), &xch->resp) < 0 )
+        return -1;
+    if ( xch->resp.len != sizeof(r) + nr * sizeof(*extents) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    if ( nr )
+        memcpy(extents, (uint8_t *)xch->resp.buf + sizeof(r),
+               nr * sizeof(*extents));
+    return r.ret;
+}
+
+int xc_domain_populate_physmap_exact(xc_interface *xch, uint32_t domid,
+                                     unsigned long nr, unsigned int order,
+                                     unsigned int mem_flags,
+                                     xen_pfn_t *extents)
+{
+    for ( unsigned long done = 0; done < nr; )
+    {
+        unsigned long n = min(nr - done, 1UL << 19);
+        int64_t ret = memop(xch, XENMEM_populate_physmap, domid, n, order,
+                            mem_flags, extents + done);
+
+        if ( ret != (int64_t)n )
+        {
+            if ( ret >= 0 )
+                errno = ENOMEM;
+            xc__log(xch, XC_ERROR, errno,
+                    "populate_physmap of domain %u: %lld of %lu extents of order %u",
+                    domid, (long long)(ret < 0 ? 0 : ret) + (long long)done,
+                    nr, order);
+            return -1;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+int xc_domain_decrease_reservation_exact(xc_interface *xch, uint32_t domid,
+                                         unsigned long nr, unsigned int order,
+                                         xen_pfn_t *mfns)
+{
+    int64_t ret = memop(xch, XENMEM_decrease_reservation, domid, nr, order, 0,
+                        mfns);
+
+    if ( ret != (int64_t)nr )
+    {
+        if ( ret >= 0 )
+            errno = EINVAL;
+        xc__log(xch, XC_ERROR, errno,
+                "decrease_reservation of domain %u: %lld of %lu extents",
+                domid, (long long)ret, nr);
+        return -1;
+    }
+    return 0;
+}
+
+int xc_maximum_ram_page(xc_interface *xch, uint64_t *max_mfn)
+{
+    int64_t ret = memop(xch, XENMEM_maximum_ram_page, DOMID_SELF, 0, 0, 0,
+                        NULL);
+
+    if ( ret < 0 )
+        return -1;
+    *max_mfn = (uint64_t)ret;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Foreign mapping
+ * ------------------------------------------------------------------------ */
+
+int xc_map_foreign_frames(xc_interface *xch, uint32_t domid, int prot,
+                          const xen_pfn_t *mfns, unsigned int num,
+                          void **ptrs, int *err)
+{
+    struct ferry_ctl_map_req q = {
+        .domid = (domid_t)domid,
+        .prot = (prot & XC_MAP_WRITE) ? FERRY_MAP_READ | FERRY_MAP_WRITE
+                                      : FERRY_MAP_READ,
+        .num = num,
+    };
+    uint8_t *base = (prot & XC_MAP_WRITE) ? xch->mem_rw : xch->mem_ro;
+    const int32_t *e;
+    int some_failed = 0;
+
+    if ( xc__call(xch, FERRY_CTL_FOREIGN_MAP, &q, sizeof(q), mfns,
+                  num * sizeof(*mfns), &xch->resp) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno, "cannot map %u frames of domain %u",
+                num, domid);
+        return -1;
+    }
+    if ( xch->resp.len != num * sizeof(int32_t) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    e = xch->resp.buf;
+    for ( unsigned int i = 0; i < num; i++ )
+    {
+        err[i] = e[i];
+        ptrs[i] = e[i] ? NULL : base + (mfns[i] << PAGE_SHIFT);
+        some_failed |= e[i] != 0;
+    }
+    return some_failed;
+}
+
+void *xc_map_foreign_frame(xc_interface *xch, uint32_t domid, int prot,
+                           xen_pfn_t mfn)
+{
+    void *p;
+    int err;
+
+    if ( xc_map_foreign_frames(xch, domid, prot, &mfn, 1, &p, &err) < 0 )
+        return NULL;
+    if ( err )
+    {
+        errno = -err;
+        return NULL;
+    }
+    return p;
+}
+
+const uint64_t *xc_m2p(const xc_interface *xch)
+{
+    return (const uint64_t *)(xch->mem_ro + (xch->m2p_first_mfn << PAGE_SHIFT));
+}
+
+/* ------------------------------------------------------------------------
+ * Logs
+ * ------------------------------------------------------------------------ */
+
+int64_t xc_dmesg_read(xc_interface *xch, char *buf, size_t len,
+                      uint64_t *cursor)
+{
+    return ring_read(xch, FERRY_CTL_DMESG_READ, DOMID_XEN, buf, len, cursor,
+                     NULL);
+}
+
+int xc_audit(xc_interface *xch, char *msg, size_t len)
+{
+    int rc = call(xch, FERRY_CTL_AUDIT, NULL, 0);
+
+    if ( rc < 0 )
+        return -1;
+    if ( rc > 0 && len )
+        snprintf(msg, len, "%.*s", (int)xch->resp.len, (char *)xch->resp.buf);
+    return rc > 0 ? 1 : 0;
+}

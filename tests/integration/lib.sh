@@ -1,0 +1,108 @@
+# Shared helpers for ferry's integration tests (sourced, POSIX sh).
+#
+# Each test starts its own ferry-hv daemons in a fresh directory, drives
+# the real xl, and prints TAP: plan with `plan N`, then `ok`/`fail` per
+# check.  Daemons started here are stopped by pid on exit, whatever
+# happens; nothing else is touched.
+
+set -u
+
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+XL="$top_builddir/xl/xl"
+HV="$top_builddir/hypervisor/ferry-hv"
+AS="$top_builddir/guests/ferry-as"
+export FERRY_GUEST_PATH="$top_builddir/guests${FERRY_GUEST_PATH:+:$FERRY_GUEST_PATH}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-test.XXXXXX")
+_n=0
+_failed=0
+_hosts=""
+
+cleanup() {
+    for h in $_hosts; do
+        if [ -f "$h/ferry-hv.pid" ]; then
+            pid=$(cat "$h/ferry-hv.pid" 2>/dev/null)
+            [ -n "$pid" ] && kill "$pid" 2>/dev/null
+            i=0
+            while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+                sleep 0.05; i=$((i + 1))
+            done
+            [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+        fi
+    done
+    # Domain monitors xl left behind exit when their host goes away.
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+plan() { echo "1..$1"; }
+
+ok() {
+    _n=$((_n + 1))
+    echo "ok $_n - $*"
+}
+
+fail() {
+    _n=$((_n + 1)); _failed=$((_failed + 1))
+    echo "not ok $_n - $*"
+}
+
+# check DESCRIPTION COMMAND...: ok if the command succeeds.
+check() {
+    d=$1; shift
+    if "$@" >"$T/out" 2>&1; then ok "$d"; else
+        fail "$d"; sed 's/^/# /' "$T/out"; fi
+}
+
+# check_fails DESCRIPTION COMMAND...: ok if the command fails.
+check_fails() {
+    d=$1; shift
+    if "$@" >"$T/out" 2>&1; then fail "$d"; sed 's/^/# /' "$T/out"; else
+        ok "$d"; fi
+}
+
+diag() { echo "# $*"; }
+
+done_testing() {
+    [ "$_failed" -eq 0 ]
+}
+
+# start_host NAME MEMORY: a daemon with run dir $T/NAME; echoes the dir.
+start_host() {
+    dir="$T/$1"
+    "$HV" --run-dir "$dir" --memory "$2" >"$T/$1.start" 2>&1 || {
+        cat "$T/$1.start" >&2; return 1; }
+    _hosts="$_hosts $dir"
+    echo "$dir"
+}
+
+stop_host() {
+    pid=$(cat "$1/ferry-hv.pid")
+    kill "$pid"
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do
+        sleep 0.05; i=$((i + 1))
+    done
+    ! kill -0 "$pid" 2>/dev/null
+}
+
+# xlh DIR ARGS...: xl against the host in DIR.
+xlh() { h=$1; shift; "$XL" -H "$h" "$@"; }
+
+# wait_for SECONDS COMMAND...: poll until the command succeeds.
+wait_for() {
+    limit=$(( $1 * 20 )); shift
+    i=0
+    while [ $i -lt $limit ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+
+# The free memory (MiB) of a host, as xl info reports it.
+free_mib() { xlh "$1" info | awk -F': ' '/^free_memory/ {print $2}'; }
+
+# Whether the domain's console output contains a string.
+console_has() { xlh "$1" console "$2" </dev/null 2>/dev/null | grep -q -- "$3"; }

@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xl create, and the per-domain monitor that applies on_poweroff,
+ * on_reboot and on_crash (Xen: the "xl-<name>" process xl leaves behind
+ * unless -e is given).
+ *
+ * create: parse the config (file, then key=value overrides), resolve the
+ * kernel (a path, or the name of a shipped guest), create the domain,
+ * store its name and config (JSON, as libxl keeps it) in the host, build
+ * it, unpause it unless -p.  Any failure destroys the half-built domain:
+ * nothing is left behind.
+ *
+ * Style: Xen's xl/libxl style.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "xl.h"
+#include "xl-cfg.h"
+
+#ifndef FERRY_GUESTDIR
+#define FERRY_GUESTDIR "/usr/local/share/ferry/guests"
+#endif
+
+/* ------------------------------------------------------------------------
+ * Finding the guest image
+ * ------------------------------------------------------------------------ */
+
+static bool readable(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/*
+ * A kernel with a '/' is a path.  Otherwise it names a shipped guest,
+ * looked for as NAME.img in $FERRY_GUEST_PATH (colon-separated), next to
+ * this xl in the build tree (../guests), then in the installed guest dir.
+ */
+static char *resolve_kernel(const char *kernel)
+{
+    char self[PATH_MAX], *p, *list, *save = NULL;
+    char path[PATH_MAX + 64];
+    ssize_t n;
+
+    if (strchr(kernel, '/'))
+        return readable(kernel) ? strdup(kernel) : NULL;
+    list = getenv("FERRY_GUEST_PATH") ? strdup(getenv("FERRY_GUEST_PATH"))
+                                      : NULL;
+    for (p = list ? strtok_r(list, ":", &save) : NULL; p;
+         p = strtok_r(NULL, ":", &save)) {
+        snprintf(path, sizeof(path), "%s/%s.img", p, kernel);
+        if (readable(path)) {
+            free(list);
+            return strdup(path);
+        }
+    }
+    free(list);
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        if ((p = strrchr(self, '/')))
+            *p = '\0';
+        snprintf(path, sizeof(path), "%s/../guests/%s.img", self, kernel);
+        if (readable(path))
+            return strdup(path);
+    }
+    snprintf(path, sizeof(path), "%s/%s.img", FERRY_GUESTDIR, kernel);
+    return readable(path) ? strdup(path) : NULL;
+}
+
+static void *read_file(const char *path, size_t *len)
+{
+    struct stat st;
+    void *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (1 << 30)) {
+        buf = malloc((size_t)st.st_size);
+        if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
+            free(buf);
+            buf = NULL;
+        }
+        *len = (size_t)st.st_size;
+    }
+    close(fd);
+    return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * Creating
+ * ------------------------------------------------------------------------ */
+
+static bool name_in_use(xc_interface *xch, const char *name)
+{
+    xc_domaininfo_t info[256];
+    int n = xc_domain_getinfolist(xch, 1, 256, info);
+
+    for (int i = 0; i < n; i++) {
+        char other[XC_DOMAIN_NAME_MAX];
+
+        if (!strcmp(domain_name(xch, info[i].domain, other, sizeof(other)),
+                    name))
+            return true;
+    }
+    return false;
+}
+
+int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,
+                     bool paused, uint32_t *domid_r)
+{
+    struct xc_dom_args args = { 0 };
+    char *kernel = NULL, *json = NULL;
+    void *image = NULL;
+    uint32_t domid = DOMID_ANY;
+    bool created = false;
+    int rc = -1;
+
+    kernel = resolve_kernel(dc->kernel);
+    if (!kernel) {
+        fprintf(stderr, "kernel \"%s\": no such file or shipped guest\n",
+                dc->kernel);
+        goto out;
+    }
+    image = read_file(kernel, &args.image_len);
+    if (!image) {
+        fprintf(stderr, "cannot read kernel %s: %s\n", kernel,
+                strerror(errno));
+        goto out;
+    }
+    if (name_in_use(xch, dc->name)) {
+        fprintf(stderr, "Domain with name \"%s\" already exists.\n", dc->name);
+        goto out;
+    }
+    json = ferry_domain_config_to_json(dc);
+    if (!json)
+        goto out;
+
+    if (xc_domain_create(xch, &domid, dc->maxvcpus, dc->uuid))
+        goto out;
+    created = true;
+    if (xc_domain_set_meta(xch, domid, dc->name, json, strlen(json)) ||
+        xc_domain_setmaxmem(xch, domid, dc->maxmem_mib * 1024))
+        goto out;
+    args.image = image;
+    args.nr_pages = dc->memory_mib << 8;
+    args.cmdline = dc->cmdline;
+    if (xc_dom_build_pv(xch, domid, &args, NULL))
+        goto out;
+    if (!paused && xc_domain_unpause(xch, domid))
+        goto out;
+    *domid_r = domid;
+    rc = 0;
+ out:
+    if (rc && created)
+        xc_domain_destroy(xch, domid);
+    free(kernel);
+    free(image);
+    free(json);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The monitor: applies on_poweroff/on_reboot/on_crash
+ * ------------------------------------------------------------------------ */
+
+static enum ferry_action action_for(const struct ferry_domain_config *dc,
+                                    unsigned int reason)
+{
+    switch (reason) {
+    case SHUTDOWN_poweroff: return dc->on_poweroff;
+    case SHUTDOWN_reboot: return dc->on_reboot;
+    case SHUTDOWN_crash: return dc->on_crash;
+    case SHUTDOWN_watchdog: return FERRY_ACTION_DESTROY;
+    default: return FERRY_ACTION_PRESERVE;  /* suspend: the saver's */
+    }
+}
+
+/*
+ * Watch domid until it is gone or left for good.  Runs in a detached
+ * child: it polls, because ferry has no xenstore watch to block on.
+ */
+static void monitor(const char *rundir, uint32_t domid,
+                    struct ferry_domain_config *dc)
+{
+    struct timespec tick = { 0, 100 * 1000 * 1000 };
+    xc_interface *xch = xc_interface_open(rundir, NULL);
+
+    while (xch) {
+        xc_domaininfo_t info;
+        unsigned int reason;
+
+        nanosleep(&tick, NULL);
+        if (xc_domain_getinfo_single(xch, domid, &info))
+            break;                          /* gone */
+        if (!(info.flags & XEN_DOMINF_shutdown))
+            continue;
+        reason = (info.flags >> XEN_DOMINF_shutdownshift) &
+                 XEN_DOMINF_shutdownmask;
+        if (reason == SHUTDOWN_suspend)
+            continue;                       /* a save or migration's */
+        switch (action_for(dc, reason)) {
+        case FERRY_ACTION_DESTROY:
+        case FERRY_ACTION_COREDUMP_DESTROY:
+            xc_domain_destroy(xch, domid);
+            goto out;
+        case FERRY_ACTION_RESTART:
+        case FERRY_ACTION_RESTART_RENAME:
+        case FERRY_ACTION_COREDUMP_RESTART:
+            xc_domain_destroy(xch, domid);
+            if (xl_create_domain(xch, dc, false, &domid))
+                goto out;
+            continue;
+        default:
+            goto out;                       /* preserve */
+        }
+    }
+ out:
+    xc_interface_close(xch);
+}
+
+static void spawn_monitor(uint32_t domid, struct ferry_domain_config *dc)
+{
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return;
+    setsid();
+    if (fork() != 0)
+        _exit(0);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    monitor(run_dir, domid, dc);
+    _exit(0);
+}
+
+/* ------------------------------------------------------------------------
+ * xl create
+ * ------------------------------------------------------------------------ */
+
+int main_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dryrun", no_argument, NULL, 'n' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ferry_domain_config dc;
+    struct xlcfg_error err;
+    bool paused = false, console = false, dryrun = dryrun_only, quiet = false;
+    bool monitor_it = true, python = false;
+    const char *file;
+    xc_interface *xch;
+    uint32_t domid;
+    int opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "pcnqeFdh", opts, "create", 1,
+                            &rc)) != -1) {
+        switch (opt) {
+        case -2: return rc;
+        case 'p': paused = true; break;
+        case 'c': console = true; break;
+        case 'n': dryrun = true; break;
+        case 'q': quiet = true; break;
+        case 'e': monitor_it = false; break;
+        case 'F': break;                    /* ferry's monitor is detached */
+        case 'd': break;
+        }
+    }
+    file = argv[optind++];
+    if (!quiet)
+        fprintf(stderr, "Parsing config from %s\n", file);
+    ferry_domain_config_init(&dc);
+    if (ferry_domain_config_load(&dc, file,
+                                 (const char *const *)argv + optind,
+                                 (unsigned int)(argc - optind), &python,
+                                 &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        if (python)
+            fprintf(stderr, "warning: Config file looks like it contains Python code.\nwarning:  Arbitrary Python is no longer supported.\nwarning:  See https://wiki.xen.org/wiki/PythonInXlConfig\n");
+        ferry_domain_config_dispose(&dc);
+        return EXIT_FAILURE;
+    }
+    for (unsigned int i = 0; i < dc.nr_warnings; i++)
+        fprintf(stderr, "%s\n", dc.warnings[i]);
+    if (dryrun) {
+        char *json = ferry_domain_config_to_json(&dc);
+
+        printf("%s\n", json ? json : "");
+        free(json);
+        ferry_domain_config_dispose(&dc);
+        return EXIT_SUCCESS;
+    }
+
+    xch = xl_open_host();
+    if (xl_create_domain(xch, &dc, paused, &domid)) {
+        ferry_domain_config_dispose(&dc);
+        return EXIT_FAILURE;
+    }
+    if (monitor_it) {
+        fflush(NULL);
+        spawn_monitor(domid, &dc);
+    }
+    ferry_domain_config_dispose(&dc);
+    if (console) {
+        char *cargv[] = { (char *)"console", NULL, NULL };
+        char id[16];
+
+        snprintf(id, sizeof(id), "%u", domid);
+        cargv[1] = id;
+        optind = 1;
+        return main_console(2, cargv);
+    }
+    return EXIT_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------
+ * xl shutdown and xl console
+ * ------------------------------------------------------------------------ */
+
+static bool wait_shutdown(xc_interface *xch, uint32_t domid, int timeout_s)
+{
+    struct timespec tick = { 0, 50 * 1000 * 1000 };
+
+    for (int i = 0; timeout_s <= 0 || i < timeout_s * 20; i++) {
+        xc_domaininfo_t info;
+
+        if (xc_domain_getinfo_single(xch, domid, &info) ||
+            (info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying)))
+            return true;
+        nanosleep(&tick, NULL);
+    }
+    return false;
+}
+
+int main_shutdown(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "all", no_argument, NULL, 'a' },
+        { "wait", no_argument, NULL, 'w' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    bool all = false, wait_it = false;
+    xc_interface *xch;
+    uint32_t ids[1024];
+    int n = 0, opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "awFh", opts, "shutdown", 0,
+                            &rc)) != -1) {
+        switch (opt) {
+        case -2: return rc;
+        case 'a': all = true; break;
+        case 'w': wait_it = true; break;
+        case 'F': break;
+        }
+    }
+    if (!all && optind >= argc) {
+        fprintf(stderr, "'xl shutdown' requires at least 1 argument.\n\n");
+        help("shutdown");
+        return EXIT_USAGE;
+    }
+    xch = xl_open_host();
+    if (all) {
+        xc_domaininfo_t info[1024];
+        int m = xc_domain_getinfolist(xch, 1, 1024, info);
+
+        for (int i = 0; i < m; i++)
+            ids[n++] = info[i].domain;
+    } else if (find_domain(xch, argv[optind], &ids[n++])) {
+        return EXIT_FAILURE;
+    }
+    for (int i = 0; i < n; i++) {
+        fprintf(stderr, "Shutting down domain %u\n", ids[i]);
+        if (xc_domain_shutdown_request(xch, ids[i], SHUTDOWN_poweroff)) {
+            fprintf(stderr, "shutdown failed (rc=%d)\n", -errno);
+            rc = EXIT_FAILURE;
+        }
+    }
+    if (wait_it) {
+        for (int i = 0; i < n; i++) {
+            if (!wait_shutdown(xch, ids[i], 0))
+                rc = EXIT_FAILURE;
+            else
+                fprintf(stderr, "Domain %u has been shut down, reason code %d\n",
+                        ids[i], 0);
+        }
+        if (n)
+            fprintf(stderr, "All domains have been shut down\n");
+    }
+    return rc;
+}
+
+static volatile sig_atomic_t console_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    console_stop = 1;
+}
+
+int main_console(int argc, char **argv)
+{
+    struct timespec tick = { 0, 50 * 1000 * 1000 };
+    xc_interface *xch;
+    uint32_t domid;
+    uint64_t cursor = 0, lost;
+    char buf[16384];
+    int opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "t:n:e:h", NULL, "console", 1,
+                            &rc)) != -1) {
+        if (opt == -2)
+            return rc;
+        if (opt == 't' && strcmp(optarg, "pv")) {
+            fprintf(stderr, "console type %s is not available for a PV domain\n",
+                    optarg);
+            return EXIT_FAILURE;
+        }
+    }
+    xch = xl_open_host();
+    if (find_domain(xch, argv[optind], &domid))
+        return EXIT_FAILURE;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    /*
+     * Print what the guest wrote so far, then follow it until the domain
+     * is gone (or, on a terminal, until interrupted).
+     */
+    while (!console_stop) {
+        int64_t got = xc_console_read(xch, domid, buf, sizeof(buf), &cursor,
+                                      &lost);
+        xc_domaininfo_t info;
+
+        if (got < 0)
+            break;                          /* the domain is gone */
+        if (lost)
+            fprintf(stderr, "[xl console: %llu bytes of output were lost]\n",
+                    (unsigned long long)lost);
+        if (got) {
+            fwrite(buf, 1, (size_t)got, stdout);
+            fflush(stdout);
+            continue;
+        }
+        if (xc_domain_getinfo_single(xch, domid, &info) ||
+            (info.flags & XEN_DOMINF_dying))
+            break;
+        if ((info.flags & XEN_DOMINF_shutdown) &&
+            ((info.flags >> XEN_DOMINF_shutdownshift) & 0xff) !=
+            SHUTDOWN_suspend && !isatty(STDOUT_FILENO))
+            break;                          /* stopped for good, output drained */
+        nanosleep(&tick, NULL);
+    }
+    return EXIT_SUCCESS;
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xl: ferry's command line.  Global options, the dispatch into the command
+ * table, and the helpers every command uses (opening the host, resolving a
+ * domain argument, option parsing with xl's messages and exit codes).
+ *
+ * Exit codes as xl: 0 success, 1 failure, 2 usage error.
+ *
+ * Style: Xen's xl/libxl style (four spaces, K&R braces).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xl.h"
+
+int minmsglevel = XC_WARN;
+bool dryrun_only;
+bool force_execution;
+bool progress_use_cr;
+bool timestamps;
+const char *run_dir;
+
+static xc_interface *host_xch;
+
+xc_interface *xl_open_host(void)
+{
+    if (host_xch)
+        return host_xch;
+    if (!run_dir)
+        run_dir = getenv("FERRY_RUNDIR");
+    if (!run_dir || !*run_dir)
+        run_dir = "/run/ferry";
+    host_xch = xc_interface_open(run_dir, xc_stderr_logger(minmsglevel));
+    if (!host_xch) {
+        fprintf(stderr, "cannot connect to the ferry host at %s (set FERRY_RUNDIR or use xl -H DIR)\n",
+                run_dir);
+        exit(EXIT_FAILURE);
+    }
+    return host_xch;
+}
+
+void xl_close_host(void)
+{
+    xc_interface_close(host_xch);
+    host_xch = NULL;
+}
+
+void help(const char *command)
+{
+    const struct cmd_spec *cmd;
+
+    if (!command || !strcmp(command, "help")) {
+        printf("Usage xl [-vfNtT] [-H DIR] <subcommand> [args]\n\n");
+        printf("xl full list of subcommands:\n\n");
+        for (int i = 0; i < cmd_table_size; i++) {
+            printf(" %-19s ", cmd_table[i].name);
+            if (strlen(cmd_table[i].name) > 19)
+                printf("\n %-19s ", "");
+            printf("%s\n", cmd_table[i].help);
+        }
+        return;
+    }
+    cmd = cmdtable_lookup(command);
+    if (!cmd) {
+        printf("command \"%s\" not implemented\n", command);
+        return;
+    }
+    printf("Usage: xl [-vtT%s%s] %s %s\n\n%s.\n\n",
+           cmd->modifies ? "f" : "", cmd->can_dryrun ? "N" : "",
+           cmd->name, cmd->usage, cmd->help);
+    if (cmd->options)
+        printf("Options:\n\n%s\n", cmd->options);
+}
+
+int xl_getopt(int argc, char **argv, const char *opts,
+              const struct option *longopts, const char *cmd,
+              int num_required, int *exit_code)
+{
+    static const struct option help_only[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+
+    opterr = 0;
+    opt = getopt_long(argc, argv, opts, longopts ? longopts : help_only,
+                      NULL);
+    if (opt == '?') {
+        if (optopt == 'h') {
+            help(cmd);
+            *exit_code = EXIT_SUCCESS;
+            return -2;
+        }
+        if (optopt)
+            fprintf(stderr, "option `%c' not supported.\n", optopt);
+        else
+            fprintf(stderr, "option `%s' not supported.\n", argv[optind - 1]);
+        *exit_code = EXIT_USAGE;
+        return -2;
+    }
+    if (opt == 'h') {
+        help(cmd);
+        *exit_code = EXIT_SUCCESS;
+        return -2;
+    }
+    if (opt != -1)
+        return opt;
+    if (argc - optind < num_required) {
+        fprintf(stderr, "'xl %s' requires at least %d argument%s.\n\n", cmd,
+                num_required, num_required > 1 ? "s" : "");
+        help(cmd);
+        *exit_code = EXIT_USAGE;
+        return -2;
+    }
+    return -1;
+}
+
+const char *domain_name(xc_interface *xch, uint32_t domid, char *buf,
+                        size_t len)
+{
+    if (xc_domain_get_meta(xch, domid, buf, len, NULL, NULL) || !buf[0])
+        snprintf(buf, len, domid ? "(null)" : "Domain-0");
+    return buf;
+}
+
+int find_domain(xc_interface *xch, const char *p, uint32_t *domid)
+{
+    xc_domaininfo_t info[1024];
+    char *end;
+    unsigned long v;
+    int n;
+
+    errno = 0;
+    v = strtoul(p, &end, 10);
+    if (!errno && end != p && !*end && v < DOMID_FIRST_RESERVED) {
+        *domid = (uint32_t)v;
+        return 0;
+    }
+    n = xc_domain_getinfolist(xch, 0, 1024, info);
+    for (int i = 0; i < n; i++) {
+        char name[XC_DOMAIN_NAME_MAX];
+
+        domain_name(xch, info[i].domain, name, sizeof(name));
+        if (!strcmp(name, p)) {
+            *domid = info[i].domain;
+            return 0;
+        }
+    }
+    /* libxl's ERROR_INVAL, as xl prints it. */
+    fprintf(stderr, "%s is an invalid domain identifier (rc=%d)\n", p, -6);
+    return -1;
+}
+
+static void usage_global(void)
+{
+    help(NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const struct cmd_spec *cmd;
+    int opt, rc;
+
+    /* Global options stop at the first non-option: the subcommand. */
+    while ((opt = getopt(argc, argv, "+vfNtTH:h")) >= 0) {
+        switch (opt) {
+        case 'v':
+            if (minmsglevel > XC_DEBUG)
+                minmsglevel--;
+            break;
+        case 'N': dryrun_only = true; break;
+        case 'f': force_execution = true; break;
+        case 't': progress_use_cr = true; break;
+        case 'T': timestamps = true; break;
+        case 'H': run_dir = optarg; break;
+        case 'h': usage_global(); exit(EXIT_SUCCESS);
+        default:
+            fprintf(stderr, "unknown global option\n");
+            exit(EXIT_USAGE);
+        }
+    }
+    if (optind >= argc) {
+        usage_global();
+        exit(EXIT_USAGE);
+    }
+    cmd = cmdtable_lookup(argv[optind]);
+    if (!cmd) {
+        fprintf(stderr, "command not implemented\n");
+        exit(EXIT_USAGE);
+    }
+    if (dryrun_only && !cmd->can_dryrun) {
+        fprintf(stderr, "command does not implement -N (dryrun) option\n");
+        exit(EXIT_USAGE);
+    }
+    /* Each handler parses its own options from argv[0] = the verb. */
+    argc -= optind;
+    argv += optind;
+    optind = 1;
+    rc = cmd->fn(argc, argv);
+    xl_close_host();
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xl.h: internals of ferry's xl, shared by its files.
+ *
+ * xl is a table of commands (xl-cmdtable.c); each command's handler is a
+ * main_<verb>(argc, argv) that returns EXIT_SUCCESS or EXIT_FAILURE as if
+ * it were main().  Only xl prints and exits; libxc reports through the
+ * logger xl gives it, which prints to stderr.
+ *
+ * Style: Xen's xl/libxl style (four spaces, K&R braces).
+ */
+#ifndef FERRY_XL_H
+#define FERRY_XL_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "xc.h"
+
+struct cmd_spec {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    bool can_dryrun;
+    bool modifies;
+    const char *help;
+    const char *usage;
+    const char *options;
+};
+
+extern const struct cmd_spec cmd_table[];
+extern const int cmd_table_size;
+const struct cmd_spec *cmdtable_lookup(const char *name);
+
+/* Global options (xl [-v] [-N] [-f] [-t] [-T] [-H DIR] <subcommand>). */
+extern int minmsglevel;
+extern bool dryrun_only;
+extern bool force_execution;
+extern bool progress_use_cr;
+extern bool timestamps;
+extern const char *run_dir;
+
+#define EXIT_USAGE 2
+
+/* The host xl talks to: -H DIR, else $FERRY_RUNDIR, else /run/ferry. */
+xc_interface *xl_open_host(void);
+void xl_close_host(void);
+
+/*
+ * Parse the subcommand's options like xl's SWITCH_FOREACH_OPT: getopt_long
+ * with -h/--help added; prints usage and returns -1 (caller exits with
+ * *exit_code) on -h, an unknown option, or fewer than num_required
+ * positional arguments.
+ */
+int xl_getopt(int argc, char **argv, const char *opts,
+              const struct option *longopts, const char *cmd,
+              int num_required, int *exit_code);
+void help(const char *command);
+
+/* Resolve a name or numeric ID; prints xl's error and returns -1. */
+int find_domain(xc_interface *xch, const char *p, uint32_t *domid);
+/* The name of a domain ("Domain-0" for 0); buf gets it. */
+const char *domain_name(xc_interface *xch, uint32_t domid, char *buf,
+                        size_t len);
+
+struct ferry_domain_config;
+/* Create, name, build and (unless paused) start a domain from dc. */
+int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,
+                     bool paused, uint32_t *domid_r);
+
+int main_create(int argc, char **argv);
+int main_shutdown(int argc, char **argv);
+int main_console(int argc, char **argv);
+int main_list(int argc, char **argv);
+int main_info(int argc, char **argv);
+int main_destroy(int argc, char **argv);
+int main_pause(int argc, char **argv);
+int main_unpause(int argc, char **argv);
+int main_dmesg(int argc, char **argv);
+int main_audit(int argc, char **argv);
+
+#endif /* FERRY_XL_H */
