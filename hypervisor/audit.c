@@ -58,7 +58,7 @@
  *  9. tot_pages == the non-xen-heap frames the domain owns, each on its
  *     page list exactly once; xenheap_pages and extra_pages likewise.  The
  *     lists are walked (with a length bound) and every owned frame must be
- *     on the right one.
+ *     on the right one (or on relmem_list while it is being destroyed).
  * 10. M2P INVALID for free frames and shared Xen-heap frames.  (As on Xen,
  *     a guest can still point the M2P entry of its own shared_info with
  *     MMU_MACHPHYS_UPDATE; the auditor reports that as a violation of the
@@ -73,7 +73,8 @@
  * 13. A property of runs (preempted == uninterrupted): not checked here.
  * 14. Free frames have count 0, type 0, no owner and are free in the heap
  *     bitmap (and vice versa, and the bitmap's population is free_pages);
- *     a dead domain owns nothing.
+ *     a dead domain owns nothing but frames other domains still hold (a
+ *     grant mapping), each with exactly the refs its holders own.
  *
  * Frames owned by DOMID_XEN (MFN 0, the M2P, xenmap's page tables, whose L3
  * frames carry PGT_locked while map_pages_to_xen works on them) and DOMID_IO
@@ -84,6 +85,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "hv.h"
@@ -532,68 +534,85 @@ static void explain(struct audit *a, mfn_t mfn, bool type, char *buf,
  * Domains: page lists and their counters (invariants 9 and 14)
  * ------------------------------------------------------------------------ */
 
-/* Walk one list; returns the number of frames on it. */
-static uint64_t walk_list(struct audit *a, struct domain *d, bool xen)
+/*
+ * The lists a domain's frames live on.  While a destruction pass runs,
+ * the frames it has visited wait on relmem_list (Xen's arch.relmem_list),
+ * domain-heap and xen-heap frames alike; they still count.
+ */
+enum { LIST_PAGE, LIST_XENPAGE, LIST_RELMEM };
+static const char *const list_name[] = { "page", "xenpage", "relmem" };
+
+struct list_counts
 {
-    uint32_t link = xen ? d->xenpage_list_head : d->page_list_head;
-    uint8_t flag = xen ? AF_ON_XENLIST : AF_ON_LIST;
+    uint64_t dom, xen, extra;   /* domain-heap, xen-heap, PGC_extra frames */
+};
+
+static void walk_list(struct audit *a, struct domain *d, unsigned int which,
+                      struct list_counts *c)
+{
+    uint32_t link = which == LIST_PAGE ? d->page_list_head :
+                    which == LIST_XENPAGE ? d->xenpage_list_head :
+                    d->relmem_list_head;
     uint64_t n = 0;
 
     while ( link )
     {
         mfn_t mfn = link - 1;
         struct page_info *pg;
+        uint64_t caf;
+        bool xen;
 
-        if ( !mfn_valid(mfn) || n > host.max_page )
+        if ( !mfn_valid(mfn) || n++ > host.max_page )
         {
             dom_fail(a, d, "d%u: %s list corrupt at link %#x",
-                     d->domain_id, xen ? "xenpage" : "page", link);
+                     d->domain_id, list_name[which], link);
             break;
         }
         pg = mfn_to_page(mfn);
+        caf = atomic_load(&pg->count_info);
+        xen = caf & PGC_xen_heap;
         if ( a->f[mfn].flags & (AF_ON_LIST | AF_ON_XENLIST) )
             frame_fail(a, mfn, "on d%u's %s list twice (or on two lists)",
-                       d->domain_id, xen ? "xenpage" : "page");
-        a->f[mfn].flags |= flag;
+                       d->domain_id, list_name[which]);
+        a->f[mfn].flags |= xen ? AF_ON_XENLIST : AF_ON_LIST;
         if ( owner_of(a, mfn) != d )
             frame_fail(a, mfn, "on d%u's %s list but not owned by it",
-                       d->domain_id, xen ? "xenpage" : "page");
-        else if ( !(atomic_load(&pg->count_info) & PGC_xen_heap) != !xen )
+                       d->domain_id, list_name[which]);
+        else if ( (which == LIST_PAGE && xen) ||
+                  (which == LIST_XENPAGE && !xen) )
             frame_fail(a, mfn, "on d%u's %s list with count_info %#lx",
-                       d->domain_id, xen ? "xenpage" : "page",
-                       (unsigned long)atomic_load(&pg->count_info));
-        n++;
+                       d->domain_id, list_name[which], (unsigned long)caf);
+        if ( xen )
+            c->xen++;
+        else
+        {
+            c->dom++;
+            c->extra += !!(caf & PGC_extra);
+        }
         link = pg->list_next;
     }
-    return n;
 }
 
 static void check_domain(struct audit *a, struct domain *d)
 {
-    uint64_t n, nx, extra = 0;
-    uint32_t link;
+    struct list_counts c = { 0 };
 
     spin_lock(&d->page_alloc_lock);
-    n = walk_list(a, d, false);
-    nx = walk_list(a, d, true);
-    for ( link = d->page_list_head; link && mfn_valid(link - 1) &&
-          extra <= n; link = mfn_to_page(link - 1)->list_next )
-        extra += !!(atomic_load(&mfn_to_page(link - 1)->count_info) &
-                    PGC_extra);
-    if ( n != atomic_load(&d->tot_pages) )
+    walk_list(a, d, LIST_PAGE, &c);
+    walk_list(a, d, LIST_XENPAGE, &c);
+    walk_list(a, d, LIST_RELMEM, &c);
+    if ( c.dom != atomic_load(&d->tot_pages) )
         dom_fail(a, d, "d%u: tot_pages %u, but %lu frames on its page list",
-                 d->domain_id, atomic_load(&d->tot_pages), (unsigned long)n);
-    else if ( nx != atomic_load(&d->xenheap_pages) )
+                 d->domain_id, atomic_load(&d->tot_pages),
+                 (unsigned long)c.dom);
+    else if ( c.xen != atomic_load(&d->xenheap_pages) )
         dom_fail(a, d, "d%u: xenheap_pages %u, but %lu frames on its "
                  "xenpage list", d->domain_id,
-                 atomic_load(&d->xenheap_pages), (unsigned long)nx);
-    else if ( extra != atomic_load(&d->extra_pages) )
+                 atomic_load(&d->xenheap_pages), (unsigned long)c.xen);
+    else if ( c.extra != atomic_load(&d->extra_pages) )
         dom_fail(a, d, "d%u: extra_pages %u, but %lu PGC_extra frames",
                  d->domain_id, atomic_load(&d->extra_pages),
-                 (unsigned long)extra);
-    else if ( atomic_load(&d->state) == DOMSTATE_DEAD && (n || nx) )
-        dom_fail(a, d, "d%u: dead but owns %lu frames", d->domain_id,
-                 (unsigned long)(n + nx));
+                 (unsigned long)c.extra);
     spin_unlock(&d->page_alloc_lock);
 }
 
@@ -747,11 +766,6 @@ static void compare_frame(struct audit *a, mfn_t mfn)
     }
     if ( d == host.dom_xen || d == host.dom_io )
         return;
-    if ( atomic_load(&d->state) == DOMSTATE_DEAD )
-    {
-        frame_fail(a, mfn, "owned by dead d%u", d->domain_id);
-        return;
-    }
     if ( caf & PGC_xen_heap )
     {
         if ( !(f->flags & AF_ON_XENLIST) )
@@ -765,7 +779,25 @@ static void compare_frame(struct audit *a, mfn_t mfn)
     else if ( !(f->flags & AF_ON_LIST) )
         frame_fail(a, mfn, "owned by d%u but not on its page list",
                    d->domain_id);
-    if ( a->rc || domain_is_dying(d) )
+    if ( a->rc )
+        return;
+
+    /*
+     * A dead domain keeps only frames that others still hold (a grant
+     * mapping, as Xen keeps a zombie domain): someone must, and exactly as
+     * many refs as they own.
+     */
+    if ( atomic_load(&d->state) == DOMSTATE_DEAD )
+    {
+        if ( !f->gen )
+            frame_fail(a, mfn, "owned by dead d%u and held by nobody",
+                       d->domain_id);
+        else if ( (caf & PGC_count_mask) != f->gen )
+            count_mismatch(a, mfn, false, caf & PGC_count_mask, f->gen,
+                           taf);
+        return;
+    }
+    if ( domain_is_dying(d) )
         return;
 
     check_type_word(a, mfn, taf);
@@ -927,8 +959,14 @@ int audit_host(char *msg, size_t len)
  * Hypercalls hold audit_lock shared while they run; the audit after one
  * takes it exclusively, so it sees a host with no hypercall in flight.  The
  * lock prefers writers, or a busy host would starve the auditor.  Nested
- * entries (a hypercall made from inside another) only count depth.
+ * entries (a hypercall made from inside another) only count depth.  A
+ * hypercall may wait for another thread (a synchronous pause waits for the
+ * vCPU to stop), and that thread may be waiting here for the exclusive
+ * lock: so the audit gives up after AUDIT_WAIT_MS rather than deadlock,
+ * and a later hypercall's audit covers the state instead.
  * ------------------------------------------------------------------------ */
+
+#define AUDIT_WAIT_MS 100
 
 static pthread_rwlock_t audit_lock;
 static pthread_once_t audit_lock_once = PTHREAD_ONCE_INIT;
@@ -965,6 +1003,7 @@ void hv_audit_before_hypercall(void)
 
 void hv_audit_after_hypercall(const char *what)
 {
+    struct timespec until;
     char msg[512];
     int rc;
 
@@ -977,7 +1016,12 @@ void hv_audit_after_hypercall(const char *what)
     if ( !audit_every_hypercall() )
         return;
     pthread_once(&audit_lock_once, audit_lock_init);
-    pthread_rwlock_wrlock(&audit_lock);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += AUDIT_WAIT_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    if ( pthread_rwlock_timedwrlock(&audit_lock, &until) )
+        return;
     rc = audit_host(msg, sizeof(msg));
     pthread_rwlock_unlock(&audit_lock);
     if ( rc )

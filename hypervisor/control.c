@@ -927,17 +927,10 @@ static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
         rc = h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn ? -ENOSYS : -EINVAL;
     else
     {
+        /* Bracketed like a hypercall, so that --audit sees no op half-done. */
+        hv_audit_before_hypercall();
         rc = ops[h.op].fn(c, *payload, h.len);
-        if ( host.audit_every_hypercall )
-        {
-            char msg[512];
-
-            if ( audit_host(msg, sizeof(msg)) )
-            {
-                hv_printk(HVLOG_ERR, "audit after %s: %s", ops[h.op].name, msg);
-                BUG();
-            }
-        }
+        hv_audit_after_hypercall(ops[h.op].name);
     }
     if ( rc < 0 && rc != -ESRCH )
         gdprintk(XENLOG_DEBUG, "control: %s -> %d",

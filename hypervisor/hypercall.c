@@ -372,6 +372,7 @@ long hv_guest_hypercall(struct vcpu *v, struct cpu_user_regs *regs,
 {
     long rc;
 
+    hv_audit_before_hypercall();
     switch ( regs->rax )
     {
     case __HYPERVISOR_mmu_update:
@@ -419,14 +420,14 @@ long hv_guest_hypercall(struct vcpu *v, struct cpu_user_regs *regs,
     }
     if ( host.audit_every_hypercall )
     {
-        char msg[512];
+        /* Audited once no hypercall or control op is in flight. */
+        char what[64];
 
-        if ( audit_host(msg, sizeof(msg)) )
-        {
-            hv_printk(HVLOG_ERR, "audit after hypercall %lu of d%u: %s",
-                      (unsigned long)regs->rax, v->domain->domain_id, msg);
-            BUG();
-        }
+        snprintf(what, sizeof(what), "hypercall %lu of d%u",
+                 (unsigned long)regs->rax, v->domain->domain_id);
+        hv_audit_after_hypercall(what);
     }
+    else
+        hv_audit_after_hypercall("a hypercall");
     return rc;
 }

@@ -313,7 +313,20 @@ int _put_page_type(struct page_info *pg, unsigned int flags,
             break;
         }
 
-        if ( preemptible && hypercall_preempt_check() )
+        /*
+         * A lost race may end a preemptible put with -EINTR, except a
+         * partial one (ferry only; Xen checks here too).  The only thing
+         * that changes such a page under us is another vCPU resuming its
+         * (de)validation, after which the next pass returns 0 at once.
+         * And put_old_guest_table() reads -EINTR after PTF_partial_set as
+         * "the page is validated again and the holder has a full type
+         * ref", which is true only of -EINTR from _put_final_page_type():
+         * after a lost race it would clear old_guest_table_partial, and
+         * its next put would drop the other vCPU's type ref (or hit the
+         * BUG_ON above while that vCPU still validates the page).
+         */
+        if ( preemptible && !(flags & PTF_partial_set) &&
+             hypercall_preempt_check() )
             return -EINTR;
     }
 }

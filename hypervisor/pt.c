@@ -632,24 +632,76 @@ static void park_failed_table(struct page_info *pg)
 }
 
 /*
- * After a failure at entry i of an L3/L4: if the nested failure parked its
- * own table in old_guest_table, that table is entry i's target and the
- * general ref it holds is now entry i's (PTF_partial_set).
+ * Finish a deferred put that a failing table found in old_guest_table but
+ * that is not its own entry's: the table is about to park itself there.
+ * Preemption is ignored (each -ERESTART recorded progress, each -EINTR
+ * changed nothing): the frame is an L2 parked by its own failure, whose
+ * demotion is bounded work, and the vCPU has only one deferred put.
  */
-static unsigned int transfer_nested_failure(intpte_t e,
-                                             unsigned int partial_flags)
+static void finish_stray_old_guest_table(struct vcpu *v)
 {
-    struct page_info *ogt = current ? current->old_guest_table : NULL;
+    while ( put_old_guest_table(v) == -ERESTART )
+        ;
+    ASSERT(!v->old_guest_table);
+}
 
-    if ( !ogt )
-        return partial_flags;
-    if ( mfn_valid(pte_mfn(e)) && ogt == mfn_to_page(pte_mfn(e)) )
+/*
+ * A hard failure (not -EINTR/-ERESTART) at entry i of an L2..L4 `pg`,
+ * entry i being `e`: settle who releases what the table holds (reference
+ * 4.5, 4.9, 4.10).  Entries [0, i) hold their refs.  Entry i holds a
+ * general ref on its target if it came in with PTF_partial_set
+ * (`partial_flags`), or if the target's own failure parked it in
+ * old_guest_table, which then owns that ref.
+ *
+ * Xen parks the table when i > 0, transferring old_guest_table's ref to
+ * entry i (PTF_partial_set) when old_guest_table is the target, and
+ * otherwise just fails.  A guest can make that leak in two ways, which
+ * ferry closes; everything else is as in Xen:
+ *
+ *  - i == 0 with PTF_partial_set and a target that is not
+ *    old_guest_table (the target failed at its own entry 0, or was a
+ *    partially demoted same-level table that could not be resumed): the
+ *    entry's general ref, and the target's remaining partial state if
+ *    any, belong to nobody once the table's type is cleared.  ferry
+ *    drops them now, as the table's demotion would (PTF_partial_set), and
+ *    parks the table at entry 0 only if that put was interrupted.
+ *
+ *  - i > 0 with old_guest_table set to a frame that is not the target: a
+ *    grandchild parked by its own failure, left there because the target
+ *    failed at its entry 0 (and so did not park and take it over).  Xen
+ *    overwrites old_guest_table (ASSERT_UNREACHABLE(), "safer to leak"),
+ *    losing the grandchild's type ref, partial state and general ref;
+ *    ferry finishes that deferred put before parking the table.
+ */
+static void promote_failed(struct page_info *pg, unsigned int i, intpte_t e,
+                           unsigned int partial_flags)
+{
+    struct vcpu *v = current;
+    mfn_t mfn = pte_mfn(e);
+    struct page_info *target = mfn_valid(mfn) ? mfn_to_page(mfn) : NULL;
+
+    ASSERT(v);
+    if ( v->old_guest_table && v->old_guest_table == target )
     {
-        ASSERT(current->old_guest_table_partial);
-        return PTF_partial_set;
+        ASSERT(v->old_guest_table_partial);
+        /* At entry 0 old_guest_table keeps the ref, as in Xen. */
+        if ( !i )
+            return;
+        partial_flags = PTF_partial_set;
     }
-    /* Not reachable; leaking a type ref beats a host crash. */
-    return partial_flags;
+    else if ( !i )
+    {
+        if ( !(partial_flags & PTF_partial_set) ||
+             put_page_from_lNe(e, page_to_mfn(pg), PTF_partial_set) >= 0 )
+            return;
+        /* Interrupted: entry 0 still holds the ref; the table parks. */
+    }
+
+    if ( v->old_guest_table && v->old_guest_table != target )
+        finish_stray_old_guest_table(v);
+    page_set_nr_validated_ptes(pg, i);
+    page_set_partial_flags(pg, partial_flags);
+    park_failed_table(pg);
 }
 
 static int promote_l2_table(struct page_info *pg)
@@ -692,13 +744,9 @@ static int promote_l2_table(struct page_info *pg)
         {
             gdprintk(XENLOG_WARNING,
                      "Failure %d in promote_l2_table: slot %#x\n", rc, i);
+            /* promote_l1_table() tears down itself: it never parks. */
             ASSERT(!current || !current->old_guest_table);
-            if ( i )
-            {
-                page_set_nr_validated_ptes(pg, i);
-                page_set_partial_flags(pg, partial_flags);
-                park_failed_table(pg);
-            }
+            promote_failed(pg, i, l2e, partial_flags);
         }
         if ( rc < 0 )
             break;
@@ -760,14 +808,7 @@ static int promote_l3_table(struct page_info *pg)
     {
         gdprintk(XENLOG_WARNING,
                  "Failure %d in promote_l3_table: slot %#x\n", rc, i);
-        if ( i )
-        {
-            page_set_nr_validated_ptes(pg, i);
-            page_set_partial_flags(pg,
-                                   transfer_nested_failure(l3e,
-                                                           partial_flags));
-            park_failed_table(pg);
-        }
+        promote_failed(pg, i, l3e, partial_flags);
     }
     unmap_domain_page(pl3e);
     return rc;
@@ -804,21 +845,17 @@ static int promote_l4_table(struct page_info *pg)
         }
         else if ( rc < 0 )
         {
-            if ( rc != -EINTR )
-                gdprintk(XENLOG_WARNING,
-                         "Failure %d in promote_l4_table: slot %#x\n", rc, i);
-            if ( i )
+            if ( rc == -EINTR && i )
             {
                 page_set_nr_validated_ptes(pg, i);
                 page_set_partial_flags(pg, partial_flags);
-                if ( rc == -EINTR )
-                    rc = -ERESTART;
-                else
-                {
-                    page_set_partial_flags(pg,
-                        transfer_nested_failure(l4e, partial_flags));
-                    park_failed_table(pg);
-                }
+                rc = -ERESTART;
+            }
+            else if ( rc != -EINTR )
+            {
+                gdprintk(XENLOG_WARNING,
+                         "Failure %d in promote_l4_table: slot %#x\n", rc, i);
+                promote_failed(pg, i, l4e, partial_flags);
             }
         }
         if ( rc < 0 )

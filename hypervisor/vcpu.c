@@ -413,8 +413,8 @@ static uint8_t *shinfo(struct domain *d)
     return map_domain_page(d->shared_info_mfn);
 }
 
-/* Raise event port on vCPU vcpu_id: set pending bits, wake the runner. */
-static void send_event(struct domain *d, unsigned int vcpu_id,
+/* Set the pending bits of event port on vCPU vcpu_id, waking no one. */
+static void mark_event(struct domain *d, unsigned int vcpu_id,
                        unsigned int port)
 {
     uint8_t *si = shinfo(d);
@@ -426,6 +426,13 @@ static void send_event(struct domain *d, unsigned int vcpu_id,
     __atomic_fetch_or((uint64_t *)(vi + VCPU_INFO_PENDING_SEL),
                       1ULL << (port / 64), __ATOMIC_RELAXED);
     __atomic_store_n(vi + VCPU_INFO_UPCALL_PENDING, 1, __ATOMIC_RELEASE);
+}
+
+/* Raise event port on vCPU vcpu_id: set pending bits, wake the runner. */
+static void send_event(struct domain *d, unsigned int vcpu_id,
+                       unsigned int port)
+{
+    mark_event(d, vcpu_id, port);
     domain_rt_kick(d);
 }
 
@@ -457,15 +464,22 @@ void vcpu_set_timer(struct vcpu *v, uint64_t deadline)
     domain_rt_kick(v->domain);
 }
 
-/* Fire the timer if due: returns true if it did. */
-static bool timer_check(struct vcpu_rt *r)
+/*
+ * Fire the timer if due: returns true if it did.  The runner itself calls
+ * this with rt->lock held (locked) while it waits; then it must not kick
+ * (domain_rt_kick takes rt->lock), and need not: it re-checks at once.
+ */
+static bool timer_check(struct vcpu_rt *r, bool locked)
 {
     uint64_t dl = atomic_load(&r->timer_deadline);
 
     if ( !dl || hv_system_time() < dl )
         return false;
     atomic_store(&r->timer_deadline, 0);
-    send_event(r->v->domain, r->v->vcpu_id, FERRY_TIMER_PORT);
+    if ( locked )
+        mark_event(r->v->domain, r->v->vcpu_id, FERRY_TIMER_PORT);
+    else
+        send_event(r->v->domain, r->v->vcpu_id, FERRY_TIMER_PORT);
     return true;
 }
 
@@ -595,7 +609,7 @@ static void run(struct vcpu_rt *r)
         default:
             break;
         }
-        timer_check(r);
+        timer_check(r, false);
     }
 }
 
@@ -609,7 +623,7 @@ static bool wait_runnable(struct domain_rt *rt, struct vcpu_rt *r)
         if ( rt->stopping )
             return false;
         if ( atomic_load(&v->blocked) &&
-             (event_pending(v) || timer_check(r)) )
+             (event_pending(v) || timer_check(r, true)) )
             atomic_store(&v->blocked, false);
         if ( runnable(v) )
             return true;

@@ -68,13 +68,14 @@ done_testing() {
     [ "$_failed" -eq 0 ]
 }
 
-# start_host NAME MEMORY: a daemon with run dir $T/NAME; echoes the dir.
+# start_host NAME MEMORY: a daemon with run dir $T/NAME, which the
+# caller then uses as "$T/NAME".  (Not to be called in $(...): the list
+# of hosts to stop at exit must be this shell's.)
 start_host() {
     dir="$T/$1"
     "$HV" --run-dir "$dir" --memory "$2" >"$T/$1.start" 2>&1 || {
         cat "$T/$1.start" >&2; return 1; }
     _hosts="$_hosts $dir"
-    echo "$dir"
 }
 
 stop_host() {
@@ -104,5 +105,9 @@ wait_for() {
 # The free memory (MiB) of a host, as xl info reports it.
 free_mib() { xlh "$1" info | awk -F': ' '/^free_memory/ {print $2}'; }
 
+# What a domain wrote on its console so far (xl console follows a running
+# domain for ever when stdout is not a terminal: take a second of it).
+console_of() { timeout 1 "$XL" -H "$1" console "$2" </dev/null 2>/dev/null; }
+
 # Whether the domain's console output contains a string.
-console_has() { xlh "$1" console "$2" </dev/null 2>/dev/null | grep -q -- "$3"; }
+console_has() { console_of "$1" "$2" | grep -q -- "$3"; }

@@ -6,8 +6,9 @@
 
 plan 16
 hello="$top_builddir/tests/guests/hello.img"
-A=$(start_host A 192M) || exit 99
-B=$(start_host B 256M) || exit 99
+start_host A 192M || exit 99
+start_host B 256M || exit 99
+A=$T/A B=$T/B
 
 check "two daemons answer at once" sh -c "xl() { :; }; \"$XL\" -H \"$A\" list && \"$XL\" -H \"$B\" list"
 

@@ -2,7 +2,8 @@
 # Malformed control requests get errors; the daemon keeps serving.
 . "$(dirname "$0")/lib.sh"
 
-h=$(start_host A 128M) || exit 99
+start_host A 128M || exit 99
+h=$T/A
 "$top_builddir/tests/integration/ctl-abuse" "$h"
 rc=$?
 # The daemon is still alive and answers xl.

@@ -31,9 +31,8 @@ static struct scenario s;
  * l2[1] -> l2b read-only (linear), l2b pinned on its own; l4 pinned and
  * installed as the base of vCPU 0.
  */
-static void build(void)
+static void build_in_host(void)
 {
-    hvtest_host(HVTEST_MEM_MB);
     s.d = hvtest_domain(64, 2);
     s.l4 = hvtest_frame(s.d, 0x10);
     s.l3 = hvtest_frame(s.d, 0x11);
@@ -55,6 +54,12 @@ static void build(void)
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_BASEPTR, s.l4), 0);
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, s.l2b), 0);
     ASSERT_EQ(hvtest_pt_update(s.l2, 1, hvtest_pte(s.l2b, 0)), 0);
+}
+
+static void build(void)
+{
+    hvtest_host(HVTEST_MEM_MB);
+    build_in_host();
 }
 
 /* audit_host must fail and its message contain both needles. */
@@ -450,5 +455,44 @@ TEST(audit_after_hypercall_bugs_on_a_broken_host)
     ASSERT(WIFSIGNALED(status));
     ASSERT_EQ(WTERMSIG(status), SIGABRT);
     host.audit_every_hypercall = false;
+    hvtest_done();
+}
+
+/*
+ * Between the continuations of a domain's destruction the auditor checks
+ * what still holds (ownership, lists, the refs its validated tables hold
+ * on others) and leaves the in-between counts of the dying domain alone;
+ * once it is dead it must own nothing.
+ */
+TEST(destroy_continuations_audit_clean)
+{
+    struct domain *d2;
+    uint64_t free_before;
+    unsigned int restarts = 0;
+    mfn_t l1;
+    int rc;
+
+    hvtest_host(HVTEST_MEM_MB);
+    free_before = hv_free_pages();
+    build_in_host();
+    d2 = hvtest_domain(16, 1);
+    l1 = hvtest_frame(d2, 0);
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L1_TABLE, l1), 0);
+    HVTEST_AUDIT_CLEAN();
+
+    set_current(host.dom0->vcpu[0]);
+    host.preempt_every = 3;
+    while ( (rc = domain_kill(s.d)) == -ERESTART )
+    {
+        restarts++;
+        HVTEST_AUDIT_CLEAN();
+    }
+    host.preempt_every = 0;
+    ASSERT_EQ(rc, 0);
+    DIAG("%u continuations", restarts);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_destroy(d2);
+    HVTEST_AUDIT_CLEAN();
+    ASSERT_EQ(hv_free_pages(), free_before);
     hvtest_done();
 }

@@ -14,6 +14,7 @@
  * is what migration does.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "isa.h"
@@ -1453,4 +1454,84 @@ TEST(equ_may_use_labels_defined_later)
     ASSERT_EQ(r.rdx, 16);
     ASSERT_EQ(r.rbx, 22);
     teardown(&tc);
+}
+
+/* Write text to a fresh file under dir; returns its path in buf. */
+static const char *write_tmp(char *buf, size_t len, const char *dir,
+                             const char *name, const char *text)
+{
+    FILE *f;
+
+    snprintf(buf, len, "%s/%s", dir, name);
+    f = fopen(buf, "w");
+    ASSERT(f);
+    ASSERT_EQ(fputs(text, f) >= 0, 1);
+    ASSERT_EQ(fclose(f), 0);
+    return buf;
+}
+
+TEST(include_assembles_another_file_in_place)
+{
+    char dir[] = "/tmp/ferry-as-XXXXXX", top[256], inc[256], nest[256];
+    char err[256], src[512];
+    struct ferry_image img = FERRY_IMAGE_INIT;
+    struct cpu_user_regs r;
+    struct tcpu tc;
+    int rc;
+
+    ASSERT(mkdtemp(dir));
+    /* A relative name is found next to the including file. */
+    write_tmp(nest, sizeof(nest), dir, "nest.inc",
+              "        .equ NESTED, 7\n");
+    write_tmp(inc, sizeof(inc), dir, "lib.inc",
+              "        .include \"nest.inc\"\n"
+              "        .equ K, 40\n"
+              "add2:   add r1, K + NESTED  # from lib.inc\n"
+              "        ret\n");
+    snprintf(src, sizeof(src),
+             "        .entry start\n"
+             "        .include \"%s\"\n"
+             "start:  mov sp, 0x%llx\n"
+             "        mov r1, 1\n"
+             "        call add2\n"
+             "        halt\n", inc, (unsigned long long)(TMEM_BASE + 0x1000));
+    run_src(&tc, &r, src);
+    ASSERT_EQ(r.rcx, 48);
+    teardown(&tc);
+
+    /* Errors inside an included file name it and its own line. */
+    write_tmp(top, sizeof(top), dir, "top.s",
+              "        nop\n"
+              "        .include \"bad.inc\"\n");
+    write_tmp(inc, sizeof(inc), dir, "bad.inc", "        nop\n  frob r1\n");
+    rc = ferry_as_assemble("        nop\n        .include \"bad.inc\"\n",
+                           top, &img, err, sizeof(err));
+    ASSERT_EQ(rc, -EINVAL);
+    snprintf(src, sizeof(src), "%s/bad.inc:2: unknown instruction 'frob'",
+             dir);
+    ASSERT_CONTAINS(err, src);
+    rc = ferry_as_assemble("        .include \"missing.inc\"\n", top, &img,
+                           err, sizeof(err));
+    ASSERT_EQ(rc, -EINVAL);
+    ASSERT_CONTAINS(err, "top.s:1: cannot read included file");
+    ASSERT_CONTAINS(err, "missing.inc: No such file or directory");
+    /* A file including itself stops at the nesting limit. */
+    write_tmp(inc, sizeof(inc), dir, "loop.inc",
+              "        .include \"loop.inc\"\n");
+    rc = ferry_as_assemble("        .include \"loop.inc\"\n", top, &img,
+                           err, sizeof(err));
+    ASSERT_EQ(rc, -EINVAL);
+    ASSERT_CONTAINS(err, "loop.inc:1: .include nested too deeply");
+    ASSERT(img.bytes == NULL);
+
+    for ( unsigned int i = 0; i < 5; i++ )
+    {
+        static const char *const names[] = {
+            "nest.inc", "lib.inc", "bad.inc", "loop.inc", "top.s",
+        };
+
+        snprintf(inc, sizeof(inc), "%s/%s", dir, names[i]);
+        ASSERT_EQ(unlink(inc), 0);
+    }
+    ASSERT_EQ(rmdir(dir), 0);
 }

@@ -7,14 +7,18 @@
  * hypercalls on its domain: populate_physmap and decrease_reservation,
  * MMU_NORMAL_PT_UPDATE batches (valid entries and invalid ones: RW maps of
  * tables, other domains' frames, PSE, cache attributes, Xen's L4 slots,
- * self-maps and linear entries), PIN_Lk / UNPIN, NEW_BASEPTR and
- * update_va_mapping.  The two vCPUs of a domain share its frames, so they
- * validate, pin and tear down the same tables concurrently.  A control
- * thread (a vCPU of domain 0) meanwhile reads page types with
- * getpageframeinfo3, cleans the log-dirty bitmap and pauses and unpauses
- * the domains.  host.preempt_every is small and random preemption points
- * are injected, so continuations happen all the time; every caller loops
- * on -ERESTART as the hypercall layer would.
+ * self-maps and linear entries) with the odd MMU_MACHPHYS_UPDATE, PIN_Lk /
+ * UNPIN, NEW_BASEPTR / NEW_USER_BASEPTR, update_va_mapping, and grant
+ * table entries, map_grant_ref and unmap_grant_ref.  The two
+ * vCPUs of a domain share its frames, so they validate, pin and tear down
+ * the same tables concurrently.  A control thread (a vCPU of domain 0)
+ * meanwhile reads page types with getpageframeinfo3, cleans the log-dirty
+ * bitmap and pauses and unpauses the domains.  host.preempt_every is small
+ * and random preemption points are injected, so continuations happen all
+ * the time; every caller loops on -ERESTART as the hypercall layer would.
+ *
+ * The tests at the top are deterministic reproducers of reference leaks
+ * the random runs found; keep them when fixing what they show.
  *
  * After every round all threads meet at a barrier and the auditor runs on
  * the quiescent host: a lost or doubled reference anywhere shows up as a
@@ -51,6 +55,7 @@ struct sdom
 {
     struct domain *d;
     _Atomic uint64_t slot[NR_SLOTS];
+    _Atomic uint64_t gframe;        /* grant frame 0, once set up */
 };
 
 struct stats
@@ -59,10 +64,10 @@ struct stats
 };
 
 enum { OP_POPULATE, OP_DECREASE, OP_PT_UPDATE, OP_PIN, OP_UNPIN,
-       OP_BASEPTR, OP_UVA, OP_CONTROL, NR_OPS };
+       OP_BASEPTR, OP_UVA, OP_GRANT, OP_CONTROL, NR_OPS };
 static const char *const op_name[NR_OPS] = {
     "populate", "decrease", "pt_update", "pin", "unpin", "baseptr",
-    "update_va", "control",
+    "update_va", "grant", "control",
 };
 
 static struct
@@ -326,6 +331,16 @@ static void op_pt_update(struct rng *r, struct sdom *sd)
         req[i].ptr = (table << PAGE_SHIFT) +
                      pick_index(r, level) * sizeof(intpte_t) + cmd;
         req[i].val = pick_entry(r, sd, level, table);
+        /*
+         * Now and then an M2P update of one of its own data frames (never
+         * shared_info: its M2P entry must stay INVALID, invariant 10).
+         */
+        if ( !below(r, 16) )
+        {
+            req[i].ptr = (slot_mfn(sd, pick_slot(r, 0)) << PAGE_SHIFT) |
+                         MMU_MACHPHYS_UPDATE;
+            req[i].val = below(r, 0x2000);
+        }
     }
     maybe_inject(r);
     while ( (rc = do_mmu_update(req, n, &done, DOMID_SELF)) == -ERESTART )
@@ -375,6 +390,8 @@ static void op_baseptr(struct rng *r, struct sdom *sd)
 
     if ( o.cmd == MMUEXT_NEW_USER_BASEPTR && !below(r, 3) )
         o.arg1.mfn = 0;
+    else if ( below(r, 2) )
+        o.arg1.mfn = slot_mfn(sd, SLOT_L4);     /* back to the seeded tree */
     maybe_inject(r);
     count(OP_BASEPTR, mmuext_loop(OP_BASEPTR, &o));
 }
@@ -403,6 +420,128 @@ static void op_update_va(struct rng *r, struct sdom *sd)
     count(OP_UVA, rc);
 }
 
+/*
+ * Grants: the domain writes entries into its first grant frame (granting
+ * one of its data frames to a random domain, or revoking), and maps other
+ * domains' grants into one of its L1 tables by PTE address
+ * (GNTMAP_contains_pte), read-only or writable, and unmaps them.  Only
+ * host mappings: a device mapping holds refs no page table shows, which
+ * the auditor cannot see.
+ */
+#define NR_GRANT_REFS 4
+#define MAX_MAPS      8
+
+struct gmap
+{
+    uint64_t host_addr;
+    grant_handle_t handle;
+    bool used;
+};
+
+static _Thread_local struct gmap maps[MAX_MAPS];
+
+/* Mostly the next domain grants to, the previous one maps from. */
+static struct sdom *partner(struct rng *r, struct sdom *sd, int dir)
+{
+    unsigned int i = (unsigned int)(sd - S.dom);
+
+    if ( !below(r, 4) )
+        return &S.dom[below(r, S.nr_doms)];
+    return &S.dom[(i + S.nr_doms + (unsigned int)dir) % S.nr_doms];
+}
+
+static mfn_t grant_frame(struct sdom *sd)
+{
+    uint64_t mfn = atomic_load(&sd->gframe);
+    struct gnttab_setup_table st = {
+        .dom = DOMID_SELF, .nr_frames = 1, .frame_list = &mfn,
+    };
+
+    if ( mfn )
+        return mfn;
+    if ( do_grant_table_op(GNTTABOP_setup_table, &st, 1) || st.status )
+        return 0;
+    atomic_store(&sd->gframe, mfn);
+    return mfn;
+}
+
+static void grant_write(struct rng *r, struct sdom *sd)
+{
+    mfn_t gf = grant_frame(sd);
+    struct grant_entry_v1 *e;
+    uint32_t head = 0;
+
+    if ( !gf )
+        return;
+    e = (struct grant_entry_v1 *)map_domain_page(gf) +
+        below(r, NR_GRANT_REFS);
+    /* As a guest does: the frame first, then flags and domid together. */
+    if ( below(r, 4) )
+    {
+        __atomic_store_n(&e->frame,
+                         (uint32_t)slot_mfn(sd, pick_slot(r, 0)),
+                         __ATOMIC_RELAXED);
+        head = GTF_permit_access | (below(r, 3) ? 0 : GTF_readonly) |
+               ((uint32_t)partner(r, sd, 1)->d->domain_id << 16);
+    }
+    __atomic_store_n((uint32_t *)e, head, __ATOMIC_RELEASE);
+    unmap_domain_page(e);
+}
+
+static void grant_map(struct rng *r, struct sdom *sd)
+{
+    struct gmap *m = &maps[below(r, MAX_MAPS)];
+    mfn_t l1 = slot_mfn(sd, below(r, 4) ? SLOT_L1 : pick_slot(r, 1));
+    struct gnttab_map_grant_ref op = {
+        .host_addr = (l1 << PAGE_SHIFT) +
+                     (8 + below(r, 8)) * sizeof(intpte_t),
+        .flags = GNTMAP_host_map | GNTMAP_contains_pte |
+                 (below(r, 2) ? GNTMAP_readonly : 0),
+        .ref = below(r, NR_GRANT_REFS),
+        .dom = partner(r, sd, -1)->d->domain_id,
+    };
+    long rc;
+
+    if ( m->used )
+        return;
+    rc = do_grant_table_op(GNTTABOP_map_grant_ref, &op, 1);
+    count(OP_GRANT, rc ? rc : op.status);
+    if ( !rc && op.status == GNTST_okay )
+    {
+        m->host_addr = op.host_addr;
+        m->handle = op.handle;
+        m->used = true;
+    }
+}
+
+static void grant_unmap(struct rng *r)
+{
+    struct gmap *m = &maps[below(r, MAX_MAPS)];
+    struct gnttab_unmap_grant_ref op;
+    long rc;
+
+    if ( !m->used )
+        return;
+    op = (struct gnttab_unmap_grant_ref){
+        .host_addr = m->host_addr, .handle = m->handle,
+    };
+    rc = do_grant_table_op(GNTTABOP_unmap_grant_ref, &op, 1);
+    count(OP_GRANT, rc ? rc : op.status);
+    m->used = false;
+}
+
+static void op_grant(struct rng *r, struct sdom *sd)
+{
+    unsigned int c = below(r, 10);
+
+    if ( c < 5 )
+        grant_write(r, sd);
+    else if ( c < 8 )
+        grant_map(r, sd);
+    else
+        grant_unmap(r);
+}
+
 static void guest_op(struct rng *r, struct sdom *sd)
 {
     unsigned int c = below(r, 100);
@@ -411,16 +550,18 @@ static void guest_op(struct rng *r, struct sdom *sd)
         op_populate(r, sd);
     else if ( c < 14 )
         op_decrease(r, sd);
-    else if ( c < 55 )
+    else if ( c < 52 )
         op_pt_update(r, sd);
-    else if ( c < 72 )
+    else if ( c < 68 )
         op_pin(r, sd);
-    else if ( c < 82 )
+    else if ( c < 78 )
         op_unpin(r, sd);
-    else if ( c < 88 )
+    else if ( c < 84 )
         op_baseptr(r, sd);
-    else
+    else if ( c < 92 )
         op_update_va(r, sd);
+    else
+        op_grant(r, sd);
 }
 
 /* The toolstack's view: page types, log-dirty, pause and unpause. */
@@ -577,7 +718,7 @@ static void run_stress(unsigned int nr_doms, unsigned int nr_vcpus,
     S.audit_each = audit_each;
     mult = (unsigned int)env_u64("FERRY_TEST_TIMEOUT_MULTIPLIER", 1);
     S.rounds = (unsigned int)env_u64("FERRY_STRESS_ROUNDS",
-                                     mult > 1 ? default_rounds / 4 :
+                                     mult > 1 ? default_rounds / 16 :
                                      default_rounds);
     S.seed = env_u64("FERRY_STRESS_SEED", 0);
     if ( !S.seed )
@@ -662,14 +803,24 @@ static void run_stress(unsigned int nr_doms, unsigned int nr_vcpus,
     ASSERT(atomic_load(&S.st[OP_PT_UPDATE].calls) >
            atomic_load(&S.st[OP_PT_UPDATE].ok));
 
-    host.preempt_every = 0;
+    /*
+     * Destroy whatever the run left, still preempted every few steps, and
+     * audit between the continuations too: every frame must come back.
+     */
     host.audit_every_hypercall = false;
     set_current(host.dom0->vcpu[0]);
     for ( unsigned int i = 0; i < nr_doms; i++ )
     {
-        hvtest_destroy(S.dom[i].d);
+        unsigned int restarts = 0;
+        int rc;
+
+        while ( (rc = domain_kill(S.dom[i].d)) == -ERESTART )
+            if ( !(++restarts % 32) )
+                HVTEST_AUDIT_CLEAN();
+        ASSERT_EQ(rc, 0);
         HVTEST_AUDIT_CLEAN();
     }
+    host.preempt_every = 0;
     ASSERT_EQ(hv_free_pages(), free_before);
     hvtest_done();
 }
@@ -783,24 +934,24 @@ TEST(resumed_partial_failing_at_slot_0_keeps_no_ref)
 /* One vCPU: the seed alone determines the run, so failures reproduce. */
 TEST_TIMEOUT(stress_single_vcpu_seeded_random_ops_audit_clean, 40)
 {
-    run_stress(1, 1, false, false, HVTEST_MEM_MB, 1000);
+    run_stress(1, 1, false, false, HVTEST_MEM_MB, 2000);
 }
 
 TEST_TIMEOUT(stress_3_domains_x_2_vcpus_and_control_audit_clean, 60)
 {
-    run_stress(3, 2, true, false, HVTEST_MEM_MB, 1000);
+    run_stress(3, 2, true, false, HVTEST_MEM_MB, 2000);
 }
 
 /* Two vCPUs of one domain: concurrency on the same frames only. */
 TEST_TIMEOUT(stress_1_domain_x_2_vcpus_audit_clean, 40)
 {
-    run_stress(1, 2, false, false, HVTEST_MEM_MB, 1000);
+    run_stress(1, 2, false, false, HVTEST_MEM_MB, 2000);
 }
 
 /* One vCPU per domain, and the toolstack: concurrency across domains. */
 TEST_TIMEOUT(stress_3_domains_x_1_vcpu_and_control_audit_clean, 40)
 {
-    run_stress(3, 1, true, false, HVTEST_MEM_MB, 1000);
+    run_stress(3, 1, true, false, HVTEST_MEM_MB, 2000);
 }
 
 /*
@@ -812,5 +963,5 @@ TEST_TIMEOUT(stress_3_domains_x_1_vcpu_and_control_audit_clean, 40)
  */
 TEST_TIMEOUT(stress_audit_after_every_hypercall_3_domains_x_2_vcpus, 40)
 {
-    run_stress(3, 2, true, true, 16, 20);
+    run_stress(3, 2, true, true, 16, 64);
 }

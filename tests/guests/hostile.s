@@ -1,0 +1,300 @@
+# hostile: a guest that tries what a PV guest must not be able to do, and
+# prints what the hypervisor answered, one "hostile: <what> rc=<hex>" line
+# each, then powers off.  t0003-hostile-guests.sh checks every answer
+# against Xen's.
+        .equ HYPERVISOR_mmu_update, 1
+        .equ HYPERVISOR_memory_op, 12
+        .equ HYPERVISOR_update_va_mapping, 14
+        .equ HYPERVISOR_console_io, 18
+        .equ HYPERVISOR_mmuext_op, 26
+        .equ HYPERVISOR_sched_op, 29
+        .equ XENMEM_maximum_ram_page, 2
+        .equ MMUEXT_PIN_L1_TABLE, 0
+        .equ MMUEXT_PIN_L4_TABLE, 3
+        .equ MMUEXT_UNPIN_TABLE, 4
+        .equ DOMID_SELF, 0x7FF0
+        .equ SI_NR_PAGES, 32
+        .equ SI_SHARED_INFO, 40
+        .equ SI_PT_BASE, 88
+        .equ SI_NR_PT_FRAMES, 96
+        .equ SI_MFN_LIST, 104
+        .equ BASE, 0x400000
+        .equ PTE_P_A, 0x21
+        .equ PTE_P_RW_A_D, 0x63
+        .org BASE
+        .entry start
+
+start:  mov r12, rsi                    # start_info
+        ldq r13, [r12 + SI_NR_PAGES]
+        shl r13, r13, 12
+        mov r1, BASE
+        add r13, r13, r1                # r13 = the free VA slot
+        ldq r15, [r12 + SI_MFN_LIST]    # r15 = P2M list
+        ldq r1, [r12 + SI_PT_BASE]
+        mov r2, BASE
+        sub r1, r1, r2
+        shr r1, r1, 12                  # pfn of the L4
+        shl r1, r1, 3
+        add r1, r1, r15
+        ldq r14, [r1]                   # r14 = MFN of the boot L4
+
+        # 1. Map a page-table frame (the L4) writable: -EBUSY.
+        mov rdi, r13
+        shl rsi, r14, 12
+        or rsi, rsi, PTE_P_RW_A_D
+        mov rax, HYPERVISOR_update_va_mapping
+        mov rdx, 2
+        hcall
+        mov r1, name_rwpt
+        call report
+
+        # 2. The same read-only is allowed: 0.  Then unmap it again.
+        mov rdi, r13
+        shl rsi, r14, 12
+        or rsi, rsi, PTE_P_A
+        mov rax, HYPERVISOR_update_va_mapping
+        mov rdx, 2
+        hcall
+        mov r1, name_ropt
+        call report
+        call unmap_slot
+
+        # 3. Write Xen's slot 258 of its own L4: -EINVAL.
+        shl r1, r14, 12
+        add r1, r1, 258 * 8             # MMU_NORMAL_PT_UPDATE (cmd 0)
+        mov r2, 0
+        call mmu_update1
+        mov r1, name_xenslot
+        call report
+
+        # 4. Pin the L4 a second time: -EINVAL.
+        mov r1, MMUEXT_PIN_L4_TABLE
+        mov r2, r14
+        call mmuext1
+        mov r1, name_pin2
+        call report
+
+        # 5. A table that maps itself writable.  Take the first free frame
+        #    F, make its direct-map entry read-only, write F[0] = F|RW,
+        #    then pin it as L1: -EBUSY.  (r9: F's MFN, r11: F's VA.)
+        ldq r1, [r12 + SI_PT_BASE]
+        mov r3, BASE
+        sub r1, r1, r3
+        shr r1, r1, 12
+        ldq r3, [r12 + SI_NR_PT_FRAMES]
+        add r1, r1, r3                  # first free pfn
+        shl r3, r1, 3
+        add r3, r3, r15
+        ldq r9, [r3]
+        shl r11, r1, 12
+        mov r3, BASE
+        add r11, r11, r3
+        mov rdi, r11
+        shl rsi, r9, 12
+        or rsi, rsi, PTE_P_A            # read-only now
+        mov rax, HYPERVISOR_update_va_mapping
+        mov rdx, 2
+        hcall
+        mov r1, name_ro
+        call report
+        shl r1, r9, 12                  # F[0] = F | P|RW|A|D
+        shl r2, r9, 12
+        or r2, r2, PTE_P_RW_A_D
+        call mmu_update1
+        mov r1, name_write
+        call report
+        mov r1, MMUEXT_PIN_L1_TABLE
+        mov r2, r9
+        call mmuext1
+        mov r1, name_selfrw
+        call report
+        # 6. Read-only self map instead: the pin succeeds (0), then unpin.
+        shl r1, r9, 12
+        shl r2, r9, 12
+        or r2, r2, PTE_P_A
+        call mmu_update1
+        mov r1, MMUEXT_PIN_L1_TABLE
+        mov r2, r9
+        call mmuext1
+        mov r1, name_selfro
+        call report
+        mov r1, MMUEXT_UNPIN_TABLE
+        mov r2, r9
+        call mmuext1
+        mov r1, name_unpin
+        call report
+
+        # 7. Map every machine frame that is not ours, read-only, into the
+        #    free slot: count successes (r5, must be 0) and -EBUSY answers
+        #    (r14).  Our own frames are marked in a bitmap at `bitmap`.
+        mov rax, HYPERVISOR_memory_op
+        mov rdi, XENMEM_maximum_ram_page
+        mov rsi, 0
+        hcall
+        mov r9, rax                     # max MFN + 1
+        mov r11, 0                      # pfn
+mark:   shl r1, r11, 3
+        add r1, r1, r15
+        ldq r1, [r1]                    # MFN of pfn r11
+        shr r3, r1, 3
+        mov r5, bitmap
+        add r3, r3, r5
+        ldb r5, [r3]
+        and r1, r1, 7
+        mov r8, 1
+        shl r8, r8, r1
+        or r5, r5, r8
+        stb [r3], r5
+        add r11, r11, 1
+        ldq r1, [r12 + SI_NR_PAGES]
+        cmp r11, r1
+        jb mark
+        ldq r1, [r12 + SI_SHARED_INFO]  # shared_info is ours too
+        shr r1, r1, 12
+        shr r3, r1, 3
+        mov r5, bitmap
+        add r3, r3, r5
+        ldb r5, [r3]
+        and r1, r1, 7
+        mov r8, 1
+        shl r8, r8, r1
+        or r5, r5, r8
+        stb [r3], r5
+        mov r11, 0                      # mfn
+        mov r5, 0
+        mov r14, 0
+scan:   shr r3, r11, 3
+        mov r1, bitmap
+        add r3, r3, r1
+        ldb r3, [r3]
+        and r1, r11, 7
+        shr r3, r3, r1
+        and r3, r3, 1
+        jne next                        # our own frame
+        mov rdi, r13
+        shl rsi, r11, 12
+        or rsi, rsi, PTE_P_A
+        mov rax, HYPERVISOR_update_va_mapping
+        mov rdx, 2
+        hcall
+        test rax, rax
+        jne refused
+        add r5, r5, 1
+        call unmap_slot
+        jmp next
+refused:
+        cmp rax, -16
+        jne next
+        add r14, r14, 1
+next:   add r11, r11, 1
+        cmp r11, r9
+        jb scan
+        mov rax, r5
+        mov r1, name_foreign
+        call report
+        mov rax, r14
+        mov r1, name_ebusy
+        call report
+
+        mov r1, msg_done
+        mov r3, msg_done_end - msg_done
+        call print
+        mov r8, 0
+        stq [sp - 8], r8
+        lea rsi, [sp - 8]
+        mov rax, HYPERVISOR_sched_op
+        mov rdi, 2
+        hcall
+        halt
+
+# unmap_slot: clear the free VA slot.
+unmap_slot:
+        mov rdi, r13
+        mov rsi, 0
+        mov rax, HYPERVISOR_update_va_mapping
+        mov rdx, 2
+        hcall
+        ret
+
+# mmu_update1: one request {ptr = r1, val = r2}; rax = the result.
+mmu_update1:
+        mov r3, req
+        stq [r3], r1
+        stq [r3 + 8], r2
+        mov rdi, r3
+        mov rsi, 1
+        mov rdx, 0
+        mov r10, DOMID_SELF
+        mov rax, HYPERVISOR_mmu_update
+        hcall
+        ret
+
+# mmuext1: one op {cmd = r1, mfn = r2}; rax = the result.
+mmuext1:
+        mov r3, req
+        stq [r3], r1
+        stq [r3 + 8], r2
+        mov r1, 0
+        stq [r3 + 16], r1
+        mov rdi, r3
+        mov rsi, 1
+        mov rdx, 0
+        mov r10, DOMID_SELF
+        mov rax, HYPERVISOR_mmuext_op
+        hcall
+        ret
+
+# report: print "hostile: <name at r1> rc=<rax as 16 hex digits>\n".
+report: push rax
+        mov r2, line
+        mov r3, 16
+        copy r2, r1, r3                 # names are 16 bytes, space-padded
+        mov r6, line + 16 + 3 + 16      # after "rc=" and 16 digits
+        pop r1
+        mov r7, 16
+hex:    and r8, r1, 15
+        cmp r8, 10
+        jb dec
+        add r8, r8, 87                  # 'a' - 10
+        jmp put
+dec:    add r8, r8, 48
+put:    stb [r6 - 1], r8
+        sub r6, r6, 1
+        shr r1, r1, 4
+        sub r7, r7, 1
+        jne hex
+        mov r1, prefix
+        mov r3, 9
+        call print
+        mov r1, line
+        mov r3, line_end - line
+        jmp print
+
+# print: r1 = address, r3 = length.
+print:  mov rax, HYPERVISOR_console_io
+        mov rdi, 0
+        mov rsi, r3
+        mov rdx, r1
+        hcall
+        ret
+
+prefix:       .ascii "hostile: "
+name_rwpt:    .ascii "map-pt-rw       "
+name_ropt:    .ascii "map-pt-ro       "
+name_xenslot: .ascii "l4-xen-slot     "
+name_pin2:    .ascii "pin-twice       "
+name_ro:      .ascii "direct-map-ro   "
+name_write:   .ascii "write-self-rw   "
+name_selfrw:  .ascii "pin-self-rw     "
+name_selfro:  .ascii "pin-self-ro     "
+name_unpin:   .ascii "unpin           "
+name_foreign: .ascii "foreign-mapped  "
+name_ebusy:   .ascii "foreign-ebusy   "
+line:         .ascii "                rc=0000000000000000\n"
+line_end:
+msg_done:     .ascii "hostile: done\n"
+msg_done_end:
+              .align 8
+req:          .space 32
+              .align 4096
+bitmap:       .space 65536
