@@ -301,53 +301,53 @@ static int h_create(struct ctl_conn *c, const void *p, size_t len)
     return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
 }
 
-static int h_destroy(struct ctl_conn *c, const void *p, size_t len)
+/* Requests whose payload is just a domid and whose answer is an rc. */
+static int domid_request(const void *p, size_t len,
+                         int (*fn)(struct domain *d))
 {
     const struct ferry_ctl_domid *q = p;
     int rc;
 
-    (void)c;
     if ( len != sizeof(*q) )
         return -EINVAL;
     WITH_DOMAIN(q->domid, d);
+    rc = fn(d);
+    put_domain(d);
+    return rc;
+}
+
+static int destroy_domain(struct domain *d)
+{
+    domid_t domid = d->domain_id;
+    int rc;
+
     do {
         rc = domain_kill(d);
     } while ( rc == -ERESTART );
     if ( !rc )
     {
-        ctl_forget_domain(q->domid);
-        printk("d%u: destroyed", q->domid);
+        ctl_forget_domain(domid);
+        printk("d%u: destroyed", domid);
     }
-    put_domain(d);
     return rc;
+}
+
+static int h_destroy(struct ctl_conn *c, const void *p, size_t len)
+{
+    (void)c;
+    return domid_request(p, len, destroy_domain);
 }
 
 static int h_pause(struct ctl_conn *c, const void *p, size_t len)
 {
-    const struct ferry_ctl_domid *q = p;
-    int rc;
-
     (void)c;
-    if ( len != sizeof(*q) )
-        return -EINVAL;
-    WITH_DOMAIN(q->domid, d);
-    rc = domctl_pausedomain(d);
-    put_domain(d);
-    return rc;
+    return domid_request(p, len, domctl_pausedomain);
 }
 
 static int h_unpause(struct ctl_conn *c, const void *p, size_t len)
 {
-    const struct ferry_ctl_domid *q = p;
-    int rc;
-
     (void)c;
-    if ( len != sizeof(*q) )
-        return -EINVAL;
-    WITH_DOMAIN(q->domid, d);
-    rc = domctl_unpausedomain(d);
-    put_domain(d);
-    return rc;
+    return domid_request(p, len, domctl_unpausedomain);
 }
 
 static int h_getinfo(struct ctl_conn *c, const void *p, size_t len)
@@ -829,15 +829,64 @@ static int h_shutdown(struct ctl_conn *c, const void *p, size_t len)
     return rc;
 }
 
+/*
+ * Pause (or unpause) every guest, so that no guest hypercall is in flight
+ * while the auditor reads the frame table; returns the domains it paused,
+ * with a reference held on each.
+ */
+static unsigned int pause_all(struct domain **paused, unsigned int max)
+{
+    unsigned int n = 0;
+
+    for ( unsigned int id = 1; id < DOMID_FIRST_RESERVED && n < max; id++ )
+    {
+        struct domain *d = host.domain_by_id[id] ? ctl_domain((domid_t)id)
+                                                 : NULL;
+
+        if ( !d )
+            continue;
+        if ( domain_pause_by_systemcontroller(d) )
+        {
+            put_domain(d);
+            continue;
+        }
+        paused[n++] = d;
+    }
+    return n;
+}
+
+static void unpause_all(struct domain **paused, unsigned int n)
+{
+    for ( unsigned int i = 0; i < n; i++ )
+    {
+        domain_unpause_by_systemcontroller(paused[i]);
+        put_domain(paused[i]);
+    }
+}
+
+/*
+ * The auditor's invariants hold at quiescent points only: every guest is
+ * paused for the check (synchronously, so no guest hypercall is half
+ * done), then unpaused.  Another toolstack request running at the same
+ * moment can still make the result unreliable; scripts audit when they
+ * are not changing the host.
+ */
 static int h_audit(struct ctl_conn *c, const void *p, size_t len)
 {
+    static struct domain *paused[DOMID_FIRST_RESERVED];
+    static pthread_mutex_t audit_lock = PTHREAD_MUTEX_INITIALIZER;
     char msg[1024] = "";
+    unsigned int n;
     int rc;
 
     (void)p;
     if ( len )
         return -EINVAL;
+    pthread_mutex_lock(&audit_lock);
+    n = pause_all(paused, ARRAY_SIZE(paused));
     rc = audit_host(msg, sizeof(msg));
+    unpause_all(paused, n);
+    pthread_mutex_unlock(&audit_lock);
     if ( rc && !buf_put(&c->out, msg, strlen(msg) + 1) )
         return -ENOMEM;
     /* The audit result is the payload: a failed audit is not a failed call. */

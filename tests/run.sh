@@ -13,7 +13,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 quick=no
-[ "${1:-}" = "--quick" ] && quick=yes
+build_only=no
+case "${1:-}" in
+    --quick) quick=yes ;;
+    --build-only) build_only=yes ;;
+esac
 
 need_pkgs="build-essential autoconf automake libtool pkg-config \
 libxml2-dev zlib1g-dev uuid-dev libssl-dev openssl iproute2"
@@ -74,6 +78,12 @@ run_config() {
 install_deps
 [ -x configure ] && [ configure -nt configure.ac ] && [ -f Makefile.in ] ||
     autoreconf -fi >/dev/null
+
+if [ "$build_only" = yes ]; then
+    mkdir -p build/plain
+    (cd build/plain && { [ -f Makefile ] || "$top/configure" -q; } && make -s -j"$(nproc)")
+    exit $?
+fi
 
 run_config plain
 if [ "$quick" = no ]; then

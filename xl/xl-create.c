@@ -405,14 +405,6 @@ int main_shutdown(int argc, char **argv)
     return rc;
 }
 
-static volatile sig_atomic_t console_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    console_stop = 1;
-}
-
 int main_console(int argc, char **argv)
 {
     struct timespec tick = { 0, 50 * 1000 * 1000 };
@@ -435,13 +427,12 @@ int main_console(int argc, char **argv)
     xch = xl_open_host();
     if (find_domain(xch, argv[optind], &domid))
         return EXIT_FAILURE;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     /*
      * Print what the guest wrote so far, then follow it until the domain
-     * is gone (or, on a terminal, until interrupted).
+     * is gone (or, on a terminal, until interrupted: SIGINT and SIGTERM
+     * keep their default action, as there is nothing to clean up).
      */
-    while (!console_stop) {
+    for (;;) {
         int64_t got = xc_console_read(xch, domid, buf, sizeof(buf), &cursor,
                                       &lost);
         xc_domaininfo_t info;

@@ -510,6 +510,193 @@ TEST(failure_at_entry_0_just_fails)
     hvtest_done();
 }
 
+/*
+ * Xen leaks here (promote_l4_table's "ASSERT_UNREACHABLE(); safer to leak"
+ * branch, reachable by a guest): L2 fails at entry 1 and parks itself; the
+ * L3 holding it fails at entry 0, so it does not park and the L2 stays in
+ * old_guest_table; the L4 fails at entry 1, finds old_guest_table set to a
+ * frame that is not its entry's target, and Xen overwrites it.  ferry
+ * finishes the L2's deferred put first, then parks the L4.
+ */
+TEST(nested_failure_l4_finds_grandchild_parked_finishes_it_first)
+{
+    struct domain *d = setup();
+    struct vcpu *v = d->vcpu[0];
+    mfn_t l4 = hvtest_frame(d, 0x10), l3a = hvtest_frame(d, 0x11);
+    mfn_t l3 = hvtest_frame(d, 0x12), l2 = hvtest_frame(d, 0x13);
+    mfn_t l1 = hvtest_frame(d, 0x14), l1b = hvtest_frame(d, 0x15);
+    unsigned int done = 0;
+    long rc;
+
+    hvtest_write_pte(l4, 0, hvtest_pte(l3a, _PAGE_RW));
+    hvtest_write_pte(l4, 1, hvtest_pte(l3, _PAGE_RW));
+    hvtest_write_pte(l3, 0, hvtest_pte(l2, _PAGE_RW));
+    hvtest_write_pte(l2, 0, hvtest_pte(l1, _PAGE_RW));
+    hvtest_write_pte(l2, 1, hvtest_pte(l1b, _PAGE_RW));
+    /* An L1 mapping the L4 writable: -EBUSY while the L4 validates. */
+    hvtest_write_pte(l1b, 0, hvtest_pte(l4, _PAGE_RW));
+
+    hv_log_clear();
+    rc = hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done);
+    ASSERT(rc == -ERESTART || rc == -EBUSY);
+    ASSERT(log_has("Failure -16 in promote_l2_table: slot 0x1"));
+    ASSERT(log_has("Failure -16 in promote_l3_table: slot 0"));
+    ASSERT(log_has("Failure -16 in promote_l4_table: slot 0x1"));
+
+    /*
+     * The L2's deferred put is done: its entry 0 demoted, its partial
+     * ref and old_guest_table's general ref dropped.  The L4 is
+     * old_guest_table now (pin's general ref), partial at entry 1 with
+     * nothing held by that entry: the L3 failed and lost its ref.
+     */
+    ASSERT(v->old_guest_table == mfn_to_page(l4));
+    ASSERT_EQ(v->old_guest_table_partial, true);
+    ASSERT_FRAME(l4, ALLOC | 3, T_L4 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(l4, 1, 0);
+    ASSERT_FRAME(l3a, ALLOC | 2, T_L3 | VALID | 1);
+    ASSERT_FRAME(l3, ALLOC | 1, 0);
+    ASSERT_FRAME(l2, ALLOC | 1, T_L2);
+    ASSERT_FRAME(l1, ALLOC | 1, T_L1);
+    ASSERT_FRAME(l1b, ALLOC | 1, 0);
+
+    if ( rc == -ERESTART )
+        ASSERT_EQ(hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done),
+                  -EBUSY);
+    drain_old_guest_table(v);
+    ASSERT_FRAME(l4, ALLOC | 1, T_L4);
+    ASSERT_FRAME(l3a, ALLOC | 1, T_L3);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_done();
+}
+
+/*
+ * Xen leaks here too: PIN_L4 preempted inside the L2 leaves the L3 and the
+ * L4 partial at entry 0 with PTF_partial_set.  On resumption the L2 fails
+ * at entry 7 (another domain's frame) and parks itself, taking the L3's
+ * entry ref with it; the L3 fails at entry 0 (Xen: nothing to do, right);
+ * the L4 fails at entry 0 too, and Xen just clears its type, so the
+ * general ref its partial_set entry 0 held on the L3 is never dropped.
+ * ferry drops it as the L4's demotion would have.
+ */
+TEST(resumed_l4_failing_at_entry_0_drops_partial_set_ref)
+{
+    struct domain *d = setup();
+    struct domain *d2 = hvtest_domain(16, 1);
+    struct vcpu *v = d->vcpu[0];
+    mfn_t l4 = hvtest_frame(d, 0x10), l3 = hvtest_frame(d, 0x11);
+    mfn_t l2 = hvtest_frame(d, 0x12), l1 = hvtest_frame(d, 0x13);
+    mfn_t foreign = hvtest_frame(d2, 0);
+    unsigned int done = 0;
+    long rc;
+
+    hvtest_as(d, 0);
+    hvtest_write_pte(l4, 0, hvtest_pte(l3, _PAGE_RW));
+    hvtest_write_pte(l3, 0, hvtest_pte(l2, _PAGE_RW));
+    hvtest_write_pte(l2, 0, hvtest_pte(l1, _PAGE_RW));
+    hvtest_write_pte(l2, 7, hvtest_pte(foreign, _PAGE_RW));
+
+    hv_inject_preempt(v, 2, 5, l2, PREEMPT_PROMOTE, 1);
+    ASSERT_EQ(hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done),
+              -ERESTART);
+    ASSERT_FRAME(l4, ALLOC | 2, T_L4 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(l4, 0, PTF_partial_set);
+    ASSERT_FRAME(l3, ALLOC | 3, T_L3 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(l3, 0, PTF_partial_set);
+    ASSERT_FRAME(l2, ALLOC | 3, T_L2 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(l2, 5, 0);
+    ASSERT_FRAME(l1, ALLOC | 2, T_L1 | VALID | 1);
+    HVTEST_AUDIT_CLEAN();
+
+    hv_log_clear();
+    rc = hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done);
+    ASSERT(rc == -ERESTART || rc == -EINVAL);
+    ASSERT(log_has("Failure -22 in promote_l2_table: slot 0x7"));
+    ASSERT(log_has("Failure -22 in promote_l3_table: slot 0"));
+    ASSERT(log_has("Failure -22 in promote_l4_table: slot 0"));
+
+    /* As in Xen, except for the L3's count: one ref, its allocation. */
+    ASSERT(v->old_guest_table == mfn_to_page(l2));
+    ASSERT_EQ(v->old_guest_table_partial, true);
+    ASSERT_FRAME(l4, ALLOC | 1, 0);
+    ASSERT_FRAME(l3, ALLOC | 1, 0);
+    ASSERT_FRAME(l2, ALLOC | 3, T_L2 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(l2, 7, 0);
+    ASSERT_FRAME(l1, ALLOC | 2, T_L1 | VALID | 1);
+
+    if ( rc == -ERESTART )
+        ASSERT_EQ(hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done),
+                  -EINVAL);
+    drain_old_guest_table(v);
+    ASSERT_FRAME(l2, ALLOC | 1, T_L2);
+    ASSERT_FRAME(l1, ALLOC | 1, T_L1);
+    ASSERT_HEX(hvtest_caf(foreign), ALLOC | 1);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_done();
+}
+
+/*
+ * The same leak with a linear entry, and an L2 that Xen leaves stuck
+ * partial: X's entry 0 maps T linearly.  Unpinning X is preempted inside
+ * T's demotion (X is left partial at entry 0 with PTF_partial_set, in
+ * vCPU 0's old_guest_table).  vCPU 1 then pins X: promotion resumes at
+ * entry 0, which cannot be validated (T is a partial L2), so X fails at
+ * entry 0.  Xen clears X's type and forgets entry 0's general ref and T's
+ * unfinished demotion; ferry finishes that demotion and drops the ref.
+ */
+TEST(linear_l2_partial_set_failure_at_entry_0_finishes_target)
+{
+    struct domain *d = setup();
+    mfn_t t = hvtest_frame(d, 0x10), x = hvtest_frame(d, 0x11);
+    mfn_t l1[3];
+    unsigned int done = 0;
+    long rc;
+
+    for ( unsigned int i = 0; i < 3; i++ )
+    {
+        l1[i] = hvtest_frame(d, 0x12 + i);
+        hvtest_write_pte(t, i, hvtest_pte(l1[i], _PAGE_RW));
+    }
+    hvtest_write_pte(x, 0, hvtest_pte(t, 0));
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, t), 0);
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, x), 0);
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t), 0);
+    ASSERT_FRAME(t, ALLOC | 2, T_L2 | VALID | 1);
+
+    /* T's demotion stops after its entry 2. */
+    hv_inject_preempt(d->vcpu[0], 2, 1, t, PREEMPT_DEMOTE, 1);
+    rc = hvtest_mmuext_once(MMUEXT_UNPIN_TABLE, x, &done);
+    ASSERT(rc == 0 || rc == -ERESTART);
+    ASSERT(d->vcpu[0]->old_guest_table == mfn_to_page(x));
+    ASSERT_EQ(d->vcpu[0]->old_guest_table_partial, true);
+    ASSERT_FRAME(x, ALLOC | 3, T_L2 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(x, 0, PTF_partial_set);
+    ASSERT_FRAME(t, ALLOC | 3, T_L2 | PARTIAL | 1);
+    ASSERT_PARTIAL_STATE(t, 2, 0);
+    ASSERT_FRAME(l1[2], ALLOC | 1, T_L1);
+    ASSERT_FRAME(l1[1], ALLOC | 2, T_L1 | VALID | 1);
+
+    hvtest_as(d, 1);
+    hv_log_clear();
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, x), -EINVAL);
+    ASSERT(log_has("Failure -22 in promote_l2_table: slot 0"));
+    ASSERT(d->vcpu[1]->old_guest_table == NULL);
+    ASSERT_FRAME(t, ALLOC | 1, T_L2);
+    for ( unsigned int i = 0; i < 3; i++ )
+        ASSERT_FRAME(l1[i], ALLOC | 1, T_L1);
+    /* vCPU 0's deferred put still holds X's general ref. */
+    ASSERT_FRAME(x, ALLOC | 2, 0);
+
+    hvtest_as(d, 0);
+    if ( rc == -ERESTART )
+        ASSERT_EQ(hvtest_mmuext_once(MMUEXT_UNPIN_TABLE, x, &done), 0);
+    drain_old_guest_table(d->vcpu[0]);
+    ASSERT_FRAME(x, ALLOC | 1, 0);
+    ASSERT_EQ(page_linear_pt_count(mfn_to_page(t)), 0);
+    ASSERT_EQ(page_linear_pt_count(mfn_to_page(x)), 0);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_done();
+}
+
 /* ------------------------------------------------------------------------
  * Preemption (reference tests 7 and 8, XSA-299/310, invariant 13)
  * ------------------------------------------------------------------------ */

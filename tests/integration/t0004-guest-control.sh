@@ -1,0 +1,40 @@
+#!/bin/sh
+# A running guest makes progress; xl pause stops it and xl unpause resumes
+# it; xl shutdown makes it power off cooperatively, and the monitor xl
+# create left behind applies on_poweroff=destroy.
+. "$(dirname "$0")/lib.sh"
+
+plan 9
+start_host A 64M || exit 99
+h=$T/A
+free0=$(free_mib "$h")
+printf 'name = "tick"\nmemory = 8\nkernel = "%s"\n' \
+    "$top_builddir/tests/guests/ticker.img" >"$T/tick.cfg"
+ticks() { console_of "$h" tick | grep -c '^tick'; }
+
+check "xl create (with its monitor)" xlh "$h" create "$T/tick.cfg"
+wait_for 10 console_has "$h" tick "tick 2" && ok "the guest makes progress" ||
+    fail "the guest makes progress"
+
+check "xl pause" xlh "$h" pause tick
+n1=$(ticks); sleep 1; n2=$(ticks)
+if [ "$n1" = "$n2" ] && xlh "$h" list tick | grep -q -- '--p---'; then
+    ok "paused: no progress ($n1 -> $n2), state --p---"
+else
+    fail "paused: no progress ($n1 -> $n2)"; xlh "$h" list | sed 's/^/# /'
+fi
+check "xl unpause" xlh "$h" unpause tick
+sleep 1; n3=$(ticks)
+[ "$n3" -gt "$n2" ] && ok "unpaused: progress again ($n2 -> $n3)" ||
+    fail "unpaused: progress again ($n2 -> $n3)"
+
+check "xl shutdown -w" timeout 20 "$XL" -H "$h" shutdown -w tick
+if wait_for 10 sh -c "! \"$XL\" -H \"$h\" list tick"; then
+    ok "the guest powered off and the monitor destroyed it"
+else
+    fail "the guest powered off and the monitor destroyed it"
+    xlh "$h" list | sed 's/^/# /'
+fi
+[ "$(free_mib "$h")" = "$free0" ] && ok "every frame came back" ||
+    fail "every frame came back"
+done_testing
