@@ -363,6 +363,32 @@ static long hc_grant_table_op(struct vcpu *v, struct cpu_user_regs *regs)
     }
 }
 
+/*
+ * set_trap_table (Xen's do_set_trap_table): an array of struct trap_info
+ * ended by an entry whose address is 0; each entry replaces the handler of
+ * its vector.  A null array clears the whole table.  The handlers live in
+ * the vCPU context, so they travel with it in a migration stream.
+ */
+static long hc_set_trap_table(struct vcpu *v, uint64_t va)
+{
+    struct trap_info t;
+
+    if ( !va )
+    {
+        memset(v->ctxt.trap_ctxt, 0, sizeof(v->ctxt.trap_ctxt));
+        return 0;
+    }
+    for ( unsigned int i = 0; i < 256; i++, va += sizeof(t) )
+    {
+        if ( copy_from_guest(v, &t, va, sizeof(t)) )
+            return -EFAULT;
+        if ( !t.address )
+            return 0;
+        v->ctxt.trap_ctxt[t.vector] = t;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * The dispatcher
  * ------------------------------------------------------------------------ */
@@ -375,6 +401,9 @@ long hv_guest_hypercall(struct vcpu *v, struct cpu_user_regs *regs,
     hv_audit_before_hypercall();
     switch ( regs->rax )
     {
+    case __HYPERVISOR_set_trap_table:
+        rc = hc_set_trap_table(v, regs->rdi);
+        break;
     case __HYPERVISOR_mmu_update:
         rc = batch_hypercall(v, regs, action, sizeof(struct mmu_update),
                              mmu_update_fn);

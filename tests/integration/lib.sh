@@ -36,7 +36,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-plan() { echo "1..$1"; }
+# Sanitizer builds: every process writes its reports to files in $T, so
+# that a report from a detached daemon is not lost with its stderr.
+for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do
+    eval "cur=\${$v:-}"
+    export "$v=${cur:+$cur:}log_path=$T/sanitizer"
+done
+
+# plan N: N checks of the test's own, plus the final sanitizer check.
+plan() { echo "1..$(($1 + 1))"; }
 
 ok() {
     _n=$((_n + 1))
@@ -64,7 +72,22 @@ check_fails() {
 
 diag() { echo "# $*"; }
 
+# Stop the hosts, then check that no process wrote a sanitizer report.
+stop_all_hosts() {
+    for h in $_hosts; do
+        [ -f "$h/ferry-hv.pid" ] && stop_host "$h"
+    done
+    _hosts=""
+}
+
 done_testing() {
+    stop_all_hosts
+    if ls "$T"/sanitizer.* >/dev/null 2>&1; then
+        fail "no sanitizer reports"
+        cat "$T"/sanitizer.* | head -60 | sed 's/^/# /'
+    else
+        ok "no sanitizer reports"
+    fi
     [ "$_failed" -eq 0 ]
 }
 

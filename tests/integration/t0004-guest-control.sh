@@ -4,7 +4,7 @@
 # create left behind applies on_poweroff=destroy.
 . "$(dirname "$0")/lib.sh"
 
-plan 9
+plan 11
 start_host A 64M || exit 99
 h=$T/A
 free0=$(free_mib "$h")
@@ -37,4 +37,14 @@ else
 fi
 [ "$(free_mib "$h")" = "$free0" ] && ok "every frame came back" ||
     fail "every frame came back"
+printf 'name = "fault"\nmemory = 8\nkernel = "%s"\n' \
+    "$top_builddir/tests/guests/fault.img" >"$T/fault.cfg"
+check "a guest with a page-fault handler starts" xlh "$h" create -e "$T/fault.cfg"
+if wait_for 10 console_has "$h" fault "fault: recovered after 1 fault(s)"; then
+    ok "its handler ran once, mapped the page, and iret resumed the load"
+else
+    fail "its handler ran once, mapped the page, and iret resumed the load"
+    console_of "$h" fault | sed 's/^/# /'; xlh "$h" dmesg | tail -3 | sed 's/^/# /'
+fi
+xlh "$h" destroy fault
 done_testing

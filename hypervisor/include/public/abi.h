@@ -44,6 +44,7 @@ typedef uint16_t domid_t;
 #define VALID_M2P(e) (!((e) & (1UL << 63)))
 
 /* Hypercall numbers (public/xen.h). */
+#define __HYPERVISOR_set_trap_table                0
 #define __HYPERVISOR_mmu_update                    1
 #define __HYPERVISOR_set_gdt                       2
 #define __HYPERVISOR_update_descriptor            10
