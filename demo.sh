@@ -38,15 +38,18 @@ run "$B/hypervisor/ferry-hv" --run-dir "$T/A" --memory 1G
 run "$B/hypervisor/ferry-hv" --run-dir "$T/B" --memory 1G
 
 run "$XL" -H "$T/A" create examples/memdirty.cfg
-run "$XL" -H "$T/B" create examples/checksum.cfg 'cmdline="steps=200000"'
-sleep 2
+# -e: no monitor, so the finished checksum domain stays to be looked at.
+run "$XL" -H "$T/B" create -e examples/checksum.cfg 'cmdline="steps=3000000"'
+sleep 1
 run "$XL" -H "$T/A" list
 run "$XL" -H "$T/B" list
 
-say "$XL -H $T/A console memdirty   (two seconds of it)"
-timeout 2 "$XL" -H "$T/A" console memdirty || true
-say "$XL -H $T/B console checksum"
-timeout 30 "$XL" -H "$T/B" console checksum || true
+say "$XL -H $T/A console memdirty | head -5"
+"$XL" -H "$T/A" console memdirty | head -5
+say "$XL -H $T/B console checksum | cat     (waits for the result)"
+timeout 60 "$XL" -H "$T/B" console checksum | cat
+run "$XL" -H "$T/B" list
+run "$XL" -H "$T/B" destroy checksum
 
 run "$XL" -H "$T/A" pause memdirty
 run "$XL" -H "$T/A" list memdirty
