@@ -801,6 +801,12 @@ int domain_kill(struct domain *d)
         for_each_vcpu ( d, v )
             vcpu_pause(v);
         atomic_store(&d->state, DOMSTATE_DYING);
+        /*
+         * End the runner threads now, before any resource goes: a parked
+         * runner still fires its vCPU's timer into shared_info, which the
+         * relinquish below frees.
+         */
+        domain_rt_stop(d);
         /* fall through */
     case DOMSTATE_DYING:
         rc = domain_relinquish_resources(d);
@@ -812,11 +818,9 @@ int domain_kill(struct domain *d)
             __atomic_store_n(&d->shared_info_mfn, 0, __ATOMIC_RELAXED);
         grant_table_destroy(d);
         /*
-         * The paused runner threads have nothing left to run: end them.
-         * Their state stays until domain_free(), because frees of d's
-         * frames by other domains still flush d's vCPUs through it.
+         * The runners' state stays until domain_free(), because frees of
+         * d's frames by other domains still flush d's vCPUs through it.
          */
-        domain_rt_stop(d);
         atomic_store(&d->state, DOMSTATE_DEAD);
         /* The domain list's reference. */
         put_domain(d);

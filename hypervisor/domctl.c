@@ -127,7 +127,8 @@ int domctl_getdomaininfo(struct domain *d,
     info->tot_pages = atomic_load(&d->tot_pages);
     info->max_pages = atomic_load(&d->max_pages);
     /* For PV (and on Arm) the frame is named by its MFN. */
-    info->shared_info_frame = d->shared_info_mfn;
+    info->shared_info_frame = __atomic_load_n(&d->shared_info_mfn,
+                                              __ATOMIC_RELAXED);
     info->cpupool = 0;
     memcpy(info->handle, d->handle, sizeof(info->handle));
     return 0;

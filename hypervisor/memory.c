@@ -536,9 +536,11 @@ static uint64_t domain_get_maximum_gpfn(struct domain *d)
         spin_unlock(&d->p2m_lock);
         return max_pfn;
     }
-    if ( d->shared_info_mfn )
+    mfn_t si_mfn = __atomic_load_n(&d->shared_info_mfn, __ATOMIC_RELAXED);
+
+    if ( si_mfn )
     {
-        uint8_t *si = map_domain_page(d->shared_info_mfn);
+        uint8_t *si = map_domain_page(si_mfn);
 
         max_pfn = __atomic_load_n((uint64_t *)(si +
                                                SHARED_INFO_MAX_PFN_OFFSET),

@@ -410,7 +410,8 @@ int copy_to_guest(struct vcpu *v, uint64_t va, const void *src, size_t len)
 
 static uint8_t *shinfo(struct domain *d)
 {
-    return map_domain_page(d->shared_info_mfn);
+    return map_domain_page(__atomic_load_n(&d->shared_info_mfn,
+                                           __ATOMIC_RELAXED));
 }
 
 /* Set the pending bits of event port on vCPU vcpu_id, waking no one. */
@@ -445,13 +446,23 @@ static bool event_pending(struct vcpu *v)
 
 int domain_request_shutdown(struct domain *d, unsigned int reason)
 {
+    mfn_t mfn = __atomic_load_n(&d->shared_info_mfn, __ATOMIC_RELAXED);
+    struct page_info *pg = mfn ? mfn_to_page(mfn) : NULL;
     uint64_t *ctl;
 
-    if ( reason > SHUTDOWN_soft_reset || domain_is_dying(d) )
+    if ( reason > SHUTDOWN_soft_reset )
         return -EINVAL;
-    ctl = (uint64_t *)(shinfo(d) + SHINFO_FERRY_CONTROL);
+    /*
+     * Hold a reference on shared_info while writing it: a destroy running
+     * at the same time may free it, and the frame must not be written
+     * once it can belong to someone else.
+     */
+    if ( domain_is_dying(d) || !pg || !get_page(pg, d) )
+        return -ESRCH;
+    ctl = (uint64_t *)((uint8_t *)map_domain_page(mfn) + SHINFO_FERRY_CONTROL);
     __atomic_store_n(ctl, FERRY_CONTROL_MAGIC | (reason + 1), __ATOMIC_RELEASE);
     send_event(d, 0, FERRY_CONTROL_PORT);
+    put_page(pg);
     return 0;
 }
 
