@@ -480,120 +480,76 @@ static int mod_l1_entry(intpte_t *pl1e, intpte_t nl1e, unsigned int cmd,
     return rc;
 }
 
-/* Update the L2 entry at pl2e (in frame mfn) to nl2e. */
-static int mod_l2_entry(intpte_t *pl2e, intpte_t nl2e, mfn_t mfn,
-                        bool preserve_ad, struct vcpu *vcpu)
+/*
+ * What differs between levels 2, 3 and 4 when one of their entries is
+ * updated: the disallowed flags, the guest-entry adjustment, and how the
+ * referenced table is taken and released.  One updater serves all three,
+ * as Xen's mod_l2/l3/l4_entry share one shape.
+ */
+struct pt_level
 {
+    const char *name;                   /* "L2" .. "L4", for the log */
+    uint32_t disallow;
+    intpte_t (*adjust)(intpte_t e, const struct domain *d);
+    int (*get)(intpte_t e, mfn_t table, struct domain *d, unsigned int flags);
+    int (*put)(intpte_t e, mfn_t table, unsigned int flags);
+};
+
+static const struct pt_level pt_levels[5] = {
+    [2] = { "L2", L2_DISALLOW_MASK, adjust_guest_l2e, get_page_from_l2e,
+            put_page_from_l2e },
+    [3] = { "L3", L3_DISALLOW_MASK, adjust_guest_l3e, get_page_from_l3e,
+            put_page_from_l3e },
+    [4] = { "L4", L4_DISALLOW_MASK, adjust_guest_l4e, get_page_from_l4e,
+            put_page_from_l4e },
+};
+
+/*
+ * Update the entry at pe (in table frame mfn, of level 2..4) to ne.  Taking
+ * the new table may be preempted (-EINTR/-ERESTART from validating it);
+ * the old one is released through old_guest_table (PTF_defer), because
+ * dropping it may devalidate a whole tree.
+ */
+static int mod_lN_entry(unsigned int level, intpte_t *pe, intpte_t ne,
+                        mfn_t mfn, bool preserve_ad, struct vcpu *vcpu)
+{
+    const struct pt_level *l = &pt_levels[level];
     struct domain *d = vcpu->domain;
-    intpte_t ol2e = pte_read(pl2e);
+    intpte_t oe;
     int rc;
 
-    if ( get_pte_flags(nl2e) & _PAGE_PRESENT )
-    {
-        if ( unlikely(get_pte_flags(nl2e) & L2_DISALLOW_MASK) )
-        {
-            gdprintk(XENLOG_WARNING, "Bad L2 flags %x\n",
-                     get_pte_flags(nl2e) & L2_DISALLOW_MASK);
-            return -EINVAL;
-        }
-
-        nl2e = adjust_guest_l2e(nl2e, d);
-
-        if ( (ol2e & _PAGE_PRESENT) && pte_fastpath_update(ol2e, nl2e) )
-        {
-            update_intpte(pl2e, ol2e, nl2e, preserve_ad);
-            return 0;
-        }
-
-        rc = get_page_from_l2e(nl2e, mfn, d, 0);
-        if ( unlikely(rc < 0) )
-            return rc;
-    }
-
-    update_intpte(pl2e, ol2e, nl2e, preserve_ad);
-
-    /* Dropping the old table may devalidate a tree: not under the lock. */
-    put_page_from_l2e(ol2e, mfn, PTF_defer);
-    return 0;
-}
-
-/* Update the L3 entry at pl3e (in frame mfn) to nl3e. */
-static int mod_l3_entry(intpte_t *pl3e, intpte_t nl3e, mfn_t mfn,
-                        bool preserve_ad, struct vcpu *vcpu)
-{
-    struct domain *d = vcpu->domain;
-    intpte_t ol3e = pte_read(pl3e);
-    int rc;
-
-    if ( get_pte_flags(nl3e) & _PAGE_PRESENT )
-    {
-        if ( unlikely(get_pte_flags(nl3e) & L3_DISALLOW_MASK) )
-        {
-            gdprintk(XENLOG_WARNING, "Bad L3 flags %x\n",
-                     get_pte_flags(nl3e) & L3_DISALLOW_MASK);
-            return -EINVAL;
-        }
-
-        nl3e = adjust_guest_l3e(nl3e, d);
-
-        if ( (ol3e & _PAGE_PRESENT) && pte_fastpath_update(ol3e, nl3e) )
-        {
-            update_intpte(pl3e, ol3e, nl3e, preserve_ad);
-            return 0;
-        }
-
-        /* May be preempted while validating the new L2: -EINTR/-ERESTART. */
-        rc = get_page_from_l3e(nl3e, mfn, d, 0);
-        if ( unlikely(rc < 0) )
-            return rc;
-    }
-
-    update_intpte(pl3e, ol3e, nl3e, preserve_ad);
-    put_page_from_l3e(ol3e, mfn, PTF_defer);
-    return 0;
-}
-
-/* Update the L4 entry at pl4e (in frame mfn) to nl4e. */
-static int mod_l4_entry(intpte_t *pl4e, intpte_t nl4e, mfn_t mfn,
-                        bool preserve_ad, struct vcpu *vcpu)
-{
-    struct domain *d = vcpu->domain;
-    unsigned int slot = pte_slot(pl4e);
-    intpte_t ol4e;
-    int rc;
-
-    if ( unlikely(!is_guest_l4_slot(slot)) )
+    if ( level == 4 && unlikely(!is_guest_l4_slot(pte_slot(pe))) )
     {
         gdprintk(XENLOG_WARNING, "L4 update in Xen-private area, slot %#lx\n",
-                 (unsigned long)slot);
+                 (unsigned long)pte_slot(pe));
         return -EINVAL;
     }
 
-    ol4e = pte_read(pl4e);
-    if ( get_pte_flags(nl4e) & _PAGE_PRESENT )
+    oe = pte_read(pe);
+    if ( get_pte_flags(ne) & _PAGE_PRESENT )
     {
-        if ( unlikely(get_pte_flags(nl4e) & L4_DISALLOW_MASK) )
+        if ( unlikely(get_pte_flags(ne) & l->disallow) )
         {
-            gdprintk(XENLOG_WARNING, "Bad L4 flags %x\n",
-                     get_pte_flags(nl4e) & L4_DISALLOW_MASK);
+            gdprintk(XENLOG_WARNING, "Bad %s flags %x\n", l->name,
+                     get_pte_flags(ne) & l->disallow);
             return -EINVAL;
         }
 
-        nl4e = adjust_guest_l4e(nl4e, d);
+        ne = l->adjust(ne, d);
 
-        if ( (ol4e & _PAGE_PRESENT) && pte_fastpath_update(ol4e, nl4e) )
+        if ( (oe & _PAGE_PRESENT) && pte_fastpath_update(oe, ne) )
         {
-            update_intpte(pl4e, ol4e, nl4e, preserve_ad);
+            update_intpte(pe, oe, ne, preserve_ad);
             return 0;
         }
 
-        rc = get_page_from_l4e(nl4e, mfn, d, 0);
+        rc = l->get(ne, mfn, d, 0);
         if ( unlikely(rc < 0) )
             return rc;
     }
 
-    update_intpte(pl4e, ol4e, nl4e, preserve_ad);
-    put_page_from_l4e(ol4e, mfn, PTF_defer);
+    update_intpte(pe, oe, ne, preserve_ad);
+    l->put(oe, mfn, PTF_defer);
     return 0;
 }
 
@@ -687,25 +643,12 @@ static int mmu_normal_update(struct mmu_update_ctx *c, uint64_t ptr,
             break;
 
         case PGT_l2_page_table:
-            if ( unlikely(c->pg_owner != c->pt_owner) )
-                break;
-            rc = mod_l2_entry(va, val, mfn, ad, c->v);
-            if ( !rc )
-                c->flush_linear_pt = true;
-            break;
-
         case PGT_l3_page_table:
-            if ( unlikely(c->pg_owner != c->pt_owner) )
-                break;
-            rc = mod_l3_entry(va, val, mfn, ad, c->v);
-            if ( !rc )
-                c->flush_linear_pt = true;
-            break;
-
         case PGT_l4_page_table:
             if ( unlikely(c->pg_owner != c->pt_owner) )
                 break;
-            rc = mod_l4_entry(va, val, mfn, ad, c->v);
+            rc = mod_lN_entry(PGT_pt_level(atomic_load(&page->type_info)),
+                              va, val, mfn, ad, c->v);
             if ( !rc )
                 c->flush_linear_pt = true;
             break;
