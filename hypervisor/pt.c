@@ -471,61 +471,54 @@ static bool get_linear_pagetable(unsigned int level, intpte_t pde,
     return false;
 }
 
-int get_page_from_l2e(intpte_t l2e, mfn_t table, struct domain *d,
-                      unsigned int flags)
+/*
+ * An L2..L4 entry takes a general and a typed reference on the table one
+ * level down (or, failing the type, is tried as a same-level linear
+ * entry).  L2 entries validate L1s, which are never preempted; L3 and L4
+ * entries pass PTF_preemptible, so they may return -EINTR/-ERESTART.
+ */
+static int get_page_from_lNe(unsigned int level, intpte_t e, mfn_t table,
+                             struct domain *d, unsigned int flags)
 {
-    uint32_t bad = pte_flags(l2e) & L2_DISALLOW_MASK;
+    static const uint32_t disallow[5] = {
+        [2] = L2_DISALLOW_MASK, [3] = L3_DISALLOW_MASK,
+        [4] = L4_DISALLOW_MASK,
+    };
+    uint32_t bad = pte_flags(e) & disallow[level];
     int rc;
 
     if ( unlikely(bad) )
     {
-        gdprintk(XENLOG_WARNING, "Bad L2 flags %x\n", bad);
+        gdprintk(XENLOG_WARNING, "Bad L%u flags %x\n", level, bad);
         return -EINVAL;
     }
-    /* L1 validation is never preempted. */
-    ASSERT(!(flags & PTF_preemptible));
-
-    rc = get_page_and_type_from_mfn(pte_mfn(l2e), PGT_l1_page_table, d,
+    if ( level == 2 )
+        ASSERT(!(flags & PTF_preemptible));
+    else
+        flags |= PTF_preemptible;
+    rc = get_page_and_type_from_mfn(pte_mfn(e), PGT_for_level(level - 1), d,
                                     flags);
-    if ( unlikely(rc == -EINVAL) && get_linear_pagetable(2, l2e, table, d) )
+    if ( unlikely(rc == -EINVAL) && get_linear_pagetable(level, e, table, d) )
         rc = 0;
     return rc;
+}
+
+int get_page_from_l2e(intpte_t l2e, mfn_t table, struct domain *d,
+                      unsigned int flags)
+{
+    return get_page_from_lNe(2, l2e, table, d, flags);
 }
 
 int get_page_from_l3e(intpte_t l3e, mfn_t table, struct domain *d,
                       unsigned int flags)
 {
-    uint32_t bad = pte_flags(l3e) & L3_DISALLOW_MASK;
-    int rc;
-
-    if ( unlikely(bad) )
-    {
-        gdprintk(XENLOG_WARNING, "Bad L3 flags %x\n", bad);
-        return -EINVAL;
-    }
-    rc = get_page_and_type_from_mfn(pte_mfn(l3e), PGT_l2_page_table, d,
-                                    flags | PTF_preemptible);
-    if ( unlikely(rc == -EINVAL) && get_linear_pagetable(3, l3e, table, d) )
-        rc = 0;
-    return rc;
+    return get_page_from_lNe(3, l3e, table, d, flags);
 }
 
 int get_page_from_l4e(intpte_t l4e, mfn_t table, struct domain *d,
                       unsigned int flags)
 {
-    uint32_t bad = pte_flags(l4e) & L4_DISALLOW_MASK;
-    int rc;
-
-    if ( unlikely(bad) )
-    {
-        gdprintk(XENLOG_WARNING, "Bad L4 flags %x\n", bad);
-        return -EINVAL;
-    }
-    rc = get_page_and_type_from_mfn(pte_mfn(l4e), PGT_l3_page_table, d,
-                                    flags | PTF_preemptible);
-    if ( unlikely(rc == -EINVAL) && get_linear_pagetable(4, l4e, table, d) )
-        rc = 0;
-    return rc;
+    return get_page_from_lNe(4, l4e, table, d, flags);
 }
 
 /*
