@@ -150,6 +150,21 @@ static void info_line(const char *key, const char *fmt, ...)
     putchar('\n');
 }
 
+/* The host CPU's clock in MHz, as /proc/cpuinfo reports it (0 if not). */
+static unsigned int cpu_mhz(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    double mhz = 0;
+
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (unsigned int)mhz;
+}
+
 int main_info(int argc, char **argv)
 {
     struct xc_host_info hi;
@@ -173,6 +188,9 @@ int main_info(int argc, char **argv)
     info_line("nr_nodes", "%u", 1);
     info_line("cores_per_socket", "%u", hi.nr_cpus);
     info_line("threads_per_core", "%u", 1);
+    info_line("cpu_mhz", "%u", cpu_mhz());
+    info_line("hw_caps", "%s", "0");
+    info_line("virt_caps", "%s", "pv");
     info_line("total_memory", "%llu",
               (unsigned long long)(hi.total_pages >> 8));
     info_line("free_memory", "%llu",
@@ -193,6 +211,11 @@ int main_info(int argc, char **argv)
     info_line("xen_changeset", "%s", "ferry");
     info_line("xen_commandline", "%s", run_dir);
     info_line("cc_compiler", "%s", __VERSION__);
+    info_line("cc_compile_by", "%s", "ferry");
+    info_line("cc_compile_domain", "%s", "");
+    info_line("cc_compile_date", "%s", __DATE__);
+    info_line("build_id", "%s", "");
+    info_line("xenstore_features", "%s", "0x00000000");
     info_line("ferry_version", "%s", hi.version);
     info_line("ferry_run_dir", "%s", run_dir);
     info_line("ferry_domains", "%u", hi.nr_domains);

@@ -4,7 +4,7 @@
 # gives every frame back, and the auditor agrees.
 . "$(dirname "$0")/lib.sh"
 
-plan 16
+plan 17
 hello="$top_builddir/tests/guests/hello.img"
 start_host A 192M || exit 99
 start_host B 256M || exit 99
@@ -44,6 +44,16 @@ CFG
         fail "$name: every frame came back ($free0 MiB before, $free1 after)"
     fi
 done
+
+# xl info: xl's keys, in xl's order, padded to 23 columns, this host's memory.
+if xlh "$A" info >"$T/info" &&
+   [ "$(awk -F' *: ' '{print $1}' "$T/info" | grep -E '^(host|nr_cpus|total_memory|free_memory|xen_major|xen_version|xend_config_format)$' | tr '\n' ' ')" = \
+     "host nr_cpus total_memory free_memory xen_major xen_version xend_config_format " ] &&
+   grep -Eq '^total_memory           : 192$' "$T/info"; then
+    ok "xl info: xl's keys and layout, this host's 192 MiB"
+else
+    fail "xl info: xl's keys and layout"; sed 's/^/# /' "$T/info"
+fi
 
 check "xl list of a missing domain fails" sh -c "! \"$XL\" -H \"$A\" list nosuch"
 done_testing

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sr-private.h: the insides of struct sr_io, shared by sr-io.c and
+ * sr-stream.c and by nothing outside saverestore/.
+ *
+ * A backend supplies an ops table whose read/write may move fewer bytes
+ * than asked (a pipe, a socket); sr-io.c loops until all bytes moved, keeps
+ * the offset and the digest, and turns the first failure into the sticky
+ * error.  Backends retry EINTR themselves and return -errno on failure,
+ * 0 from read at end of stream.
+ */
+#ifndef FERRY_SAVERESTORE_SR_PRIVATE_H
+#define FERRY_SAVERESTORE_SR_PRIVATE_H
+
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+
+#include "sr.h"
+
+struct sr_io_ops
+{
+    ssize_t (*read)(struct sr_io *io, void *buf, size_t len);
+    ssize_t (*write)(struct sr_io *io, const void *buf, size_t len);
+    int (*sync)(struct sr_io *io);
+    int (*close)(struct sr_io *io);
+};
+
+#define SR_ERRMSG_LEN 256
+
+struct sr_io
+{
+    const struct sr_io_ops *ops;
+    uint64_t offset;
+    int err;                    /* sticky: 0 or -errno */
+    char msg[SR_ERRMSG_LEN];
+
+    EVP_MD_CTX *md;             /* allocated on the first hash_start */
+    bool hashing;
+    bool hash_paused;
+
+    /* fd backend */
+    int fd;
+    bool own_fd;
+    char *path;                 /* atomic: the final path ... */
+    char *tmp_path;             /* ... and the temporary one */
+
+    /* memory backends */
+    uint8_t *mem;
+    const uint8_t *rmem;
+    size_t mem_len;             /* bytes held (writer) or total (reader) */
+    size_t mem_cap;
+    size_t mem_pos;             /* reader position */
+};
+
+/* sr_io_read() that leaves end of stream (-ENODATA) unrecorded. */
+int sr__io_read_eof(struct sr_io *io, void *buf, size_t len);
+
+#endif /* FERRY_SAVERESTORE_SR_PRIVATE_H */

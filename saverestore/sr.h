@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sr.h: the save/restore stream library, its one public header.
+ *
+ * A saved domain on disk or on the wire is the xl save-file header, then a
+ * libxl stream v2 whose LIBXC_CONTEXT record is followed by a whole libxc
+ * stream v3 (docs/specs/lib{xl,xc}-migration-stream.pandoc in Xen).  This
+ * library is the bottom of save/restore: a byte channel (struct sr_io), the
+ * wire layouts, and a record reader/writer that checks every structural
+ * rule of the format.  It knows nothing about domains; the save and restore
+ * engines above it do.
+ *
+ * Invariants and ownership:
+ * - sr_io_read()/sr_io_write() move every byte asked for or fail.  Errors
+ *   are sticky: after the first one every call on that io returns the same
+ *   negative errno, and sr_io_error()/sr_io_errmsg() report it.  Format
+ *   errors found by the record layer are stored the same way, so the first
+ *   thing that went wrong is what the caller sees.
+ * - Nothing prints or exits; every function returns 0 or a negative errno.
+ * - Error classes: -ENODATA the stream ended early (truncated); -EINVAL a
+ *   malformed header or record; -E2BIG a record longer than
+ *   SR_REC_LENGTH_MAX; -EOPNOTSUPP well formed but not supported here
+ *   (other version, big-endian, unknown mandatory record or flag, HVM);
+ *   other errnos come from the system (read, write, malloc, fsync).
+ * - Messages name the layer, the record type (number and name) and the
+ *   byte offset of the record in the stream where one is involved.
+ * - Structs read by sr_read_*() are returned in host byte order; on the
+ *   wire the libxc image header and the libxl header are big-endian, all
+ *   the rest little-endian (the xl header is in native order).
+ * - A struct sr_rec owns its buffer and reuses it from record to record;
+ *   pointers into it (sr_page_data) are valid until the next read.
+ */
+#ifndef FERRY_SAVERESTORE_SR_H
+#define FERRY_SAVERESTORE_SR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* ---------------------------------------------------------------------
+ * Wire format.  Sizes are asserted; all padding is explicit and zero.
+ * --------------------------------------------------------------------- */
+
+#define SR_REC_ALIGN        8
+#define SR_REC_LENGTH_MAX   (128U << 20)    /* Xen's REC_LENGTH_MAX */
+#define SR_REC_TYPE_OPTIONAL 0x80000000U
+#define SR_PAGE_SIZE        4096U
+#define SR_PAGE_SHIFT       12
+
+/* xl save-file header (tools/xl/xl.h), native byte order. */
+#define SR_XL_MAGIC         "Xen saved domain, xl format\n \0 \r"
+#define SR_XL_MAGIC_LEN     32
+#define SR_XL_BYTEORDER     0x01020304U
+#define SR_XL_FLAG_JSON     (1U << 0)   /* config data is JSON */
+#define SR_XL_FLAG_STREAMV2 (1U << 1)   /* a libxl stream v2 follows */
+#define SR_XL_FLAG_ALL      (SR_XL_FLAG_JSON | SR_XL_FLAG_STREAMV2)
+
+struct sr_xl_hdr
+{
+    char magic[SR_XL_MAGIC_LEN];
+    uint32_t byteorder;
+    uint32_t mandatory_flags;   /* unknown bits: refuse to restore */
+    uint32_t optional_flags;    /* not checked on restore */
+    uint32_t optional_data_len; /* u32 config length + config bytes */
+};
+_Static_assert(sizeof(struct sr_xl_hdr) == 48, "xl header is 48 bytes");
+
+/* libxl stream v2 (libxl_sr_stream_format.h). */
+#define SR_LIBXL_IDENT      0x4c6962786c466d74ULL   /* "LibxlFmt" */
+#define SR_LIBXL_VERSION    2U
+#define SR_LIBXL_OPT_BIG_ENDIAN (1U << 0)
+#define SR_LIBXL_OPT_LEGACY     (1U << 1)
+
+struct sr_libxl_hdr             /* big-endian on the wire */
+{
+    uint64_t ident;
+    uint32_t version;
+    uint32_t options;
+};
+_Static_assert(sizeof(struct sr_libxl_hdr) == 16, "libxl header size");
+
+#define SR_LIBXL_END                    0x00U
+#define SR_LIBXL_LIBXC_CONTEXT          0x01U
+#define SR_LIBXL_EMULATOR_XENSTORE_DATA 0x02U
+#define SR_LIBXL_EMULATOR_CONTEXT       0x03U
+#define SR_LIBXL_CHECKPOINT_END         0x04U
+#define SR_LIBXL_CHECKPOINT_STATE       0x05U
+
+struct sr_libxl_emulator_hdr
+{
+    uint32_t id;                /* 0 unknown, 1 qemu-trad, 2 qemu-upstream */
+    uint32_t index;
+};
+_Static_assert(sizeof(struct sr_libxl_emulator_hdr) == 8, "emulator hdr");
+
+/* libxc stream v3 (xg_sr_stream_format.h). */
+#define SR_IHDR_MARKER      0xffffffffffffffffULL
+#define SR_IHDR_ID          0x58454e46U             /* "XENF" */
+#define SR_IHDR_VERSION     3U
+#define SR_IHDR_VERSION_MIN 2U
+#define SR_IHDR_OPT_BIG_ENDIAN (1U << 0)
+
+struct sr_libxc_ihdr            /* big-endian on the wire */
+{
+    uint64_t marker;
+    uint32_t id;
+    uint32_t version;
+    uint16_t options;
+    uint16_t _res1;
+    uint32_t _res2;
+};
+_Static_assert(sizeof(struct sr_libxc_ihdr) == 24, "image header size");
+
+#define SR_DHDR_TYPE_X86_PV  1U
+#define SR_DHDR_TYPE_X86_HVM 2U
+
+struct sr_libxc_dhdr
+{
+    uint32_t type;
+    uint16_t page_shift;
+    uint16_t _res1;
+    uint32_t xen_major;         /* 0: converted from a legacy stream */
+    uint32_t xen_minor;
+};
+_Static_assert(sizeof(struct sr_libxc_dhdr) == 16, "domain header size");
+
+/* Record header, shared by both layers. */
+struct sr_rhdr
+{
+    uint32_t type;
+    uint32_t length;            /* body bytes, padding excluded */
+};
+_Static_assert(sizeof(struct sr_rhdr) == 8, "record header size");
+
+#define SR_LIBXC_END                        0x00U
+#define SR_LIBXC_PAGE_DATA                  0x01U
+#define SR_LIBXC_X86_PV_INFO                0x02U
+#define SR_LIBXC_X86_PV_P2M_FRAMES          0x03U
+#define SR_LIBXC_X86_PV_VCPU_BASIC          0x04U
+#define SR_LIBXC_X86_PV_VCPU_EXTENDED       0x05U
+#define SR_LIBXC_X86_PV_VCPU_XSAVE          0x06U
+#define SR_LIBXC_SHARED_INFO                0x07U
+#define SR_LIBXC_X86_TSC_INFO               0x08U
+#define SR_LIBXC_HVM_CONTEXT                0x09U
+#define SR_LIBXC_HVM_PARAMS                 0x0aU
+#define SR_LIBXC_TOOLSTACK                  0x0bU
+#define SR_LIBXC_X86_PV_VCPU_MSRS           0x0cU
+#define SR_LIBXC_VERIFY                     0x0dU
+#define SR_LIBXC_CHECKPOINT                 0x0eU
+#define SR_LIBXC_CHECKPOINT_DIRTY_PFN_LIST  0x0fU
+#define SR_LIBXC_STATIC_DATA_END            0x10U
+#define SR_LIBXC_X86_CPUID_POLICY           0x11U
+#define SR_LIBXC_X86_MSR_POLICY             0x12U
+
+/* PAGE_DATA: this header, count u64 entries, then the data pages. */
+struct sr_page_data_hdr
+{
+    uint32_t count;             /* > 0 */
+    uint32_t _res1;
+};
+_Static_assert(sizeof(struct sr_page_data_hdr) == 8, "page data hdr");
+
+#define SR_PFN_MASK         0x000fffffffffffffULL   /* bits 0-51 */
+#define SR_PFN_RESERVED     0x0ff0000000000000ULL   /* bits 52-59 MBZ */
+#define SR_PFN_TYPE_SHIFT   60                      /* bits 60-63 */
+
+/* XEN_DOMCTL_PFINFO type nibbles (the domctl value >> 28). */
+#define SR_PFINFO_NOTAB     0x0U
+#define SR_PFINFO_L1TAB     0x1U
+#define SR_PFINFO_L2TAB     0x2U
+#define SR_PFINFO_L3TAB     0x3U
+#define SR_PFINFO_L4TAB     0x4U
+#define SR_PFINFO_LPINTAB   0x8U    /* "pinned" bit, OR'd into L1-L4 */
+#define SR_PFINFO_BROKEN    0xdU
+#define SR_PFINFO_XALLOC    0xeU
+#define SR_PFINFO_XTAB      0xfU
+
+struct sr_x86_pv_info
+{
+    uint8_t guest_width;        /* 4 or 8 */
+    uint8_t pt_levels;          /* 3 or 4, paired (4,3) or (8,4) */
+    uint8_t _res[6];
+};
+_Static_assert(sizeof(struct sr_x86_pv_info) == 8, "pv info size");
+
+struct sr_x86_pv_p2m_frames
+{
+    uint32_t start_pfn;
+    uint32_t end_pfn;           /* inclusive */
+    /* then u64 p2m_pfns[] */
+};
+_Static_assert(sizeof(struct sr_x86_pv_p2m_frames) == 8, "p2m frames hdr");
+
+/* X86_PV_VCPU_{BASIC,EXTENDED,XSAVE,MSRS}: this, then an opaque blob. */
+struct sr_x86_pv_vcpu_hdr
+{
+    uint32_t vcpu_id;
+    uint32_t _res1;
+};
+_Static_assert(sizeof(struct sr_x86_pv_vcpu_hdr) == 8, "vcpu hdr size");
+
+struct sr_x86_tsc_info
+{
+    uint32_t mode;
+    uint32_t khz;
+    uint64_t nsec;
+    uint32_t incarnation;
+    uint32_t _res1;
+};
+_Static_assert(sizeof(struct sr_x86_tsc_info) == 24, "tsc info size");
+
+/* SHARED_INFO is exactly one raw page. */
+#define SR_SHARED_INFO_SIZE SR_PAGE_SIZE
+
+enum sr_layer
+{
+    SR_LIBXC,
+    SR_LIBXL,
+};
+
+/* Type names, e.g. "PAGE_DATA"; "unknown" for types not defined. */
+const char *sr_libxc_rec_name(uint32_t type);
+const char *sr_libxl_rec_name(uint32_t type);
+const char *sr_rec_name(enum sr_layer layer, uint32_t type);
+
+/* ---------------------------------------------------------------------
+ * I/O channel (sr-io.c).
+ * --------------------------------------------------------------------- */
+
+struct sr_io;
+
+/* fd backend: file, pipe or socket.  own_fd: sr_io_close() closes it. */
+int sr_io_open_fd(struct sr_io **iop, int fd, bool own_fd);
+/* Memory backends: growable for writing; fixed and borrowed (the caller
+ * keeps buf alive until close) for reading. */
+int sr_io_open_mem_writer(struct sr_io **iop);
+int sr_io_open_mem_reader(struct sr_io **iop, const void *buf, size_t len);
+/* The bytes written so far to a memory writer (owned by the io). */
+const uint8_t *sr_io_mem_data(const struct sr_io *io, size_t *len);
+
+/* Atomic file write: the bytes go to "path.tmp-XXXXXX" beside path.
+ * sr_io_commit() fsyncs it, renames it over path and fsyncs the directory;
+ * sr_io_abort() unlinks it.  Both end the io (free it) whatever they
+ * return; closing an uncommitted atomic io aborts it.  A failed commit
+ * leaves the old file in place. */
+int sr_io_open_atomic(struct sr_io **iop, const char *path);
+int sr_io_commit(struct sr_io *io);
+int sr_io_abort(struct sr_io *io);
+
+int sr_io_read(struct sr_io *io, void *buf, size_t len);
+int sr_io_write(struct sr_io *io, const void *buf, size_t len);
+int sr_io_writev(struct sr_io *io, const struct iovec *iov, int iovcnt);
+int sr_io_skip(struct sr_io *io, uint64_t len);     /* read and discard */
+int sr_io_sync(struct sr_io *io);   /* fsync for fds; no-op for memory */
+/* Frees io; returns its sticky error, or the error of closing. */
+int sr_io_close(struct sr_io *io);
+
+int sr_io_error(const struct sr_io *io);            /* 0 or -errno */
+const char *sr_io_errmsg(const struct sr_io *io);   /* "" if none */
+uint64_t sr_io_offset(const struct sr_io *io);      /* bytes moved */
+/* Record an error on io (first one wins); returns the stored error. */
+int sr_io_fail(struct sr_io *io, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* SHA-256 over every byte moved while on.  start resets the digest. */
+#define SR_SHA256_LEN 32
+int sr_io_hash_start(struct sr_io *io);
+void sr_io_hash_pause(struct sr_io *io, bool paused);
+int sr_io_hash_final(struct sr_io *io, uint8_t out[SR_SHA256_LEN]);
+
+/* ---------------------------------------------------------------------
+ * Headers and records (sr-stream.c).
+ * --------------------------------------------------------------------- */
+
+/* xl header plus its optional data (u32 length + config).  On read the
+ * config is malloc'd (caller frees; NULL if none) and capped at
+ * SR_REC_LENGTH_MAX. */
+int sr_write_xl_hdr(struct sr_io *io, uint32_t mandatory_flags,
+                    const void *config, uint32_t config_len);
+int sr_read_xl_hdr(struct sr_io *io, struct sr_xl_hdr *hdr,
+                   void **config, uint32_t *config_len);
+
+int sr_write_libxl_hdr(struct sr_io *io);
+int sr_read_libxl_hdr(struct sr_io *io, struct sr_libxl_hdr *hdr);
+
+int sr_write_libxc_ihdr(struct sr_io *io);
+/* Accepts versions 2..3 and little-endian streams only. */
+int sr_read_libxc_ihdr(struct sr_io *io, struct sr_libxc_ihdr *hdr);
+int sr_write_libxc_dhdr(struct sr_io *io, uint32_t xen_major,
+                        uint32_t xen_minor);
+/* Accepts x86 PV with page_shift 12 only. */
+int sr_read_libxc_dhdr(struct sr_io *io, struct sr_libxc_dhdr *hdr);
+
+/* A record as read; buf is reused by the next sr_read_record(). */
+struct sr_rec
+{
+    uint32_t type;
+    uint32_t length;
+    uint64_t offset;            /* stream offset of the record header */
+    uint8_t *body;              /* length bytes, 8-aligned */
+    size_t cap;                 /* allocated size of body */
+};
+
+void sr_rec_init(struct sr_rec *rec);
+void sr_rec_free(struct sr_rec *rec);
+
+/* Header + body + zero padding to SR_REC_ALIGN. */
+int sr_write_record(struct sr_io *io, enum sr_layer layer, uint32_t type,
+                    const void *body, uint32_t length);
+/* The same with the body gathered from iov (total < the cap). */
+int sr_write_recordv(struct sr_io *io, enum sr_layer layer, uint32_t type,
+                     const struct iovec *iov, int iovcnt);
+
+/* Read the next record: the length cap is checked before allocating,
+ * padding must be zero, the body of each known type is checked (fixed
+ * lengths, reserved fields, PAGE_DATA's exact length), unknown optional
+ * records are skipped and unknown mandatory ones refused. */
+int sr_read_record(struct sr_io *io, enum sr_layer layer,
+                   struct sr_rec *rec);
+
+/* PAGE_DATA.  An entry is pfn | type << 60; types 5-8 are reserved. */
+static inline uint64_t sr_pfn_entry(uint64_t pfn, unsigned int type)
+{
+    return pfn | ((uint64_t)type << SR_PFN_TYPE_SHIFT);
+}
+static inline uint64_t sr_entry_pfn(uint64_t e) { return e & SR_PFN_MASK; }
+static inline unsigned int sr_entry_type(uint64_t e)
+{
+    return e >> SR_PFN_TYPE_SHIFT;
+}
+bool sr_pfinfo_valid(unsigned int type);
+bool sr_pfinfo_has_data(unsigned int type);     /* NOTAB, L1-L4 (+pin) */
+
+/* Write one PAGE_DATA record: count entries, and one page per
+ * data-bearing entry taken in order from pages (contiguous). */
+int sr_write_page_data(struct sr_io *io, uint32_t count,
+                       const uint64_t *pfns, const uint8_t *types,
+                       const void *pages);
+
+struct sr_page_data
+{
+    uint32_t count;
+    const uint64_t *entries;    /* into the record's buffer */
+    uint32_t nr_pages;          /* data-bearing entries */
+    const uint8_t *pages;       /* nr_pages * 4096 bytes */
+};
+
+/* Parse and check a PAGE_DATA body (sr_read_record() already did). */
+int sr_parse_page_data(struct sr_io *io, const struct sr_rec *rec,
+                       struct sr_page_data *pd);
+
+#endif /* FERRY_SAVERESTORE_SR_H */
