@@ -29,7 +29,8 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
-static int io_vfail(struct sr_io *io, int err, const char *fmt, va_list ap)
+static int __attribute__((format(printf, 3, 0)))
+io_vfail(struct sr_io *io, int err, const char *fmt, va_list ap)
 {
     if ( io->err )
         return io->err;
@@ -503,10 +504,14 @@ int sr_io_commit(struct sr_io *io)
     rc = fsync_dir_of(io->path);
 
  out:
+    /* Abort keeps the old file (rc says why); close is idempotent. */
     if ( io->tmp_path )
-        sr_io_abort(io);    /* keeps the old file; rc says why */
+        sr_io_abort(io);
     else
+    {
+        io->ops->close(io);
         io_free(io);
+    }
     return rc;
 }
 

@@ -38,8 +38,8 @@
  * Messages
  * --------------------------------------------------------------------- */
 
-static void msg_vappend(struct sr__pt_ctx *ctx, size_t *off,
-                        const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+msg_vappend(struct sr__pt_ctx *ctx, size_t *off, const char *fmt, va_list ap)
 {
     int n;
 

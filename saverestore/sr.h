@@ -316,7 +316,11 @@ int sr_write_recordv(struct sr_io *io, enum sr_layer layer, uint32_t type,
 /* Read the next record: the length cap is checked before allocating,
  * padding must be zero, the body of each known type is checked (fixed
  * lengths, reserved fields, PAGE_DATA's exact length), unknown optional
- * records are skipped and unknown mandatory ones refused. */
+ * records (bit 31) are skipped and unknown mandatory ones refused, in
+ * both layers as both specs say.  (Xen's libxl reader refuses every
+ * unknown type and its verifier every optional one; none is defined, and
+ * our writers never emit one.)  What needs the domain - record order,
+ * P2M entry counts against guest width, PFN ranges - is the caller's. */
 int sr_read_record(struct sr_io *io, enum sr_layer layer,
                    struct sr_rec *rec);
 

@@ -224,7 +224,9 @@ TEST(normalise_every_level_rewrites_frames_keeps_flags)
 
 TEST(normalise_then_localise_gives_back_every_entry)
 {
-    static const uint32_t types[] = { L1, L2, L3, L4 | XEN_DOMCTL_PFINFO_LPINTAB };
+    static const uint32_t types[] = {
+        L1, L2, L3, L4 | XEN_DOMCTL_PFINFO_LPINTAB,
+    };
     uint64_t src[SR__PT_ENTRIES], page[SR__PT_ENTRIES];
     struct src_fix s;
     struct dst_fix d;
@@ -792,6 +794,7 @@ TEST(vcpu_normalise_bad_frames_refused)
 {
     struct vcpu_guest_context c;
     struct src_fix s;
+    unsigned int i;
 
     src_init(&s, 0);
     vcpu_fill(&c);
@@ -814,7 +817,7 @@ TEST(vcpu_normalise_bad_frames_refused)
     /* 7168 entries, 14 frames, is the most allowed. */
     vcpu_fill(&c);
     c.gdt_ents = SR__FIRST_RESERVED_GDT_ENTRY;
-    for ( unsigned int i = 0; i < 14; i++ )
+    for ( i = 0; i < 14; i++ )
         c.gdt_frames[i] = MFN(i);
     c.gdt_frames[14] = 0x41;
     ASSERT_EQ(sr__normalise_vcpu(&s.ctx, 1, &c), 0);
