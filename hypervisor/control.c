@@ -350,6 +350,12 @@ static int h_unpause(struct ctl_conn *c, const void *p, size_t len)
     return domid_request(p, len, domctl_unpausedomain);
 }
 
+static int h_resume(struct ctl_conn *c, const void *p, size_t len)
+{
+    (void)c;
+    return domid_request(p, len, domctl_resumedomain);
+}
+
 static int h_getinfo(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_domid *q = p;
@@ -923,6 +929,7 @@ static const struct
     [FERRY_CTL_CONSOLE_READ] = { "console_read", h_console_read },
     [FERRY_CTL_DMESG_READ] = { "dmesg_read", h_dmesg },
     [FERRY_CTL_AUDIT] = { "audit", h_audit },
+    [FERRY_CTL_DOMAIN_RESUME] = { "domain_resume", h_resume },
 };
 
 /* ------------------------------------------------------------------------

@@ -79,6 +79,24 @@ int domctl_unpausedomain(struct domain *d)
     return domain_unpause_by_systemcontroller(d);
 }
 
+/*
+ * resumedomain (Xen's domain_resume): undo a shutdown, so that a guest
+ * that suspended itself for a save runs on where it stopped (the toolstack
+ * first sets the suspend hypercall's return value, 1 for "cancelled").
+ */
+int domctl_resumedomain(struct domain *d)
+{
+    if ( current && d == current->domain )
+        return -EINVAL;
+    if ( domain_is_dying(d) )
+        return -EINVAL;
+    atomic_store(&d->shutdown_code, -1);
+    atomic_store(&d->is_shutting_down, false);
+    atomic_store(&d->is_shut_down, false);
+    domain_rt_kick(d);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * getdomaininfo
  * ------------------------------------------------------------------------ */

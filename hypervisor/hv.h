@@ -742,6 +742,7 @@ int domctl_shadow_op(struct domain *d, struct xen_domctl_shadow_op *sc);
 /* pausedomain / unpausedomain: the domctl checks around domain.c's calls. */
 int domctl_pausedomain(struct domain *d);
 int domctl_unpausedomain(struct domain *d);
+int domctl_resumedomain(struct domain *d);
 
 /*
  * The vCPU's GDT (xen/arch/x86/pv/descriptor-tables.c): each of the

@@ -409,6 +409,22 @@ int xc_domain_unpause(xc_interface *xch, uint32_t domid)
     return domid_call(xch, FERRY_CTL_DOMAIN_UNPAUSE, domid, "unpause");
 }
 
+int xc_domain_resume(xc_interface *xch, uint32_t domid, bool cancel)
+{
+    struct vcpu_guest_context ctxt;
+
+    if ( cancel )
+    {
+        /* Xen's modify_returncode: the suspend hypercall returns 1. */
+        if ( xc_vcpu_getcontext(xch, domid, 0, &ctxt) )
+            return -1;
+        ctxt.user_regs.rax = 1;
+        if ( xc_vcpu_setcontext(xch, domid, 0, &ctxt) )
+            return -1;
+    }
+    return domid_call(xch, FERRY_CTL_DOMAIN_RESUME, domid, "resume");
+}
+
 int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
                              xc_domaininfo_t *info)
 {

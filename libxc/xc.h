@@ -96,6 +96,12 @@ int xc_domain_create(xc_interface *xch, uint32_t *domid,
 int xc_domain_destroy(xc_interface *xch, uint32_t domid);
 int xc_domain_pause(xc_interface *xch, uint32_t domid);
 int xc_domain_unpause(xc_interface *xch, uint32_t domid);
+/*
+ * Resume a domain that shut down with SHUTDOWN_suspend, in place.  With
+ * cancel, the guest's suspend hypercall returns 1 ("cancelled": it runs on
+ * in the same domain, as after a failed or checkpointing save).
+ */
+int xc_domain_resume(xc_interface *xch, uint32_t domid, bool cancel);
 int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
                              xc_domaininfo_t *info);
 /* Fills up to max entries for domains with id >= first; returns count. */

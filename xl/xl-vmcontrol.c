@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * xl's domain life-cycle verbs: destroy, pause, unpause.  Messages and
+ * xl's domain life-cycle verbs: destroy, pause, unpause, suspend, resume.  Messages and
  * exit codes follow tools/xl/xl_vmcontrol.c.  Style: Xen's xl/libxl style.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xl.h"
 
@@ -62,4 +63,58 @@ int main_pause(int argc, char **argv)
 int main_unpause(int argc, char **argv)
 {
     return pause_unpause(argc, argv, "unpause", xc_domain_unpause);
+}
+
+/*
+ * xl suspend: ask the guest to suspend itself (ferry's control word, the
+ * request a save makes) and wait until it has; xl resume: let a suspended
+ * guest run on in place, its suspend hypercall returning 1 ("cancelled").
+ */
+int main_suspend(int argc, char **argv)
+{
+    xc_interface *xch;
+    xc_domaininfo_t info;
+    uint32_t domid;
+    int opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "h", NULL, "suspend", 1, &rc)) != -1)
+        if (opt == -2)
+            return rc;
+    xch = xl_open_host();
+    if (find_domain(xch, argv[optind], &domid))
+        return EXIT_FAILURE;
+    if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
+        return EXIT_FAILURE;
+    for (int i = 0; i < 600; i++) {
+        struct timespec tick = { 0, 50 * 1000 * 1000 };
+
+        if (xc_domain_getinfo_single(xch, domid, &info))
+            return EXIT_FAILURE;
+        if ((info.flags & XEN_DOMINF_shutdown) &&
+            ((info.flags >> XEN_DOMINF_shutdownshift) & 0xff) ==
+            SHUTDOWN_suspend)
+            return EXIT_SUCCESS;
+        nanosleep(&tick, NULL);
+    }
+    fprintf(stderr, "domain %u did not suspend within 30 seconds\n", domid);
+    return EXIT_FAILURE;
+}
+
+int main_resume(int argc, char **argv)
+{
+    xc_interface *xch;
+    uint32_t domid;
+    int opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "h", NULL, "resume", 1, &rc)) != -1)
+        if (opt == -2)
+            return rc;
+    xch = xl_open_host();
+    if (find_domain(xch, argv[optind], &domid))
+        return EXIT_FAILURE;
+    if (xc_domain_resume(xch, domid, true)) {
+        fprintf(stderr, "resume failed (rc=%d)\n", -errno);
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
 }

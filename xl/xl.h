@@ -77,6 +77,8 @@ int main_info(int argc, char **argv);
 int main_destroy(int argc, char **argv);
 int main_pause(int argc, char **argv);
 int main_unpause(int argc, char **argv);
+int main_suspend(int argc, char **argv);
+int main_resume(int argc, char **argv);
 int main_dmesg(int argc, char **argv);
 int main_audit(int argc, char **argv);
 

@@ -4,7 +4,7 @@
 # create left behind applies on_poweroff=destroy.
 . "$(dirname "$0")/lib.sh"
 
-plan 11
+plan 15
 start_host A 64M || exit 99
 h=$T/A
 free0=$(free_mib "$h")
@@ -37,6 +37,20 @@ else
 fi
 [ "$(free_mib "$h")" = "$free0" ] && ok "every frame came back" ||
     fail "every frame came back"
+# Suspend (what a save asks of the guest) and resume in place.
+check "xl create idle" xlh "$h" create -e "$top_srcdir/examples/idle.cfg"
+wait_for 10 console_has "$h" idle "idle: up" || diag "idle did not start"
+check "xl suspend: the guest suspends itself" xlh "$h" suspend idle
+xlh "$h" list idle | grep -q -- '---ss-' && ok "state ---ss- (shut down, reason suspend)" ||
+    { fail "state ---ss-"; xlh "$h" list | sed 's/^/# /'; }
+if xlh "$h" resume idle && wait_for 10 console_has "$h" idle "idle: resumed, cancelled=1" &&
+   xlh "$h" list idle | grep -Eq -- ' -b---- | r----- '; then
+    ok "xl resume: the suspend hypercall returns 1 and the guest runs on"
+else
+    fail "xl resume: the guest runs on"; console_of "$h" idle | sed 's/^/# /'
+fi
+xlh "$h" destroy idle
+
 printf 'name = "fault"\nmemory = 8\nkernel = "%s"\n' \
     "$top_builddir/tests/guests/fault.img" >"$T/fault.cfg"
 check "a guest with a page-fault handler starts" xlh "$h" create -e "$T/fault.cfg"

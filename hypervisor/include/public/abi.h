@@ -452,6 +452,7 @@ struct start_info
 #define XEN_DOMCTL_unpausedomain       4
 #define XEN_DOMCTL_getdomaininfo       5
 #define XEN_DOMCTL_max_mem            11
+#define XEN_DOMCTL_resumedomain       27
 #define XEN_DOMCTL_setvcpucontext     12
 #define XEN_DOMCTL_getvcpucontext     13
 #define XEN_DOMCTL_max_vcpus          15

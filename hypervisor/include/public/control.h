@@ -72,6 +72,7 @@ enum ferry_ctl_op
     FERRY_CTL_CONSOLE_READ,
     FERRY_CTL_DMESG_READ,
     FERRY_CTL_AUDIT,
+    FERRY_CTL_DOMAIN_RESUME,        /* undo a (suspend) shutdown */
     FERRY_CTL_NR_OPS
 };
 
