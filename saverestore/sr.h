@@ -355,4 +355,54 @@ struct sr_page_data
 int sr_parse_page_data(struct sr_io *io, const struct sr_rec *rec,
                        struct sr_page_data *pd);
 
+/* ------------------------------------------------------------------------
+ * The engines (sr-save.c, sr-restore.c)
+ *
+ * Both talk to one host through libxc (xc.h) and log through its logger.
+ * They return 0 or -errno, with a message in the caller's buffer naming
+ * the record type and offset where a stream was at fault.
+ * ------------------------------------------------------------------------ */
+
+struct xc_interface;
+
+struct sr_save_args
+{
+    struct xc_interface *xch;
+    uint32_t domid;             /* suspended (shut down, SHUTDOWN_suspend) */
+    const char *config_json;    /* libxl domain config, into the xl header */
+    uint32_t xl_mandatory_flags;/* e.g. compression (ferry's extension) */
+};
+
+/*
+ * Non-live save: xl save-file header + libxl v2 stream + libxc v3 stream
+ * of a suspended PV domain to io.  The domain is not touched beyond
+ * reading it: the caller resumes or destroys it after.
+ */
+int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
+                   char *msg, size_t msglen);
+
+struct sr_restore_args
+{
+    struct xc_interface *xch;
+    bool paused;                /* leave the new domain paused */
+    /* The new domain's shape, from the config the caller chose. */
+    unsigned int max_vcpus;
+    uint64_t max_memkb;
+    uint8_t uuid[16];
+};
+
+struct sr_restore_result
+{
+    uint32_t domid;
+    char *config_json;          /* from the xl header; caller frees */
+};
+
+/*
+ * Restore a stream written by sr_save_domain (or Xen's) into a new domain
+ * on the host.  On any failure the half-built domain is destroyed and the
+ * host is as before.
+ */
+int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
+                      struct sr_restore_result *r, char *msg, size_t msglen);
+
 #endif /* FERRY_SAVERESTORE_SR_H */

@@ -51,6 +51,19 @@ const struct cmd_spec cmd_table[] = {
     { "resume", &main_resume, false, true,
       "Resume a suspended domain in place",
       "<Domain>", NULL },
+    { "save", &main_save, false, true,
+      "Save a domain state to restore later",
+      "[options] <Domain> <CheckpointFile> [<ConfigFile>]",
+      "-h  Print this help.\n"
+      "-c  Leave domain running after creating the snapshot.\n"
+      "-p  Leave domain paused after creating the snapshot." },
+    { "restore", &main_restore, false, true,
+      "Restore a domain from a saved state",
+      "[options] [<ConfigFile>] <CheckpointFile>",
+      "-h                       Print this help.\n"
+      "-p                       Do not unpause domain after restoring it.\n"
+      "-e                       Do not wait in the background for the death of the domain.\n"
+      "-d                       Enable debug messages." },
     { "info", &main_info, false, false,
       "Get information about Xen host",
       "", NULL },

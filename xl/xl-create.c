@@ -228,7 +228,7 @@ static void monitor(const char *rundir, uint32_t domid,
     xc_interface_close(xch);
 }
 
-static void spawn_monitor(uint32_t domid, struct ferry_domain_config *dc)
+void xl_spawn_monitor(uint32_t domid, struct ferry_domain_config *dc)
 {
     pid_t pid = fork();
 
@@ -313,7 +313,7 @@ int main_create(int argc, char **argv)
     }
     if (monitor_it) {
         fflush(NULL);
-        spawn_monitor(domid, &dc);
+        xl_spawn_monitor(domid, &dc);
     }
     ferry_domain_config_dispose(&dc);
     if (console) {

@@ -69,6 +69,9 @@ struct ferry_domain_config;
 int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,
                      bool paused, uint32_t *domid_r);
 
+/* Leave a detached monitor applying dc's on_poweroff/reboot/crash. */
+void xl_spawn_monitor(uint32_t domid, struct ferry_domain_config *dc);
+
 int main_create(int argc, char **argv);
 int main_shutdown(int argc, char **argv);
 int main_console(int argc, char **argv);
@@ -79,6 +82,8 @@ int main_pause(int argc, char **argv);
 int main_unpause(int argc, char **argv);
 int main_suspend(int argc, char **argv);
 int main_resume(int argc, char **argv);
+int main_save(int argc, char **argv);
+int main_restore(int argc, char **argv);
 int main_dmesg(int argc, char **argv);
 int main_audit(int argc, char **argv);
 

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xl restore: a save file (xl header, libxl v2, libxc v3 stream) into a
+ * new domain on this host (Xen: tools/xl/xl_saverestore.c).
+ *
+ * The restore engine (saverestore/sr-restore.c) creates the domain from
+ * the config saved in the file and leaves it paused; here it gets its
+ * name and config (from the file, or from the config file given, which
+ * overrides the saved one as in Xen), then runs unless -p.  A failed
+ * restore leaves no domain behind: the engine destroys what it built, and
+ * a failure here destroys the restored domain.
+ *
+ * Not done: ferry's monitor (xl create's "xl-<name>" process) is private
+ * to xl-create.c, so a restored domain is not monitored; -e is accepted.
+ *
+ * Style: Xen's xl/libxl style.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xl.h"
+#include "xl-cfg.h"
+#include "../saverestore/sr.h"
+
+/*
+ * Read the file's header and print what Xen's xl prints about it;
+ * *config gets the saved config (malloc'd, NULL if none).
+ */
+static int show_header(const char *file, char **config_r)
+{
+    struct sr_xl_hdr hdr;
+    struct sr_io *io = NULL;
+    void *config = NULL;
+    uint32_t config_len = 0;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0) {
+        fprintf(stderr, "cannot open restore file %s: %s\n", file,
+                strerror(errno));
+        return -1;
+    }
+    rc = sr_io_open_fd(&io, fd, true);
+    if (rc) {
+        close(fd);
+        fprintf(stderr, "%s: %s\n", file, strerror(-rc));
+        return -1;
+    }
+    rc = sr_read_xl_hdr(io, &hdr, &config, &config_len);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", file, sr_io_errmsg(io));
+    } else {
+        fprintf(stderr, "Loading new save file %s (new xl fmt info"
+                " 0x%" PRIx32 "/0x%" PRIx32 "/%" PRIu32 ")\n", file,
+                hdr.mandatory_flags, hdr.optional_flags,
+                hdr.optional_data_len);
+        if (hdr.mandatory_flags & SR_XL_FLAG_JSON)
+            fprintf(stderr, " Savefile contains xl domain config in JSON"
+                    " format\n");
+    }
+    /* The saved length may or may not count a NUL: add one. */
+    *config_r = NULL;
+    if (!rc && config && config_len && (*config_r = malloc(config_len + 1))) {
+        memcpy(*config_r, config, config_len);
+        (*config_r)[config_len] = '\0';
+    }
+    free(config);
+    sr_io_close(io);
+    return rc ? -1 : 0;
+}
+
+static bool name_in_use(xc_interface *xch, const char *name)
+{
+    xc_domaininfo_t info[256];
+    int n = xc_domain_getinfolist(xch, 1, 256, info);
+
+    for (int i = 0; i < n; i++) {
+        char other[XC_DOMAIN_NAME_MAX];
+
+        if (!strcmp(domain_name(xch, info[i].domain, other, sizeof(other)),
+                    name))
+            return true;
+    }
+    return false;
+}
+
+int main_restore(int argc, char **argv)
+{
+    struct ferry_domain_config dc;
+    struct sr_restore_args args = { 0 };
+    struct sr_restore_result res = { 0 };
+    struct xlcfg_error err;
+    struct sr_io *io = NULL;
+    const char *cfg = NULL, *file;
+    bool paused = false, debug = false, python = false, dc_init = false;
+    bool monitor_it = true;
+    char *json = NULL, *saved = NULL, msg[512] = "";
+    xc_interface *xch;
+    int opt, fd, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "pedcFVA", NULL, "restore", 1,
+                            &rc)) != -1) {
+        switch (opt) {
+        case -2: return rc;
+        case 'p': paused = true; break;
+        case 'd': debug = true; break;
+        case 'e': monitor_it = false; break;
+        default: break;     /* -c -F -V -A: accepted for xl compatibility */
+        }
+    }
+    if (argc - optind >= 2)
+        cfg = argv[optind++];
+    file = argv[optind];
+
+    if (show_header(file, &saved))
+        return EXIT_FAILURE;
+    rc = EXIT_FAILURE;
+    ferry_domain_config_init(&dc);
+    dc_init = true;
+    /* The config the domain runs with: the file given, else the saved. */
+    if (cfg) {
+        fprintf(stderr, "Parsing config from %s\n", cfg);
+        if (ferry_domain_config_load(&dc, cfg, NULL, 0, &python, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            goto out;
+        }
+    } else {
+        fprintf(stderr, "Parsing config from <saved>\n");
+        if (!saved) {
+            fprintf(stderr, "Savefile contains no domain config\n");
+            goto out;
+        }
+        if (ferry_domain_config_from_json(&dc, "<saved>", saved,
+                                          strlen(saved), &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            goto out;
+        }
+    }
+    json = ferry_domain_config_to_json(&dc);
+    if (!json)
+        goto out;
+    if (debug)
+        printf("%s\n", json);
+    xch = xl_open_host();
+    if (name_in_use(xch, dc.name)) {
+        fprintf(stderr, "Domain with name \"%s\" already exists.\n",
+                dc.name);
+        goto out;
+    }
+    fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || sr_io_open_fd(&io, fd, true)) {
+        fprintf(stderr, "cannot open restore file %s: %s\n", file,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    args.xch = xch;
+    args.paused = true;
+    args.max_vcpus = dc.maxvcpus;
+    args.max_memkb = dc.maxmem_mib * 1024;
+    memcpy(args.uuid, dc.uuid, sizeof(args.uuid));
+    if (sr_restore_domain(io, &args, &res, msg, sizeof(msg))) {
+        fprintf(stderr, "%s\n", msg);
+        fprintf(stderr, "Failed to restore domain from %s\n", file);
+        goto out;
+    }
+
+    /* The domain exists (paused) from here: failures destroy it. */
+    if (xc_domain_set_meta(xch, res.domid, dc.name, json, strlen(json))) {
+        fprintf(stderr, "cannot name domain %u \"%s\"\n", res.domid, dc.name);
+        goto fail;
+    }
+    if (!paused && xc_domain_unpause(xch, res.domid)) {
+        fprintf(stderr, "cannot unpause domain %u\n", res.domid);
+        goto fail;
+    }
+    if (monitor_it) {
+        fflush(NULL);
+        xl_spawn_monitor(res.domid, &dc);
+    }
+    rc = EXIT_SUCCESS;
+    goto out;
+ fail:
+    xc_domain_destroy(xch, res.domid);
+ out:
+    if (io)
+        sr_io_close(io);
+    if (dc_init)
+        ferry_domain_config_dispose(&dc);
+    free(res.config_json);
+    free(saved);
+    free(json);
+    return rc;
+}
