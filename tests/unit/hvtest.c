@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers for unit tests of the hypervisor core: see hvtest.h. */
+#include <stdarg.h>
+
 #include "hvtest.h"
 
 void hvtest_host(unsigned int memory_mb)
@@ -136,4 +138,17 @@ void hvtest_done(void)
     HVTEST_AUDIT_CLEAN();
     set_current(NULL);
     host_dispose();
+}
+
+bool hvtest_log_has(const char *fmt, ...)
+{
+    char needle[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(needle, sizeof(needle), fmt, ap);
+    va_end(ap);
+    if ( !hv_log_contains(needle) )
+        DIAG("log lacks \"%s\"", needle);
+    return hv_log_contains(needle);
 }

@@ -43,6 +43,9 @@ long hvtest_mmuext(unsigned int cmd, mfn_t mfn);
 /* One MMU_NORMAL_PT_UPDATE of entry idx of table to val, to completion. */
 long hvtest_pt_update(mfn_t table, unsigned int idx, intpte_t val);
 
+/* Does the hypervisor's log hold the formatted line?  (DIAGs if not.) */
+bool hvtest_log_has(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Fail the test unless the auditor finds the host consistent. */
 #define HVTEST_AUDIT_CLEAN()                                              \
     do {                                                                  \

@@ -37,21 +37,6 @@ static struct domain *setup(void)
     return hvtest_domain(256, 2);
 }
 
-static bool log_has(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static bool log_has(const char *fmt, ...)
-{
-    char needle[256];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(needle, sizeof(needle), fmt, ap);
-    va_end(ap);
-    if ( !hv_log_contains(needle) )
-        DIAG("log lacks \"%s\"", needle);
-    return hv_log_contains(needle);
-}
-
 /* ------------------------------------------------------------------------
  * A small four-level tree
  *
@@ -224,14 +209,14 @@ TEST(l1_pcd_and_l2_pse_rejected)
     hvtest_write_pte(l1, 0, hvtest_pte(data, _PAGE_PCD));
     hv_log_clear();
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L1_TABLE, l1), -EINVAL);
-    ASSERT(log_has("Bad L1 flags 0x10"));
+    ASSERT(hvtest_log_has("Bad L1 flags 0x10"));
     ASSERT_FRAME(l1, ALLOC | 1, 0);
     ASSERT_FRAME(data, ALLOC | 1, 0);
 
     /* No superpages for PV guests. */
     hvtest_write_pte(l2, 0, hvtest_pte(l1b, _PAGE_PSE | _PAGE_RW));
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, l2), -EINVAL);
-    ASSERT(log_has("Bad L2 flags 80"));
+    ASSERT(hvtest_log_has("Bad L2 flags 80"));
     ASSERT_FRAME(l2, ALLOC | 1, 0);
     ASSERT_FRAME(l1b, ALLOC | 1, 0);
     HVTEST_AUDIT_CLEAN();
@@ -252,7 +237,7 @@ TEST(l1e_owner_free_frame_and_mmio_rules)
     /* A foreign frame mapped as one's own: -EBUSY, no ref kept. */
     hv_log_clear();
     ASSERT_EQ(get_page_from_l1e(hvtest_pte(foreign, 0), d, d), -EBUSY);
-    ASSERT(log_has("pg_owner d%u l1e_owner d%u, but real_pg_owner d%u",
+    ASSERT(hvtest_log_has("pg_owner d%u l1e_owner d%u, but real_pg_owner d%u",
                    d->domain_id, d->domain_id, d2->domain_id));
     ASSERT_FRAME(foreign, ALLOC | 1, 0);
     /* A free frame: -EBUSY. */
@@ -261,7 +246,7 @@ TEST(l1e_owner_free_frame_and_mmio_rules)
     /* MMIO (beyond RAM) without iomem permission: -EPERM. */
     ASSERT_EQ(get_page_from_l1e(hvtest_pte(host.max_page + 5, 0), d, d),
               -EPERM);
-    ASSERT(log_has("d%u non-privileged attempt to map MMIO space %05lx",
+    ASSERT(hvtest_log_has("d%u non-privileged attempt to map MMIO space %05lx",
                    d->domain_id, (unsigned long)host.max_page + 5));
     /* The all-ones MFN: -EINVAL. */
     ASSERT_EQ(get_page_from_l1e(hvtest_pte(PADDR_MASK >> PAGE_SHIFT, 0),
@@ -336,7 +321,7 @@ TEST(linear_l2_self_map_rules)
     hvtest_write_pte(a, 0, hvtest_pte(a, _PAGE_RW));
     hv_log_clear();
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, a), -EINVAL);
-    ASSERT(log_has("Attempt to create linear p.t. with write perms"));
+    ASSERT(hvtest_log_has("Attempt to create linear p.t. with write perms"));
     ASSERT_FRAME(a, ALLOC | 1, 0);
 
     /* Read-only self map: accepted, no refs taken. */
@@ -355,7 +340,7 @@ TEST(linear_l2_self_map_rules)
     hvtest_write_pte(m, 0, hvtest_pte(m, 0));
     hv_log_clear();
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, m), -EINVAL);
-    ASSERT(log_has("Attempt to create linear p.t. (feature disabled)"));
+    ASSERT(hvtest_log_has("Attempt to create linear p.t. (feature disabled)"));
     ASSERT_FRAME(m, ALLOC | 1, 0);
     host.opt_pv_linear_pt = true;
     hvtest_done();
@@ -464,8 +449,8 @@ TEST(nested_failure_transfers_ref_via_old_guest_table)
     rc = hvtest_mmuext_once(MMUEXT_PIN_L3_TABLE, l3, &done);
     /* The failure is returned once the deferred put is done. */
     ASSERT(rc == -ERESTART || rc == -EINVAL);
-    ASSERT(log_has("Failure -22 in promote_l2_table: slot 0x2"));
-    ASSERT(log_has("Failure -22 in promote_l3_table: slot 0x1"));
+    ASSERT(hvtest_log_has("Failure -22 in promote_l2_table: slot 0x2"));
+    ASSERT(hvtest_log_has("Failure -22 in promote_l3_table: slot 0x1"));
 
     /*
      * L2b failed at entry 2: it became old_guest_table, partial; then L3
@@ -539,9 +524,9 @@ TEST(nested_failure_l4_finds_grandchild_parked_finishes_it_first)
     hv_log_clear();
     rc = hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done);
     ASSERT(rc == -ERESTART || rc == -EBUSY);
-    ASSERT(log_has("Failure -16 in promote_l2_table: slot 0x1"));
-    ASSERT(log_has("Failure -16 in promote_l3_table: slot 0"));
-    ASSERT(log_has("Failure -16 in promote_l4_table: slot 0x1"));
+    ASSERT(hvtest_log_has("Failure -16 in promote_l2_table: slot 0x1"));
+    ASSERT(hvtest_log_has("Failure -16 in promote_l3_table: slot 0"));
+    ASSERT(hvtest_log_has("Failure -16 in promote_l4_table: slot 0x1"));
 
     /*
      * The L2's deferred put is done: its entry 0 demoted, its partial
@@ -610,9 +595,9 @@ TEST(resumed_l4_failing_at_entry_0_drops_partial_set_ref)
     hv_log_clear();
     rc = hvtest_mmuext_once(MMUEXT_PIN_L4_TABLE, l4, &done);
     ASSERT(rc == -ERESTART || rc == -EINVAL);
-    ASSERT(log_has("Failure -22 in promote_l2_table: slot 0x7"));
-    ASSERT(log_has("Failure -22 in promote_l3_table: slot 0"));
-    ASSERT(log_has("Failure -22 in promote_l4_table: slot 0"));
+    ASSERT(hvtest_log_has("Failure -22 in promote_l2_table: slot 0x7"));
+    ASSERT(hvtest_log_has("Failure -22 in promote_l3_table: slot 0"));
+    ASSERT(hvtest_log_has("Failure -22 in promote_l4_table: slot 0"));
 
     /* As in Xen, except for the L3's count: one ref, its allocation. */
     ASSERT(v->old_guest_table == mfn_to_page(l2));
@@ -678,7 +663,7 @@ TEST(linear_l2_partial_set_failure_at_entry_0_finishes_target)
     hvtest_as(d, 1);
     hv_log_clear();
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, x), -EINVAL);
-    ASSERT(log_has("Failure -22 in promote_l2_table: slot 0"));
+    ASSERT(hvtest_log_has("Failure -22 in promote_l2_table: slot 0"));
     ASSERT(d->vcpu[1]->old_guest_table == NULL);
     ASSERT_FRAME(t, ALLOC | 1, T_L2);
     for ( unsigned int i = 0; i < 3; i++ )

@@ -31,21 +31,6 @@ static struct domain *setup(void)
     return hvtest_domain(64, 2);
 }
 
-static bool log_has(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static bool log_has(const char *fmt, ...)
-{
-    char needle[256];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(needle, sizeof(needle), fmt, ap);
-    va_end(ap);
-    if ( !hv_log_contains(needle) )
-        DIAG("log lacks \"%s\"", needle);
-    return hv_log_contains(needle);
-}
-
 /* ------------------------------------------------------------------------
  * General references
  * ------------------------------------------------------------------------ */
@@ -57,7 +42,7 @@ TEST(get_page_owner_mismatch_logs_error_line_and_keeps_count)
 
     hv_log_clear();
     ASSERT_EQ(get_page(mfn_to_page(m), d2), false);
-    ASSERT(log_has("Error mfn %05lx: rd=d%u od=d%u caf=8000000000000001 "
+    ASSERT(hvtest_log_has("Error mfn %05lx: rd=d%u od=d%u caf=8000000000000001 "
                    "taf=0000000000000000", (unsigned long)m, d2->domain_id,
                    d1->domain_id));
     ASSERT_HEX(hvtest_caf(m), ALLOC | 1);
@@ -78,7 +63,7 @@ TEST(get_page_of_free_frame_fails_with_od_null)
     free_heap_pages(pg, 0);
     hv_log_clear();
     ASSERT_EQ(get_page(pg, d), false);
-    ASSERT(log_has("Error mfn %05lx: rd=d%u od=NULL", (unsigned long)m,
+    ASSERT(hvtest_log_has("Error mfn %05lx: rd=d%u od=NULL", (unsigned long)m,
                    d->domain_id));
     ASSERT_HEX(hvtest_caf(m), PGC_state_free);
     ASSERT_EQ(page_get_owner_and_reference(pg) == NULL, true);
@@ -162,7 +147,7 @@ TEST(bad_type_log_line_exact_text)
     ASSERT_EQ(get_page_type(pg, T_WR), 1);
     hv_log_clear();
     ASSERT_EQ(get_page_type(pg, T_L1), 0);
-    ASSERT(log_has("d%uv0 Bad type (saw e400000000000001 != exp "
+    ASSERT(hvtest_log_has("d%uv0 Bad type (saw e400000000000001 != exp "
                    "2000000000000000) for mfn %05lx (pfn 00012)",
                    d->domain_id, (unsigned long)q));
     ASSERT_HEX(hvtest_taf(q), T_WR | VALID | 1);
@@ -187,7 +172,7 @@ TEST(bad_type_silent_for_possible_linear_attempts)
     ASSERT_EQ(hv_log_contains("Bad type"), false);
     /* Saw L2, want L3: logged. */
     ASSERT_EQ(get_page_type(pg, T_L3), 0);
-    ASSERT(log_has("Bad type (saw 4400000000000001 != exp 6000000000000000)"
+    ASSERT(hvtest_log_has("Bad type (saw 4400000000000001 != exp 6000000000000000)"
                    " for mfn %05lx (pfn 00030)", (unsigned long)m));
     ASSERT_EQ(put_page_and_type_preemptible(pg), 0);
     ASSERT_FRAME(m, ALLOC | 1, T_L2);
@@ -223,7 +208,7 @@ TEST(count_limits_reserve_last_ref_for_get_page_light)
     atomic_store(&pg->type_info, T_WR | VALID | PGT_count_mask);
     hv_log_clear();
     ASSERT_EQ(get_page_type(pg, T_WR), false);
-    ASSERT(log_has("Type count overflow on mfn %05lx", (unsigned long)m));
+    ASSERT(hvtest_log_has("Type count overflow on mfn %05lx", (unsigned long)m));
     atomic_store(&pg->type_info, 0);
     hvtest_done();
 }
@@ -323,8 +308,8 @@ TEST(pin_l1_self_map_ro_ok_rw_ebusy)
     hv_log_clear();
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L1_TABLE, r), -EBUSY);
     ASSERT_FRAME(r, ALLOC | 1, 0);
-    ASSERT(log_has("Could not get page type PGT_writable_page"));
-    ASSERT(log_has("Error getting mfn %05lx (pfn 00051) from L1 entry "
+    ASSERT(hvtest_log_has("Could not get page type PGT_writable_page"));
+    ASSERT(hvtest_log_has("Error getting mfn %05lx (pfn 00051) from L1 entry "
                    "%016lx for l1e_owner d%u, pg_owner d%u", (unsigned long)r,
                    (unsigned long)hvtest_pte(r, _PAGE_RW), d->domain_id,
                    d->domain_id));
@@ -345,7 +330,7 @@ TEST(pin_over_writable_mapping_rejected)
     hv_log_clear();
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L1_TABLE, q), -EINVAL);
     ASSERT_FRAME(q, ALLOC | 2, 0xE400000000000001ULL);
-    ASSERT(log_has("Bad type (saw e400000000000001 != exp 2000000000000000)"
+    ASSERT(hvtest_log_has("Bad type (saw e400000000000001 != exp 2000000000000000)"
                    " for mfn %05lx (pfn 00061)", (unsigned long)q));
     /* Nor an L2 (and not via get_page_and_type either). */
     ASSERT_EQ(get_page_and_type(mfn_to_page(q), d, T_SEG), false);
