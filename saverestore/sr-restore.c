@@ -11,8 +11,9 @@
  * sight of each PFN, page-table pages are localised (PFNs become the new
  * MFNs) before they are written, and at END the vCPU contexts are set,
  * the pinned tables pinned, the guest's P2M, start_info and shared_info
- * rewritten for the new host.  The domain is returned paused; the caller
- * names and unpauses it.
+ * rewritten for the new host.  After the libxl END, ferry's digest
+ * trailer (sr.h) is checked against a SHA-256 of the whole stream before
+ * the domain is returned paused; the caller names and unpauses it.
  *
  * Invariants: the local P2M (ctx->p2m) holds the new MFN of every
  * populated PFN and SR__INVALID_FRAME elsewhere; nothing is written into
@@ -112,7 +113,8 @@ static int create_domain(struct restore_ctx *ctx,
     uint32_t domid = DOMID_ANY;
 
     if ( !a->max_vcpus || !a->max_memkb )
-        return fail(ctx, -EINVAL, "restore: no vCPUs or memory to create the domain with");
+        return fail(ctx, -EINVAL, "restore: no vCPUs or memory to create"
+                    " the domain with");
     if ( xc_domain_create(ctx->xch, &domid, a->max_vcpus, a->uuid) )
         return fail(ctx, -errno, "restore: cannot create the domain: %s",
                     strerror(errno));
@@ -750,6 +752,7 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     if ( msg && msglen )
         msg[0] = '\0';
     r->config_json = NULL;
+    r->digest_checked = false;
     ctx.pt.m2p = xc_m2p(a->xch);
     ctx.pt.msg = ctx.ptmsg;
     ctx.pt.msg_size = sizeof(ctx.ptmsg);
@@ -758,7 +761,10 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     /* The host's highest machine frame, as the saver takes it. */
     ctx.pt.max_mfn = xc_max_page(a->xch) - 1;
 
-    rc = sr_read_xl_hdr(io, &xh, &config, &config_len);
+    /* The digest in ferry's trailer covers the file from its first byte. */
+    rc = sr_io_hash_start(io);
+    if ( !rc )
+        rc = sr_read_xl_hdr(io, &xh, &config, &config_len);
     if ( rc )
     {
         fail_io(&ctx, rc);
@@ -787,6 +793,19 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
         rc = expect_libxl(&ctx, &rec, SR_LIBXL_END);
     if ( rc )
         goto out;
+    /*
+     * Every page is in the (paused) domain by now; a bad digest destroys
+     * it below, so a corrupted file never runs.  Xen's files end at the
+     * END and are let through unchecked.
+     */
+    rc = sr_read_ferry_trailer(io, &r->digest_checked);
+    if ( rc )
+    {
+        fail_io(&ctx, rc);
+        goto out;
+    }
+    if ( !r->digest_checked && msg && msglen )
+        snprintf(msg, msglen, "no ferry digest: not checked");
     r->domid = ctx.domid;
     r->config_json = config;
     config = NULL;

@@ -421,7 +421,7 @@ static int write_one_vcpu_basic(struct save_ctx *ctx, unsigned int id,
     return rc;
 }
 
-/* The end of the (only) checkpoint, then both ENDs. */
+/* The end of the (only) checkpoint, both ENDs, then ferry's trailer. */
 static int write_end(struct save_ctx *ctx)
 {
     struct sr_x86_tsc_info tsc = { .mode = 0 };
@@ -444,7 +444,8 @@ static int write_end(struct save_ctx *ctx)
             return save_fail(ctx, -EINVAL, "vcpu0 is not online");
     }
     if ( (rc = sr_write_record(ctx->io, SR_LIBXC, SR_LIBXC_END, NULL, 0)) ||
-         (rc = sr_write_record(ctx->io, SR_LIBXL, SR_LIBXL_END, NULL, 0)) )
+         (rc = sr_write_record(ctx->io, SR_LIBXL, SR_LIBXL_END, NULL, 0)) ||
+         (rc = sr_write_ferry_trailer(ctx->io)) )
         return io_fail(ctx, rc);
     return 0;
 }
@@ -463,8 +464,13 @@ int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
 
     if ( msg && msglen )
         msg[0] = '\0';
-    /* Each step stops at the first failure; the buffers go either way. */
-    if ( !(rc = check_suspended(&ctx)) &&
+    /*
+     * Each step stops at the first failure; the buffers go either way.
+     * The digest in ferry's trailer covers the file from its first byte.
+     */
+    if ( (rc = sr_io_hash_start(io)) )
+        rc = io_fail(&ctx, rc);
+    else if ( !(rc = check_suspended(&ctx)) &&
          !(rc = map_domain(&ctx)) &&
          !(rc = write_start(&ctx, a)) &&
          !(rc = send_memory(&ctx)) )

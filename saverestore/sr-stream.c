@@ -739,3 +739,78 @@ int sr_read_record(struct sr_io *io, enum sr_layer layer,
     return layer == SR_LIBXC ? check_libxc_body(io, rec)
                              : check_libxl_body(io, rec);
 }
+
+/* ---- ferry's trailer ------------------------------------------------ */
+
+/*
+ * The running hash covers everything moved since sr_io_hash_start(), which
+ * the engines call before the first byte, so the offset is `covered`.
+ */
+int sr_write_ferry_trailer(struct sr_io *io)
+{
+    struct sr_ferry_trailer t = {
+        .version = htole32(SR_FERRY_TRAILER_VERSION),
+        .algorithm = htole32(SR_FERRY_TRAILER_SHA256),
+        .covered = htole64(sr_io_offset(io)),
+    };
+    int rc;
+
+    memcpy(t.magic, SR_FERRY_TRAILER_MAGIC, sizeof(t.magic));
+    rc = sr_io_hash_final(io, t.digest);
+    if ( rc )
+        return rc;
+    return sr_io_write(io, &t, sizeof(t));
+}
+
+/*
+ * End of stream right here is Xen's file: *present = false.  A trailer is
+ * checked field by field, then the digest; nothing may follow it.
+ */
+int sr_read_ferry_trailer(struct sr_io *io, bool *present)
+{
+    struct sr_ferry_trailer t;
+    uint8_t digest[SR_SHA256_LEN];
+    uint64_t covered = sr_io_offset(io);
+    uint8_t extra;
+    int rc;
+
+    *present = false;
+    rc = sr_io_hash_final(io, digest);
+    if ( rc )
+        return rc;
+    rc = sr__io_read_eof(io, &t, sizeof(t));
+    if ( rc == -ENODATA && !sr_io_error(io) )
+    {
+        if ( sr_io_offset(io) == covered )
+            return 0;
+        return sr_io_fail(io, -EINVAL, "ferry digest trailer truncated at"
+                          " offset %" PRIu64, sr_io_offset(io));
+    }
+    if ( rc )
+        return rc;
+    *present = true;
+    if ( memcmp(t.magic, SR_FERRY_TRAILER_MAGIC, sizeof(t.magic)) )
+        return sr_io_fail(io, -EINVAL, "bytes after the libxl END record at"
+                          " offset %" PRIu64 " are not a ferry digest"
+                          " trailer", covered);
+    if ( le32toh(t.version) != SR_FERRY_TRAILER_VERSION ||
+         le32toh(t.algorithm) != SR_FERRY_TRAILER_SHA256 )
+        return sr_io_fail(io, -EOPNOTSUPP, "ferry digest trailer version %u"
+                          " algorithm %u not supported",
+                          le32toh(t.version), le32toh(t.algorithm));
+    if ( le64toh(t.covered) != covered )
+        return sr_io_fail(io, -EINVAL, "ferry digest trailer covers %"
+                          PRIu64 " bytes but the stream is %" PRIu64
+                          ": the file is corrupted",
+                          (uint64_t)le64toh(t.covered), covered);
+    if ( memcmp(t.digest, digest, sizeof(digest)) )
+        return sr_io_fail(io, -EILSEQ,
+                          "digest mismatch: the file is corrupted");
+    rc = sr__io_read_eof(io, &extra, 1);
+    if ( rc == -ENODATA && !sr_io_error(io) )
+        return 0;
+    if ( rc )
+        return rc;
+    return sr_io_fail(io, -EINVAL, "unexpected bytes after the ferry digest"
+                      " trailer at offset %" PRIu64, covered + sizeof(t));
+}

@@ -270,6 +270,37 @@ int sr_io_hash_start(struct sr_io *io);
 void sr_io_hash_pause(struct sr_io *io, bool paused);
 int sr_io_hash_final(struct sr_io *io, uint8_t out[SR_SHA256_LEN]);
 
+/*
+ * ferry's integrity trailer (ferry's extension, not Xen's).
+ *
+ * sr_save_domain() appends it right after the libxl END record.  Xen's
+ * xl/libxl stop reading at that END and never look at trailing bytes, so
+ * a file with a trailer still restores on Xen.  All fields are
+ * little-endian; digest is the SHA-256 of the first `covered` bytes of
+ * the file, i.e. of everything before the trailer (xl header to libxl END
+ * inclusive).  A stream that ends right after the libxl END (Xen's) has no
+ * trailer and is restored unchecked; nothing may follow a trailer.
+ */
+#define SR_FERRY_TRAILER_MAGIC      "FERRYSUM"
+#define SR_FERRY_TRAILER_VERSION    1
+#define SR_FERRY_TRAILER_SHA256     1
+struct sr_ferry_trailer
+{
+    char magic[8];              /* "FERRYSUM", no NUL */
+    uint32_t version;           /* SR_FERRY_TRAILER_VERSION */
+    uint32_t algorithm;         /* SR_FERRY_TRAILER_SHA256 */
+    uint64_t covered;           /* bytes from file start to end of END */
+    uint8_t digest[SR_SHA256_LEN];
+};
+_Static_assert(sizeof(struct sr_ferry_trailer) == 56,
+               "sr_ferry_trailer is 56 bytes on disk");
+
+/* Write the trailer: the running hash is finalised into it (sr-stream.c). */
+int sr_write_ferry_trailer(struct sr_io *io);
+/* Finalise the running hash and check the trailer against it; *present
+ * is false (and 0 returned) at a clean end of stream (Xen's file). */
+int sr_read_ferry_trailer(struct sr_io *io, bool *present);
+
 /* ---------------------------------------------------------------------
  * Headers and records (sr-stream.c).
  * --------------------------------------------------------------------- */
@@ -394,6 +425,7 @@ struct sr_restore_args
 struct sr_restore_result
 {
     uint32_t domid;
+    bool digest_checked;        /* false: no ferry trailer (Xen's file) */
     char *config_json;          /* from the xl header; caller frees */
 };
 

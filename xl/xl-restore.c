@@ -169,6 +169,8 @@ int main_restore(int argc, char **argv)
         fprintf(stderr, "Failed to restore domain from %s\n", file);
         goto out;
     }
+    if (msg[0])
+        fprintf(stderr, "%s\n", msg);  /* e.g. "no ferry digest: ..." */
 
     /* The domain exists (paused) from here: failures destroy it. */
     if (xc_domain_set_meta(xch, res.domid, dc.name, json, strlen(json))) {

@@ -1,0 +1,125 @@
+#!/bin/sh
+# ferry's digest trailer: a saved file ends with the 56-byte FERRYSUM
+# trailer after the libxl END; one flipped byte in a data page makes xl
+# restore fail with the digest message and leave no domain and no memory
+# behind (every page was already written into the paused domain); a file
+# with the trailer cut off (as Xen writes it) still restores, unchecked;
+# bytes after the trailer are refused.
+. "$(dirname "$0")/lib.sh"
+
+if ! grep -q '"save"' "$top_srcdir/xl/xl-cmdtable.c"; then
+    echo "1..0 # SKIP xl save is not there"
+    exit 77
+fi
+
+plan 8
+start_host A 256M || exit 99
+A=$T/A
+ex="$top_srcdir/examples"
+no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
+
+# u32 FILE OFFSET / u8 FILE OFFSET: little-endian integers from the file.
+u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
+u8() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
+
+# The offset of a byte inside the first plain (NOTAB) data page that
+# starts at least 100 KiB into the file: walk xl header, libxl header and
+# LIBXC_CONTEXT, the libxc headers, then the libxc records.
+find_data() {
+    f=$1
+    off=$((48 + $(u32 "$f" 44) + 16 + 8 + 24 + 16))
+    size=$(wc -c <"$f")
+    while [ $off -lt "$size" ]; do
+        type=$(u32 "$f" $off) len=$(u32 "$f" $((off + 4)))
+        body=$((off + 8))
+        if [ "$type" = 1 ]; then
+            count=$(u32 "$f" "$body")
+            od -An -tu1 -v -j $((body + 8)) -N $((count * 8)) "$f" |
+                tr -s ' ' '\n' | sed '/^$/d' |
+                awk 'NR % 8 == 0 { print int($1 / 16) }' >"$T/types"
+            page=0
+            while read -r t; do
+                p=$((body + 8 + count * 8 + page * 4096))
+                if [ "$t" = 0 ] && [ $p -ge 102400 ]; then
+                    echo $((p + 100)); return 0
+                fi
+                case $t in 0|1|2|3|4|9|10|11|12) page=$((page + 1));; esac
+            done <"$T/types"
+        fi
+        # END (type 0) ends the libxc stream.
+        [ "$type" = 0 ] && return 1
+        off=$((body + (len + 7) / 8 * 8))
+    done
+    return 1
+}
+
+check "xl create idle" xlh "$A" create -e "$ex/idle.cfg"
+sleep 0.5
+check "xl save idle" xlh "$A" save idle "$T/idle.save"
+trailer=$(tail -c 56 "$T/idle.save" | head -c 8)
+[ "$trailer" = FERRYSUM ] && ok "the saved file ends with the trailer" ||
+    fail "the saved file ends with the trailer ('$trailer')"
+free0=$(free_mib "$A")
+
+# One flipped byte in a data page.
+pos=$(find_data "$T/idle.save")
+if [ -n "$pos" ]; then
+    diag "flipping the byte at offset $pos"
+    cp "$T/idle.save" "$T/bad.save"
+    b=$(u8 "$T/bad.save" "$pos")
+    printf "\\$(printf '%03o' $((b ^ 255)))" |
+        dd of="$T/bad.save" bs=1 seek="$pos" conv=notrunc 2>/dev/null
+    xlh "$A" restore -e "$T/bad.save" >"$T/bad.out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] &&
+       grep -q 'digest mismatch: the file is corrupted' "$T/bad.out" &&
+       no_domain "$A" idle && [ "$(free_mib "$A")" = "$free0" ]; then
+        ok "a flipped data byte is refused, nothing left"
+    else
+        fail "a flipped data byte is refused, nothing left"
+    fi
+    sed 's/^/# /' "$T/bad.out"
+else
+    fail "found a data page 100 KiB into the save file"
+fi
+
+# Bytes after the trailer.
+cp "$T/idle.save" "$T/long.save"
+printf 'x' >>"$T/long.save"
+xlh "$A" restore -e "$T/long.save" >"$T/long.out" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q 'after the ferry digest trailer' "$T/long.out" &&
+   no_domain "$A" idle && [ "$(free_mib "$A")" = "$free0" ]; then
+    ok "bytes after the trailer are refused, nothing left"
+else
+    fail "bytes after the trailer are refused, nothing left"
+fi
+sed 's/^/# /' "$T/long.out"
+
+# The trailer cut off: Xen's form, restored unchecked.
+size=$(wc -c <"$T/idle.save")
+head -c $((size - 56)) "$T/idle.save" >"$T/xen.save"
+xlh "$A" restore -e "$T/xen.save" >"$T/xen.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q 'no ferry digest: not checked' "$T/xen.out" &&
+   ! no_domain "$A" idle; then
+    ok "a file without the trailer restores, unchecked"
+else
+    fail "a file without the trailer restores, unchecked"
+    sed 's/^/# /' "$T/xen.out"
+fi
+xlh "$A" destroy idle
+
+# The good file restores, checked (no note).
+xlh "$A" restore -e "$T/idle.save" >"$T/good.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && ! grep -q 'no ferry digest' "$T/good.out" &&
+   ! no_domain "$A" idle; then
+    ok "the good file restores, checked"
+else
+    fail "the good file restores, checked"
+    sed 's/^/# /' "$T/good.out"
+fi
+check "auditor clean at the end" xlh "$A" audit
+xlh "$A" destroy idle
+done_testing
