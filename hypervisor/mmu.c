@@ -581,6 +581,30 @@ static bool take_final_continuation(struct vcpu *v, unsigned int op,
     return true;
 }
 
+/*
+ * What mmu_update and mmuext_op do first on every (re)entry: finish the
+ * deferred put, hand back a final continuation's rc, and recognise Xen's
+ * own continuation marker.  Returns true when *rc is the call's answer;
+ * otherwise strips the marker from *count and the batch proceeds.
+ */
+static bool batch_entry(struct vcpu *curr, unsigned int op, const void *reqs,
+                        unsigned int *count, unsigned int foreigndom,
+                        long *rc)
+{
+    *rc = put_old_guest_table(curr);
+    if ( unlikely(*rc) )
+        return true;    /* -ERESTART: nothing else done, call again */
+    if ( take_final_continuation(curr, op, rc) )
+        return true;
+    if ( unlikely(*count == MMU_UPDATE_PREEMPTED) && !reqs )
+    {
+        *rc = (int)foreigndom;
+        return true;
+    }
+    *count &= ~MMU_UPDATE_PREEMPTED;
+    return false;
+}
+
 /* ------------------------------------------------------------------------
  * mmu_update (#1)
  * ------------------------------------------------------------------------ */
@@ -714,18 +738,11 @@ long do_mmu_update(struct mmu_update *reqs, unsigned int count,
     struct domain *d = curr->domain;
     struct mmu_update_ctx c = { .pt_owner = d, .v = curr };
     unsigned int pt_dom, start = done ? *done : 0, i = start;
-    long rc = put_old_guest_table(curr);
+    long rc;
 
-    if ( unlikely(rc) )
-        return rc;      /* -ERESTART: nothing else done, call again */
-
-    if ( take_final_continuation(curr, __HYPERVISOR_mmu_update, &rc) )
+    if ( batch_entry(curr, __HYPERVISOR_mmu_update, reqs, &count,
+                     foreigndom, &rc) )
         return rc;
-
-    /* Xen's own continuation marker, should a guest pass it. */
-    if ( unlikely(count == MMU_UPDATE_PREEMPTED) && !reqs )
-        return (int)foreigndom;
-    count &= ~MMU_UPDATE_PREEMPTED;
 
     if ( (pt_dom = foreigndom >> 16) != 0 )
     {
@@ -1257,18 +1274,11 @@ long do_mmuext_op(struct mmuext_op *ops, unsigned int count,
     struct vcpu *curr = current;
     struct domain *pg_owner;
     unsigned int start = done ? *done : 0, i = start;
-    long rc = put_old_guest_table(curr);
+    long rc;
 
-    if ( unlikely(rc) )
-        return rc;      /* -ERESTART: nothing else done, call again */
-
-    if ( take_final_continuation(curr, __HYPERVISOR_mmuext_op, &rc) )
+    if ( batch_entry(curr, __HYPERVISOR_mmuext_op, ops, &count, foreigndom,
+                     &rc) )
         return rc;
-
-    /* Xen's own continuation marker, should a guest pass it. */
-    if ( unlikely(count == MMU_UPDATE_PREEMPTED) && !ops )
-        return (int)foreigndom;
-    count &= ~MMU_UPDATE_PREEMPTED;
 
     if ( (pg_owner = get_pg_owner((domid_t)foreigndom)) == NULL )
         return -ESRCH;

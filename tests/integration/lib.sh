@@ -134,3 +134,39 @@ console_of() { timeout 1 "$XL" -H "$1" console "$2" </dev/null 2>/dev/null; }
 
 # Whether the domain's console output contains a string.
 console_has() { console_of "$1" "$2" | grep -q -- "$3"; }
+
+# ----------------------------------------------------------------------
+# Reading save files (the xl, libxl and libxc layouts of ferry-stream).
+# ----------------------------------------------------------------------
+
+# u32 FILE OFFSET / u8 FILE OFFSET: little-endian integers from the file.
+u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
+u8() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
+
+# page_data_pages FILE: one line "OFFSET TYPE" for every data-bearing page
+# of every PAGE_DATA record, TYPE being the PFINFO nibble (0 NOTAB, 1-4
+# L1..L4, 9-12 the same pinned).  Walks the xl header, the libxl header
+# and LIBXC_CONTEXT, the libxc headers, then the libxc records to END.
+page_data_pages() {
+    f=$1
+    off=$((48 + $(u32 "$f" 44) + 16 + 8 + 24 + 16))
+    size=$(wc -c <"$f")
+    while [ $off -lt "$size" ]; do
+        type=$(u32 "$f" $off) len=$(u32 "$f" $((off + 4)))
+        body=$((off + 8))
+        [ "$type" = 0 ] && return 0
+        if [ "$type" = 1 ]; then
+            count=$(u32 "$f" "$body")
+            # The type nibble of each entry: the top byte of each u64.
+            od -An -tu1 -v -j $((body + 8)) -N $((count * 8)) "$f" |
+                tr -s ' ' '\n' | sed '/^$/d' |
+                awk -v data=$((body + 8 + count * 8)) '
+                    NR % 8 == 0 {
+                        t = int($1 / 16)
+                        if (t <= 4 || (t >= 9 && t <= 12))
+                            print data + 4096 * page++, t
+                    }'
+        fi
+        off=$((body + (len + 7) / 8 * 8))
+    done
+}

@@ -54,45 +54,18 @@ else
     sed 's/^/# /' "$T/trunc.out"
 fi
 
-# u32 FILE OFFSET / u8 FILE OFFSET: little-endian integers from the file.
-u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
-u8() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
-
-# The offset of the first present entry of the first page-table page in
-# a PAGE_DATA record: walk xl header, libxl header and LIBXC_CONTEXT,
-# the libxc headers, then the libxc records.
+# The offset of the first present entry of the first page-table page.
 find_pte() {
-    f=$1
-    off=$((48 + $(u32 "$f" 44) + 16 + 8 + 24 + 16))
-    size=$(wc -c <"$f")
-    while [ $off -lt "$size" ]; do
-        type=$(u32 "$f" $off) len=$(u32 "$f" $((off + 4)))
-        body=$((off + 8))
-        if [ "$type" = 1 ]; then
-            count=$(u32 "$f" "$body")
-            # Type nibbles of every entry: the top byte of each u64.
-            od -An -tu1 -v -j $((body + 8)) -N $((count * 8)) "$f" |
-                tr -s ' ' '\n' | sed '/^$/d' |
-                awk 'NR % 8 == 0 { print int($1 / 16) }' >"$T/types"
-            page=0
-            while read -r t; do
-                case $t in
-                1|2|3|4|9|10|11|12)
-                    p=$((body + 8 + count * 8 + page * 4096))
-                    i=0
-                    while [ $i -lt 512 ]; do
-                        if [ $(( $(u8 "$f" $((p + i * 8))) & 1 )) = 1 ]; then
-                            echo $((p + i * 8)); return 0
-                        fi
-                        i=$((i + 1))
-                    done;;
-                esac
-                case $t in 0|1|2|3|4|9|10|11|12) page=$((page + 1));; esac
-            done <"$T/types"
-        fi
-        off=$((body + (len + 7) / 8 * 8))
-    done
-    return 1
+    page_data_pages "$1" | while read -r p t; do
+        [ "$t" = 0 ] && continue
+        i=0
+        while [ $i -lt 512 ]; do
+            if [ $(( $(u8 "$1" $((p + i * 8))) & 1 )) = 1 ]; then
+                echo $((p + i * 8)); return 0
+            fi
+            i=$((i + 1))
+        done
+    done | head -1
 }
 
 pte=$(find_pte "$T/cs.save")

@@ -18,39 +18,10 @@ A=$T/A
 ex="$top_srcdir/examples"
 no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
 
-# u32 FILE OFFSET / u8 FILE OFFSET: little-endian integers from the file.
-u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
-u8() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
-
-# The offset of a byte inside the first plain (NOTAB) data page that
-# starts at least 100 KiB into the file: walk xl header, libxl header and
-# LIBXC_CONTEXT, the libxc headers, then the libxc records.
+# A byte inside the first plain (NOTAB) data page that starts at least
+# 100 KiB into the file.
 find_data() {
-    f=$1
-    off=$((48 + $(u32 "$f" 44) + 16 + 8 + 24 + 16))
-    size=$(wc -c <"$f")
-    while [ $off -lt "$size" ]; do
-        type=$(u32 "$f" $off) len=$(u32 "$f" $((off + 4)))
-        body=$((off + 8))
-        if [ "$type" = 1 ]; then
-            count=$(u32 "$f" "$body")
-            od -An -tu1 -v -j $((body + 8)) -N $((count * 8)) "$f" |
-                tr -s ' ' '\n' | sed '/^$/d' |
-                awk 'NR % 8 == 0 { print int($1 / 16) }' >"$T/types"
-            page=0
-            while read -r t; do
-                p=$((body + 8 + count * 8 + page * 4096))
-                if [ "$t" = 0 ] && [ $p -ge 102400 ]; then
-                    echo $((p + 100)); return 0
-                fi
-                case $t in 0|1|2|3|4|9|10|11|12) page=$((page + 1));; esac
-            done <"$T/types"
-        fi
-        # END (type 0) ends the libxc stream.
-        [ "$type" = 0 ] && return 1
-        off=$((body + (len + 7) / 8 * 8))
-    done
-    return 1
+    page_data_pages "$1" | awk '$2 == 0 && $1 >= 102400 { print $1 + 100; exit }'
 }
 
 check "xl create idle" xlh "$A" create -e "$ex/idle.cfg"
