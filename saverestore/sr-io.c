@@ -222,6 +222,41 @@ const uint8_t *sr_io_mem_data(const struct sr_io *io, size_t *len)
     return io->ops == &mem_reader_ops ? io->rmem : io->mem;
 }
 
+/* ---- user backend ---------------------------------------------------- */
+
+static ssize_t user_read(struct sr_io *io, void *buf, size_t len)
+{
+    return io->user->read ? io->user->read(io->user_arg, buf, len)
+                          : -EBADF;
+}
+
+static ssize_t user_write(struct sr_io *io, const void *buf, size_t len)
+{
+    ssize_t n;
+
+    if ( !io->user->write )
+        return -EBADF;
+    n = io->user->write(io->user_arg, buf, len);
+    return n == 0 ? -EIO : n;  /* never 0 for len > 0: do not spin */
+}
+
+static int user_sync(struct sr_io *io)
+{
+    return io->user->sync ? io->user->sync(io->user_arg) : 0;
+}
+
+static int user_close(struct sr_io *io)
+{
+    return io->user->close ? io->user->close(io->user_arg) : 0;
+}
+
+static const struct sr_io_ops user_ops = {
+    .read = user_read,
+    .write = user_write,
+    .sync = user_sync,
+    .close = user_close,
+};
+
 /* ---- construction ---------------------------------------------------- */
 
 static int io_new(struct sr_io **iop, const struct sr_io_ops *ops)
@@ -244,6 +279,18 @@ int sr_io_open_fd(struct sr_io **iop, int fd, bool own_fd)
         return rc;
     (*iop)->fd = fd;
     (*iop)->own_fd = own_fd;
+    return 0;
+}
+
+int sr_io_open_user(struct sr_io **iop, const struct sr_io_user_ops *ops,
+                    void *arg)
+{
+    int rc = io_new(iop, &user_ops);
+
+    if ( rc )
+        return rc;
+    (*iop)->user = ops;
+    (*iop)->user_arg = arg;
     return 0;
 }
 

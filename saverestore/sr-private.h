@@ -51,6 +51,10 @@ struct sr_io
     size_t mem_len;             /* bytes held (writer) or total (reader) */
     size_t mem_cap;
     size_t mem_pos;             /* reader position */
+
+    /* user backend */
+    const struct sr_io_user_ops *user;
+    void *user_arg;
 };
 
 /* sr_io_read() that leaves end of stream (-ENODATA) unrecorded. */

@@ -52,6 +52,7 @@ struct save_ctx
     xc_domaininfo_t info;
     uint64_t max_mfn;                   /* highest machine frame */
     const uint8_t *shinfo;              /* read-only mapping */
+    bool trailer;                       /* ferry's digest after END */
 
     uint64_t max_pfn;                   /* highest PFN (count - 1) */
     uint64_t *p2m;                      /* copy, max_pfn + 1 entries */
@@ -445,7 +446,7 @@ static int write_end(struct save_ctx *ctx)
     }
     if ( (rc = sr_write_record(ctx->io, SR_LIBXC, SR_LIBXC_END, NULL, 0)) ||
          (rc = sr_write_record(ctx->io, SR_LIBXL, SR_LIBXL_END, NULL, 0)) ||
-         (rc = sr_write_ferry_trailer(ctx->io)) )
+         (ctx->trailer && (rc = sr_write_ferry_trailer(ctx->io))) )
         return io_fail(ctx, rc);
     return 0;
 }
@@ -459,6 +460,7 @@ int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
         .io = io,
         .msg = msg,
         .msglen = msglen,
+        .trailer = a->trailer,
     };
     int rc;
 
@@ -470,6 +472,9 @@ int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
      */
     if ( (rc = sr_io_hash_start(io)) )
         rc = io_fail(&ctx, rc);
+    else if ( a->suspend && (rc = a->suspend(a->suspend_arg)) )
+        rc = save_fail(&ctx, rc, "Failed to suspend domain %u: %s",
+                       a->domid, strerror(-rc));
     else if ( !(rc = check_suspended(&ctx)) &&
          !(rc = map_domain(&ctx)) &&
          !(rc = write_start(&ctx, a)) &&

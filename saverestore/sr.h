@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 /* ---------------------------------------------------------------------
@@ -240,6 +241,22 @@ int sr_io_open_mem_reader(struct sr_io **iop, const void *buf, size_t len);
 /* The bytes written so far to a memory writer (owned by the io). */
 const uint8_t *sr_io_mem_data(const struct sr_io *io, size_t *len);
 
+/*
+ * A backend of the caller's (a TLS session, a test's fault injector):
+ * read returns bytes read (> 0), 0 at end of stream or -errno; write
+ * returns bytes written (> 0) or -errno; both may be short.  sync and
+ * close may be NULL.  close is called once, by sr_io_close().
+ */
+struct sr_io_user_ops
+{
+    ssize_t (*read)(void *arg, void *buf, size_t len);
+    ssize_t (*write)(void *arg, const void *buf, size_t len);
+    int (*sync)(void *arg);
+    int (*close)(void *arg);
+};
+int sr_io_open_user(struct sr_io **iop, const struct sr_io_user_ops *ops,
+                    void *arg);
+
 /* Atomic file write: the bytes go to "path.tmp-XXXXXX" beside path.
  * sr_io_commit() fsyncs it, renames it over path and fsyncs the directory;
  * sr_io_abort() unlinks it.  Both end the io (free it) whatever they
@@ -396,18 +413,117 @@ int sr_parse_page_data(struct sr_io *io, const struct sr_rec *rec,
 
 struct xc_interface;
 
+/*
+ * Progress, reported by both engines through a caller's callback at most
+ * once per batch (and at every phase change).  Rates are measured over
+ * the previous pass; 0 until one has been measured.
+ */
+enum sr_phase
+{
+    SR_PHASE_SETUP,             /* headers, P2M */
+    SR_PHASE_MEMORY,            /* non-live: every PFN once */
+    SR_PHASE_LIVE,              /* live pass; iteration 0 is the full one */
+    SR_PHASE_STOP_COPY,         /* domain suspended: final dirty pass */
+    SR_PHASE_VERIFY,            /* --debug: every page again */
+    SR_PHASE_STATE,             /* TSC, shared_info, vCPUs, ENDs */
+    SR_PHASE_DONE,
+};
+const char *sr_phase_name(enum sr_phase phase);  /* "live", ... */
+
+struct sr_progress
+{
+    enum sr_phase phase;
+    unsigned int iteration;     /* live passes completed before this one */
+    uint64_t p2m_size;          /* PFNs in the domain */
+    uint64_t pass_total;        /* PFNs to send in this pass */
+    uint64_t pass_done;         /* of them sent so far */
+    uint64_t bytes;             /* stream bytes so far (sr_io_offset) */
+    uint64_t pages_sent;        /* data pages sent in all passes */
+    uint64_t pages_resent;      /* of them, pages sent more than once */
+    uint64_t dirty_pages;       /* dirty count from the last CLEAN */
+    uint64_t dirty_rate;        /* bytes/s dirtied during the last pass */
+    uint64_t throughput;        /* bytes/s sent during the last pass */
+    uint64_t expected_downtime_ms; /* dirty set at the throughput */
+};
+typedef void sr_progress_fn(void *arg, const struct sr_progress *p);
+
+/*
+ * The pre-copy policy of a live save.  Zero fields take the defaults
+ * (Xen's: 5 iterations, 50 pages), so a zeroed struct is Xen's policy.
+ * Stop-and-copy starts when any of these holds after a pass: the dirty
+ * set is at most target_dirty_pages; the downtime it would cost at the
+ * measured throughput is at most max_downtime_ms; max_iterations passes
+ * were made.  timeout_ms bounds the live phase: at it the save aborts
+ * (-ETIMEDOUT) or forces the final pass, as timeout_action says.
+ */
+enum sr_timeout_action
+{
+    SR_TIMEOUT_ABORT,
+    SR_TIMEOUT_FORCE,
+};
+
+struct sr_precopy_policy
+{
+    unsigned int max_iterations;    /* live passes after the first */
+    uint64_t target_dirty_pages;
+    uint64_t max_downtime_ms;       /* 0: not a criterion */
+    uint64_t bandwidth_limit;       /* bytes/s while live; 0: unlimited */
+    uint64_t timeout_ms;            /* 0: none */
+    enum sr_timeout_action timeout_action;
+};
+
+#define SR_DEFAULT_MAX_ITERATIONS   5       /* Xen's SPP_MAX_ITERATIONS */
+#define SR_DEFAULT_TARGET_DIRTY     50      /* Xen's SPP_TARGET_DIRTY_COUNT */
+
+/* What a save did, for figures and --json summaries. */
+struct sr_save_stats
+{
+    unsigned int iterations;        /* live passes, the full one included */
+    uint64_t bytes;                 /* stream bytes written */
+    uint64_t pages_sent, pages_resent;
+    uint64_t t_start_ns;            /* CLOCK_MONOTONIC */
+    uint64_t t_suspended_ns;        /* the domain stopped running */
+    uint64_t t_end_ns;              /* the last byte was written */
+};
+
 struct sr_save_args
 {
     struct xc_interface *xch;
-    uint32_t domid;             /* suspended (shut down, SHUTDOWN_suspend) */
+    uint32_t domid;
     const char *config_json;    /* libxl domain config, into the xl header */
     uint32_t xl_mandatory_flags;/* e.g. compression (ferry's extension) */
+
+    /*
+     * Suspend the domain: returns 0 once it is shut down for suspend, or
+     * -errno.  Non-live saves call it first (unless the domain already is
+     * suspended); live saves after the pre-copy passes.  NULL: the domain
+     * must already be suspended, and a live save is refused.
+     */
+    int (*suspend)(void *arg);
+    void *suspend_arg;
+
+    bool live;                  /* log-dirty pre-copy (xl migrate) */
+    bool debug;                 /* a VERIFY pass after the final one */
+    /* Write ferry's digest trailer after the libxl END (sr.h): files and
+     * ferry-to-ferry migrations do; a stream for Xen's tools need not. */
+    bool trailer;
+    const struct sr_precopy_policy *policy;     /* NULL: Xen's */
+
+    sr_progress_fn *progress;   /* may be NULL */
+    void *progress_arg;
+    /* Polled once per batch: true aborts the save with -ECANCELED. */
+    const _Atomic bool *cancel;
+    struct sr_save_stats *stats;    /* filled in, may be NULL */
 };
 
 /*
- * Non-live save: xl save-file header + libxl v2 stream + libxc v3 stream
- * of a suspended PV domain to io.  The domain is not touched beyond
- * reading it: the caller resumes or destroys it after.
+ * Save: xl save-file header + libxl v2 stream + libxc v3 stream of a PV
+ * domain to io.  Non-live, the domain is suspended and every PFN sent
+ * once; live, log-dirty pre-copy passes run while the domain runs, then
+ * it is suspended and the rest sent.  Either way the domain is left
+ * suspended (shut down for suspend, not destroyed) whatever happens once
+ * suspend was called, and log-dirty is off again on return: the caller
+ * resumes or destroys it.
  */
 int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
                    char *msg, size_t msglen);
@@ -420,6 +536,23 @@ struct sr_restore_args
     unsigned int max_vcpus;
     uint64_t max_memkb;
     uint8_t uuid[16];
+    /*
+     * The caller has already started the hash (sr_io_hash_start) and read
+     * the xl header with sr_read_xl_hdr (to choose the config): the
+     * engine starts at the libxl header.  Flags and config are given here.
+     */
+    bool xl_hdr_read;
+    uint32_t xl_mandatory_flags;
+    /*
+     * The stream goes on after the trailer (a migration's handshake):
+     * the trailer is then required, read exactly, and nothing past it.
+     * Otherwise (a file) a missing trailer is Xen's file, and any byte
+     * after a trailer is an error.
+     */
+    bool stream_continues;
+    sr_progress_fn *progress;   /* may be NULL */
+    void *progress_arg;
+    const _Atomic bool *cancel; /* polled per record: -ECANCELED */
 };
 
 struct sr_restore_result
@@ -427,11 +560,16 @@ struct sr_restore_result
     uint32_t domid;
     bool digest_checked;        /* false: no ferry trailer (Xen's file) */
     char *config_json;          /* from the xl header; caller frees */
+    uint64_t pages_received;    /* data pages, repeats included */
+    uint64_t verify_mismatches; /* pages that differed in a VERIFY pass */
+    uint64_t t_last_page_ns;    /* CLOCK_MONOTONIC: libxc END read */
+    uint64_t t_done_ns;         /* contexts set, pinned, P2M rewritten */
 };
 
 /*
  * Restore a stream written by sr_save_domain (or Xen's) into a new domain
- * on the host.  On any failure the half-built domain is destroyed and the
+ * on the host.  Pages may arrive several times (a live stream): the last
+ * copy wins.  On any failure the half-built domain is destroyed and the
  * host is as before.
  */
 int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,

@@ -84,11 +84,28 @@ static int suspend_domain(xc_interface *xch, uint32_t domid)
     return -1;
 }
 
+struct suspend_arg {
+    xc_interface *xch;
+    uint32_t domid;
+};
+
+/* The engine's suspend callback: 0 or -errno. */
+static int suspend_cb(void *arg)
+{
+    struct suspend_arg *s = arg;
+
+    return suspend_domain(s->xch, s->domid) ? -ETIMEDOUT : 0;
+}
+
 static int save_domain(xc_interface *xch, uint32_t domid,
                        const char *filename, bool checkpoint,
                        bool leavepaused, const char *override)
 {
-    struct sr_save_args args = { .xch = xch, .domid = domid };
+    struct suspend_arg sarg = { .xch = xch, .domid = domid };
+    struct sr_save_args args = {
+        .xch = xch, .domid = domid, .trailer = true,
+        .suspend = suspend_cb, .suspend_arg = &sarg,
+    };
     struct sr_io *io = NULL;
     char msg[512] = "";
     char *json;
@@ -110,12 +127,9 @@ static int save_domain(xc_interface *xch, uint32_t domid,
             (uint32_t)(sizeof(uint32_t) + strlen(json) + 1));
 
     args.config_json = json;
-    rc = suspend_domain(xch, domid);
-    if (!rc) {
-        rc = sr_save_domain(io, &args, msg, sizeof(msg));
-        if (rc)
-            fprintf(stderr, "save: %s\n", msg[0] ? msg : strerror(-rc));
-    }
+    rc = sr_save_domain(io, &args, msg, sizeof(msg));
+    if (rc)
+        fprintf(stderr, "save: %s\n", msg[0] ? msg : strerror(-rc));
     if (rc) {
         sr_io_abort(io);
     } else if ((rc = sr_io_commit(io))) {
