@@ -8,7 +8,9 @@
 # build/plain, starts two ferry-hv daemons (hosts A and B, run directories
 # under a temporary directory), creates a memdirty guest on A and a
 # checksum guest on B, shows `xl list` on both hosts and the guests'
-# consoles, then shuts everything down.  Nothing outside the temporary
+# consoles, live-migrates a busy memdirty guest from A to B with
+# `xl migrate` (progress shown), shows both hosts' `xl list` again, then
+# shuts everything down.  Nothing outside the temporary
 # directory and build/ is touched; only the daemons started here are
 # stopped.
 set -eu
@@ -55,6 +57,17 @@ run "$XL" -H "$T/A" pause memdirty
 run "$XL" -H "$T/A" list memdirty
 run "$XL" -H "$T/A" unpause memdirty
 run "$XL" -H "$T/A" shutdown -w memdirty
+
+# The main event: a live migration of a busy guest from A to B.
+run "$XL" -H "$T/A" create -e examples/memdirty.cfg 'name="mover"' \
+    'memory=64' 'cmdline="wss=32M rate=64M"'
+sleep 1
+# -t: the progress bar even when this script's output is not a terminal.
+run "$XL" -t -H "$T/A" migrate -e mover "local:$T/B"
+run "$XL" -H "$T/A" list
+run "$XL" -H "$T/B" list
+say "$XL -H $T/B console mover | tail -3"
+timeout 2 "$XL" -H "$T/B" console mover | tail -3
+run "$XL" -H "$T/B" destroy mover
 run "$XL" -H "$T/A" audit
 run "$XL" -H "$T/B" audit
-printf '\nLive migration between these two hosts (xl migrate) is the next step\nof ferry'"'"'s plan; see README.md.\n'

@@ -468,6 +468,40 @@ static int h_set_meta(struct ctl_conn *c, const void *p, size_t len)
     return rc;
 }
 
+/*
+ * Rename a domain only if its name is still the one the caller expects:
+ * a compare-and-swap under meta_lock, the lock every name change takes.
+ * A migration's commit ("x--incoming" -> "x") and its abort
+ * ("x--incoming" -> "x--aborted") both go through here, so at most one of
+ * them succeeds; the loser gets -EBUSY and nothing changes.
+ */
+static int h_rename(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_rename_req *q = p;
+    int rc = 0;
+
+    (void)c;
+    if ( len != sizeof(*q) ||
+         !memchr(q->expect, '\0', sizeof(q->expect)) ||
+         !memchr(q->name, '\0', sizeof(q->name)) || !q->name[0] )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+
+    pthread_mutex_lock(&meta_lock);
+    struct dom_meta *m = &meta[q->domid];
+    if ( m->d != d || strcmp(m->name, q->expect) )
+        rc = -EBUSY;
+    for ( unsigned int id = 0; !rc && id < DOMID_FIRST_RESERVED; id++ )
+        if ( id != q->domid && meta[id].d && !strcmp(meta[id].name, q->name) &&
+             host.domain_by_id[id] == meta[id].d )
+            rc = -EEXIST;
+    if ( !rc )
+        snprintf(m->name, sizeof(m->name), "%s", q->name);
+    pthread_mutex_unlock(&meta_lock);
+    put_domain(d);
+    return rc;
+}
+
 static int h_get_meta(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_domid *q = p;
@@ -930,6 +964,7 @@ static const struct
     [FERRY_CTL_DMESG_READ] = { "dmesg_read", h_dmesg },
     [FERRY_CTL_AUDIT] = { "audit", h_audit },
     [FERRY_CTL_DOMAIN_RESUME] = { "domain_resume", h_resume },
+    [FERRY_CTL_DOMAIN_RENAME] = { "domain_rename", h_rename },
 };
 
 /* ------------------------------------------------------------------------

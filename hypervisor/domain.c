@@ -305,6 +305,23 @@ void put_domain(struct domain *d)
     spin_unlock(&host.domlist_lock);
 }
 
+struct domain *lock_domain_by_id(domid_t domid)
+{
+    /* The special domains (DOMID_XEN, DOMID_IO) are not on Xen's list. */
+    if ( domid >= DOMID_FIRST_RESERVED )
+        return NULL;
+    return get_domain_by_id(domid);
+}
+
+struct domain *lock_domain_by_any_id(domid_t domid)
+{
+    struct domain *d = current->domain;
+
+    if ( domid != DOMID_SELF )
+        return lock_domain_by_id(domid);
+    return get_domain(d) ? d : NULL;
+}
+
 /* ------------------------------------------------------------------------
  * Pausing and shutdown
  * ------------------------------------------------------------------------ */

@@ -2,8 +2,10 @@
 /*
  * ferry-hv: the hypervisor daemon, one per host.
  *
- *   ferry-hv --run-dir DIR --memory SIZE [--migrate-listen ADDR:PORT]
- *            [--foreground] [--verbose] [--audit]
+ *   ferry-hv --run-dir DIR --memory SIZE
+ *            [--migrate-listen [tcp://|tls://]ADDR:PORT]...
+ *            [--tls-cert F] [--tls-key F] [--tls-ca F] [--xl PATH]
+ *            [--migrate-max N] [--foreground] [--verbose] [--audit]
  *
  * The daemon owns the host's machine memory (DIR/memory, a file mapped
  * shared so toolstack processes can map frames of it), serves the control
@@ -16,6 +18,14 @@
  * list` never races.  One daemon per run directory: DIR/ferry-hv.pid is
  * locked for the daemon's lifetime.
  *
+ * Incoming migrations (--migrate-listen): the daemon only listens.  Per
+ * accepted connection it starts `xl -H DIR migrate-receive --fd 3` with the
+ * connection as fd 3 (adding --tls-cert/--tls-key/--tls-ca for a tls://
+ * listener), logs it, and reaps it on SIGCHLD; at most --migrate-max
+ * receivers run at once, further connections are closed at once.  The
+ * hypervisor itself has no TLS code and never reads the stream: the
+ * receiver is an ordinary toolstack client of this host.
+ *
  * SIGTERM or SIGINT: stop accepting requests, destroy every domain, remove
  * the memory file, the socket and the pid file, exit 0.
  */
@@ -24,7 +34,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <netdb.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -40,11 +53,23 @@
 #include "control.h"
 #include "include/public/control.h"
 
+#define MIGRATE_MAX_LISTEN     4
+#define MIGRATE_MAX_DEFAULT    16
+#define MIGRATE_MAX_LIMIT      256
+
+#ifndef FERRY_BINDIR
+#define FERRY_BINDIR "/usr/local/bin"
+#endif
+
 struct options
 {
     const char *run_dir;
     uint64_t memory_bytes;
-    const char *migrate_listen;
+    const char *migrate_listen[MIGRATE_MAX_LISTEN];
+    unsigned int nr_listen;
+    const char *tls_cert, *tls_key, *tls_ca;
+    const char *xl;
+    unsigned int migrate_max;
     bool foreground;
     bool verbose;
     bool audit;
@@ -53,7 +78,10 @@ struct options
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: ferry-hv --run-dir DIR --memory SIZE [--migrate-listen ADDR:PORT]\n"
+            "Usage: ferry-hv --run-dir DIR --memory SIZE\n"
+            "                [--migrate-listen [tcp://|tls://]ADDR:PORT]...\n"
+            "                [--tls-cert F] [--tls-key F] [--tls-ca F]\n"
+            "                [--xl PATH] [--migrate-max N]\n"
             "                [--foreground] [--verbose] [--audit]\n"
             "\n"
             "Run one ferry host: a hypervisor owning SIZE of machine memory\n"
@@ -61,7 +89,13 @@ static void usage(FILE *f)
             "\n"
             "  -d, --run-dir DIR            the host's directory (created if absent)\n"
             "  -m, --memory SIZE            machine memory, e.g. 2G\n"
-            "  -l, --migrate-listen A:P     accept incoming migrations on A:P\n"
+            "  -l, --migrate-listen A:P     accept migrations on A:P\n"
+            "                               (tls://A:P over TLS; repeatable)\n"
+            "      --tls-cert F             host certificate (tls://)\n"
+            "      --tls-key F              its private key\n"
+            "      --tls-ca F               CA of senders' certificates\n"
+            "      --xl PATH                xl run as migration receiver\n"
+            "      --migrate-max N          concurrent migrations (16)\n"
             "  -F, --foreground             do not detach; log to stderr too\n"
             "  -v, --verbose                log debug lines to stderr (with -F)\n"
             "  -a, --audit                  run the auditor after every hypercall\n"
@@ -103,6 +137,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "run-dir", required_argument, NULL, 'd' },
         { "memory", required_argument, NULL, 'm' },
         { "migrate-listen", required_argument, NULL, 'l' },
+        { "tls-cert", required_argument, NULL, 'C' },
+        { "tls-key", required_argument, NULL, 'K' },
+        { "tls-ca", required_argument, NULL, 'A' },
+        { "xl", required_argument, NULL, 'X' },
+        { "migrate-max", required_argument, NULL, 'M' },
         { "foreground", no_argument, NULL, 'F' },
         { "verbose", no_argument, NULL, 'v' },
         { "audit", no_argument, NULL, 'a' },
@@ -124,7 +163,33 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return 2;
             }
             break;
-        case 'l': o->migrate_listen = optarg; break;
+        case 'l':
+            if ( o->nr_listen == MIGRATE_MAX_LISTEN )
+            {
+                fprintf(stderr, "ferry-hv: at most %d --migrate-listen\n",
+                        MIGRATE_MAX_LISTEN);
+                return 2;
+            }
+            o->migrate_listen[o->nr_listen++] = optarg;
+            break;
+        case 'C': o->tls_cert = optarg; break;
+        case 'K': o->tls_key = optarg; break;
+        case 'A': o->tls_ca = optarg; break;
+        case 'X': o->xl = optarg; break;
+        case 'M':
+        {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+
+            if ( *end || end == optarg || v < 1 || v > MIGRATE_MAX_LIMIT )
+            {
+                fprintf(stderr, "ferry-hv: invalid --migrate-max '%s' "
+                        "(1..%d)\n", optarg, MIGRATE_MAX_LIMIT);
+                return 2;
+            }
+            o->migrate_max = (unsigned int)v;
+            break;
+        }
         case 'F': o->foreground = true; break;
         case 'v': o->verbose = true; break;
         case 'a': o->audit = true; break;
@@ -236,6 +301,395 @@ static int listen_control(const char *dir, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------------------
+ * Incoming migrations: listen, spawn one xl receiver per connection, reap.
+ * ------------------------------------------------------------------------ */
+
+struct mig_listener
+{
+    int fd;
+    bool tls;
+    char addr[INET6_ADDRSTRLEN + 32];   /* "tcp://ADDR:PORT" as bound */
+};
+
+struct mig_receiver
+{
+    pid_t pid;
+    char peer[INET6_ADDRSTRLEN + 16];
+};
+
+static struct
+{
+    struct mig_listener l[MIGRATE_MAX_LISTEN];
+    unsigned int nr_l;
+    struct mig_receiver *r;
+    unsigned int nr_r, max_r;
+    char *run_dir, *logpath, *addrpath;
+    const char *xl;
+    char *cert, *key, *ca;
+    bool spawn_path;            /* xl is looked up in PATH */
+} mig;
+
+static char *abs_path(const char *path)
+{
+    char *p, cwd[PATH_MAX];
+
+    if ( path[0] == '/' )
+        return strdup(path);
+    if ( !getcwd(cwd, sizeof(cwd)) || asprintf(&p, "%s/%s", cwd, path) < 0 )
+        return NULL;
+    return p;
+}
+
+/* "[tcp://|tls://]HOST:PORT" or "...[V6]:PORT": host and port in place. */
+static int parse_listen(char *spec, bool *tls, char **hostp, char **port)
+{
+    char *colon;
+
+    *tls = false;
+    if ( !strncmp(spec, "tls://", 6) )
+    {
+        *tls = true;
+        spec += 6;
+    }
+    else if ( !strncmp(spec, "tcp://", 6) )
+        spec += 6;
+    if ( *spec == '[' )
+    {
+        char *close = strchr(spec, ']');
+
+        if ( !close || close[1] != ':' )
+            return -EINVAL;
+        *close = '\0';
+        *hostp = spec + 1;
+        *port = close + 2;
+    }
+    else
+    {
+        colon = strrchr(spec, ':');
+        if ( !colon || strchr(spec, ':') != colon )
+            return -EINVAL;
+        *colon = '\0';
+        *hostp = spec;
+        *port = colon + 1;
+    }
+    if ( !**hostp || !**port ||
+         strspn(*port, "0123456789") != strlen(*port) )
+        return -EINVAL;
+    return 0;
+}
+
+static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char name[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+
+    getnameinfo(sa, sa->sa_family == AF_INET6 ?
+                sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+                name, sizeof(name), port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+             name, port);
+}
+
+/* Bind and listen on spec; port 0 picks a free port (see DIR/migrate.addr). */
+static int open_listener(const char *spec, struct mig_listener *ml,
+                         char *err, size_t errlen)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+    };
+    struct addrinfo *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char *copy = strdup(spec), *name, *port, where[INET6_ADDRSTRLEN + 20];
+    int fd = -1, one = 1, gai, rc = -1;
+
+    if ( !copy || parse_listen(copy, &ml->tls, &name, &port) )
+    {
+        snprintf(err, errlen, "--migrate-listen %s: expected "
+                 "[tcp://|tls://]ADDR:PORT (IPv6: [ADDR]:PORT)", spec);
+        goto out;
+    }
+    gai = getaddrinfo(name, port, &hints, &res);
+    if ( gai )
+    {
+        snprintf(err, errlen, "--migrate-listen %s: %s", spec,
+                 gai_strerror(gai));
+        goto out;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if ( fd < 0 ||
+         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+         bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+         listen(fd, 16) < 0 ||
+         getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 )
+    {
+        snprintf(err, errlen, "--migrate-listen %s: %s", spec,
+                 strerror(errno));
+        if ( fd >= 0 )
+            close(fd);
+        goto out;
+    }
+    sockaddr_text((struct sockaddr *)&ss, where, sizeof(where));
+    snprintf(ml->addr, sizeof(ml->addr), "%s://%s", ml->tls ? "tls" : "tcp",
+             where);
+    ml->fd = fd;
+    rc = 0;
+ out:
+    if ( res )
+        freeaddrinfo(res);
+    free(copy);
+    return rc;
+}
+
+/* The TLS files the receivers get: given, else DIR/tls/...; must exist. */
+static int tls_file(const char *given, const char *name, char **out,
+                    char *err, size_t errlen)
+{
+    char *def = NULL;
+
+    if ( !given && asprintf(&def, "%s/tls/%s", mig.run_dir, name) < 0 )
+        def = NULL;
+    *out = given ? abs_path(given) : def;
+    if ( !*out )
+    {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if ( access(*out, R_OK) < 0 )
+    {
+        snprintf(err, errlen, "TLS file %s: %s", *out, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Which xl to run: --xl, else the one installed beside us, else PATH's. */
+static void choose_xl(const struct options *o)
+{
+    if ( o->xl )
+        mig.xl = o->xl;
+    else if ( access(FERRY_BINDIR "/xl", X_OK) == 0 )
+        mig.xl = FERRY_BINDIR "/xl";
+    else
+    {
+        mig.xl = "xl";
+        mig.spawn_path = true;
+    }
+}
+
+/* Record the bound addresses for scripts (port 0 means "any free"). */
+static void write_addr_file(void)
+{
+    FILE *f;
+
+    if ( asprintf(&mig.addrpath, "%s/migrate.addr", mig.run_dir) < 0 )
+    {
+        mig.addrpath = NULL;
+        return;
+    }
+    f = fopen(mig.addrpath, "we");
+    if ( !f )
+        return;
+    for ( unsigned int i = 0; i < mig.nr_l; i++ )
+        fprintf(f, "%s\n", mig.l[i].addr);
+    fclose(f);
+}
+
+static int migrate_init(const struct options *o, const char *logpath,
+                        char *err, size_t errlen)
+{
+    bool any_tls = false;
+    unsigned int i;
+
+    if ( !o->nr_listen )
+        return 0;
+    mig.run_dir = realpath(o->run_dir, NULL);
+    mig.logpath = abs_path(logpath);
+    mig.max_r = o->migrate_max ? o->migrate_max : MIGRATE_MAX_DEFAULT;
+    mig.r = calloc(mig.max_r, sizeof(*mig.r));
+    if ( !mig.run_dir || !mig.logpath || !mig.r )
+    {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    choose_xl(o);
+    for ( i = 0; i < o->nr_listen; i++ )
+    {
+        if ( open_listener(o->migrate_listen[i], &mig.l[i], err, errlen) )
+            return -1;
+        mig.nr_l++;
+        any_tls |= mig.l[i].tls;
+    }
+    if ( any_tls &&
+         (tls_file(o->tls_cert, "host.pem", &mig.cert, err, errlen) ||
+          tls_file(o->tls_key, "host.key", &mig.key, err, errlen) ||
+          tls_file(o->tls_ca, "ca.pem", &mig.ca, err, errlen)) )
+        return -1;
+    write_addr_file();
+    for ( i = 0; i < mig.nr_l; i++ )
+        printk("ferry-hv: accepting migrations on %s (receiver: %s)",
+               mig.l[i].addr, mig.xl);
+    return 0;
+}
+
+/*
+ * Start the receiver with the connection as its fd 3, stdin and stdout on
+ * /dev/null, stderr appended to our log file, default signal dispositions
+ * and an empty mask (ours blocks the signals signalfd reads), in its own
+ * process group.
+ */
+static pid_t spawn_receiver(int cfd, bool tls)
+{
+    const char *argv[16];
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
+    int argc = 0, rc;
+    pid_t pid = -1;
+
+    argv[argc++] = mig.xl;
+    argv[argc++] = "-H";
+    argv[argc++] = mig.run_dir;
+    argv[argc++] = "migrate-receive";
+    argv[argc++] = "--fd";
+    argv[argc++] = "3";
+    if ( tls )
+    {
+        argv[argc++] = "--tls-cert";
+        argv[argc++] = mig.cert;
+        argv[argc++] = "--tls-key";
+        argv[argc++] = mig.key;
+        argv[argc++] = "--tls-ca";
+        argv[argc++] = mig.ca;
+    }
+    argv[argc] = NULL;
+
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGHUP);
+    sigaddset(&dfl, SIGCHLD);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, mig.logpath,
+                                     O_WRONLY | O_APPEND | O_CREAT, 0600);
+    /* cfd is never 3 (see migrate_accept): dup2 gives a new fd 3 without
+     * close-on-exec, and every other fd of ours is close-on-exec. */
+    posix_spawn_file_actions_adddup2(&fa, cfd, 3);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                             POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    rc = mig.spawn_path
+         ? posix_spawnp(&pid, mig.xl, &fa, &at, (char *const *)argv, environ)
+         : posix_spawn(&pid, mig.xl, &fa, &at, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if ( rc )
+    {
+        errno = rc;
+        return -1;
+    }
+    return pid;
+}
+
+static void migrate_accept(const struct mig_listener *ml)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char peer[INET6_ADDRSTRLEN + 16];
+    int cfd = accept4(ml->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+    pid_t pid;
+
+    if ( cfd < 0 )
+        return;
+    if ( cfd == 3 )
+    {
+        int moved = fcntl(cfd, F_DUPFD_CLOEXEC, 4);
+
+        close(cfd);
+        if ( moved < 0 )
+            return;
+        cfd = moved;
+    }
+    sockaddr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+    if ( mig.nr_r == mig.max_r )
+    {
+        hv_printk(HVLOG_WARNING, "ferry-hv: migration from %s on %s refused:"
+                  " %u incoming migrations already running", peer, ml->addr,
+                  mig.nr_r);
+        close(cfd);
+        return;
+    }
+    pid = spawn_receiver(cfd, ml->tls);
+    close(cfd);
+    if ( pid < 0 )
+    {
+        hv_printk(HVLOG_ERR, "ferry-hv: migration from %s on %s: cannot "
+                  "start %s: %s", peer, ml->addr, mig.xl, strerror(errno));
+        return;
+    }
+    mig.r[mig.nr_r].pid = pid;
+    snprintf(mig.r[mig.nr_r].peer, sizeof(mig.r[0].peer), "%s", peer);
+    mig.nr_r++;
+    printk("ferry-hv: migration from %s on %s: receiver pid %ld", peer,
+           ml->addr, (long)pid);
+}
+
+/* Reap our receivers (only ours: by pid) and log how each ended. */
+static void migrate_reap(void)
+{
+    unsigned int i = 0;
+    int st;
+
+    while ( i < mig.nr_r )
+    {
+        pid_t r = waitpid(mig.r[i].pid, &st, WNOHANG);
+
+        if ( r != mig.r[i].pid )
+        {
+            i++;
+            continue;
+        }
+        if ( WIFEXITED(st) )
+            printk("ferry-hv: migration receiver pid %ld (from %s) exited "
+                   "with status %d", (long)r, mig.r[i].peer,
+                   WEXITSTATUS(st));
+        else
+            printk("ferry-hv: migration receiver pid %ld (from %s) killed "
+                   "by signal %d", (long)r, mig.r[i].peer,
+                   WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        mig.r[i] = mig.r[--mig.nr_r];
+    }
+}
+
+/* Stop listening; receivers still running are told to stop (by pid). */
+static void migrate_shutdown(void)
+{
+    for ( unsigned int i = 0; i < mig.nr_l; i++ )
+        close(mig.l[i].fd);
+    mig.nr_l = 0;
+    for ( unsigned int i = 0; i < mig.nr_r; i++ )
+        kill(mig.r[i].pid, SIGTERM);
+    if ( mig.addrpath )
+        unlink(mig.addrpath);
+    free(mig.addrpath);
+    free(mig.r);
+    free(mig.run_dir);
+    free(mig.logpath);
+    free(mig.cert);
+    free(mig.key);
+    free(mig.ca);
+}
+
+/* ------------------------------------------------------------------------
  * Start-up and the main loop
  * ------------------------------------------------------------------------ */
 
@@ -310,6 +764,7 @@ static int setup_signals(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);     /* reaping migration receivers */
     /* Blocked in every thread (they inherit the mask); read via signalfd. */
     if ( pthread_sigmask(SIG_BLOCK, &set, NULL) )
         return -1;
@@ -319,14 +774,17 @@ static int setup_signals(void)
 
 static void serve(int lfd, int sfd)
 {
-    struct pollfd pfd[2] = {
+    struct pollfd pfd[2 + MIGRATE_MAX_LISTEN] = {
         { .fd = lfd, .events = POLLIN },
         { .fd = sfd, .events = POLLIN },
     };
+    unsigned int i, n = 2 + mig.nr_l;
 
+    for ( i = 0; i < mig.nr_l; i++ )
+        pfd[2 + i] = (struct pollfd){ .fd = mig.l[i].fd, .events = POLLIN };
     for ( ;; )
     {
-        if ( poll(pfd, 2, -1) < 0 )
+        if ( poll(pfd, n, -1) < 0 )
         {
             if ( errno == EINTR )
                 continue;
@@ -336,10 +794,18 @@ static void serve(int lfd, int sfd)
         {
             struct signalfd_siginfo si;
 
-            if ( read(sfd, &si, sizeof(si)) == sizeof(si) )
-                printk("ferry-hv: signal %u, shutting down", si.ssi_signo);
+            if ( read(sfd, &si, sizeof(si)) == sizeof(si) &&
+                 si.ssi_signo == SIGCHLD )
+            {
+                migrate_reap();
+                continue;
+            }
+            printk("ferry-hv: signal %u, shutting down", si.ssi_signo);
             break;
         }
+        for ( i = 0; i < mig.nr_l; i++ )
+            if ( pfd[2 + i].revents & POLLIN )
+                migrate_accept(&mig.l[i]);
         if ( pfd[0].revents & POLLIN )
         {
             int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -416,8 +882,10 @@ int main(int argc, char **argv)
     lfd = listen_control(o.run_dir, err, sizeof(err));
     if ( lfd < 0 )
         goto fail;
-    rc = ctl_init(o.run_dir, o.migrate_listen, err, sizeof(err));
+    rc = ctl_init(o.run_dir, NULL, err, sizeof(err));
     if ( rc )
+        goto fail;
+    if ( migrate_init(&o, logpath, err, sizeof(err)) )
         goto fail;
 
     printk("ferry-hv %s: %llu MiB of machine memory (%llu frames) in %s, control socket %s",
@@ -430,6 +898,7 @@ int main(int argc, char **argv)
 
     close(lfd);
     unlink(sockpath);
+    migrate_shutdown();
     ctl_shutdown();
     host_dispose();
     printk("ferry-hv: stopped");
@@ -442,6 +911,7 @@ int main(int argc, char **argv)
         report_ready(ready, err);
     else
         fprintf(stderr, "ferry-hv: %s\n", err);
+    migrate_shutdown();
     if ( lfd >= 0 )
     {
         close(lfd);

@@ -111,34 +111,6 @@ struct gnttab_unmap_common
  * Small helpers
  * ------------------------------------------------------------------------ */
 
-static bool is_control_domain(const struct domain *d)
-{
-    return d->is_privileged && d->domain_id < DOMID_FIRST_RESERVED;
-}
-
-static bool xsm_target_ok(const struct domain *src, const struct domain *d)
-{
-    return src == d || is_control_domain(src);
-}
-
-/* Xen's rcu_lock_domain_by_id(): a referenced domain, or NULL. */
-static struct domain *lock_domain_by_id(domid_t domid)
-{
-    /* The special domains (DOMID_XEN, DOMID_IO) are not on Xen's list. */
-    if ( domid >= DOMID_FIRST_RESERVED )
-        return NULL;
-    return get_domain_by_id(domid);
-}
-
-static struct domain *lock_domain_by_any_id(domid_t domid)
-{
-    struct domain *d = current->domain;
-
-    if ( domid != DOMID_SELF )
-        return lock_domain_by_id(domid);
-    return get_domain(d) ? d : NULL;
-}
-
 static bool is_iomem_page(mfn_t mfn)
 {
     return !mfn_valid(mfn) ||
@@ -467,11 +439,39 @@ static intpte_t *locate_l1e(uint64_t addr, unsigned int flags,
     return map_guest_l1e(current, addr, gl1mfn);
 }
 
+/*
+ * The L1 table gl1mfn that a grant PTE is in, referenced and locked so its
+ * type cannot change under us; NULL, holding nothing, if d may not have it
+ * or it is not an L1 table now.  unlock_gl1() releases it.
+ */
+static struct page_info *lock_gl1(mfn_t gl1mfn, struct domain *d)
+{
+    struct page_info *pg = mfn_to_page(gl1mfn);
+
+    if ( !get_page(pg, d) )
+        return NULL;
+    if ( page_lock(pg) )
+    {
+        if ( (atomic_load(&pg->type_info) & PGT_type_mask) ==
+             PGT_l1_page_table )
+            return pg;
+        page_unlock(pg);
+    }
+    put_page(pg);
+    return NULL;
+}
+
+static void unlock_gl1(struct page_info *pg)
+{
+    page_unlock(pg);
+    put_page(pg);
+}
+
 static int create_grant_pv_mapping(uint64_t addr, mfn_t frame,
                                    unsigned int flags)
 {
     struct domain *currd = current->domain;
-    intpte_t nl1e, ol1e = 0, *pl1e;
+    intpte_t nl1e, ol1e, *pl1e;
     struct page_info *pg;
     mfn_t gl1mfn = 0;
     int rc = GNTST_general_error;
@@ -489,25 +489,16 @@ static int create_grant_pv_mapping(uint64_t addr, mfn_t frame,
         goto out;
     }
 
-    pg = mfn_to_page(gl1mfn);
-    if ( !get_page(pg, currd) )
+    pg = lock_gl1(gl1mfn, currd);
+    if ( !pg )
         goto out;
-    if ( !page_lock(pg) )
-        goto out_put;
-    if ( (atomic_load(&pg->type_info) & PGT_type_mask) != PGT_l1_page_table )
-        goto out_unlock;
-
     ol1e = pte_read(pl1e);
     pte_write(pl1e, nl1e);
-    rc = GNTST_okay;
+    unlock_gl1(pg);
 
- out_unlock:
-    page_unlock(pg);
- out_put:
-    put_page(pg);
     /* The entry replaced is released as mod_l1_entry would. */
-    if ( rc == GNTST_okay )
-        put_page_from_l1e(ol1e, currd);
+    put_page_from_l1e(ol1e, currd);
+    rc = GNTST_okay;
  out:
     return rc;
 }
@@ -531,13 +522,9 @@ static int replace_grant_pv_mapping(uint64_t addr, mfn_t frame,
     if ( !pl1e )
         goto out;
 
-    pg = mfn_to_page(gl1mfn);
-    if ( !get_page(pg, currd) )
+    pg = lock_gl1(gl1mfn, currd);
+    if ( !pg )
         goto out;
-    if ( !page_lock(pg) )
-        goto out_put;
-    if ( (atomic_load(&pg->type_info) & PGT_type_mask) != PGT_l1_page_table )
-        goto out_unlock;
 
     ol1e = pte_read(pl1e);
     oflags = get_pte_flags(ol1e);
@@ -562,9 +549,7 @@ static int replace_grant_pv_mapping(uint64_t addr, mfn_t frame,
     rc = GNTST_okay;
 
  out_unlock:
-    page_unlock(pg);
- out_put:
-    put_page(pg);
+    unlock_gl1(pg);
  out:
     return rc;
 }
@@ -1032,6 +1017,37 @@ static uint64_t gnttab_shared_gfn(struct domain *d, struct grant_table *gt,
     return gt->shared[i];
 }
 
+/*
+ * The domain that setup_table or query_size names, referenced in *dp, and
+ * its grant table, locked: the caller unlocks the table and puts *dp.
+ * NULL, with *status saying why, if the caller may not have it.
+ */
+static struct grant_table *gnttab_lock_target(domid_t dom, int16_t *status,
+                                              struct domain **dp)
+{
+    struct domain *d = lock_domain_by_any_id(dom);
+    struct grant_table *gt = NULL;
+
+    if ( !d )
+    {
+        *status = GNTST_bad_domain;
+        return NULL;
+    }
+    if ( !xsm_target_ok(current->domain, d) )
+        *status = GNTST_permission_denied;
+    else if ( !(gt = grant_table_get(d)) )
+        *status = GNTST_general_error;
+    if ( !gt )
+    {
+        put_domain(d);
+        return NULL;
+    }
+
+    grant_table_lock(gt);
+    *dp = d;
+    return gt;
+}
+
 static long gnttab_setup_table(struct gnttab_setup_table *op,
                                unsigned int count)
 {
@@ -1043,31 +1059,15 @@ static long gnttab_setup_table(struct gnttab_setup_table *op,
     if ( !op || (op->nr_frames && !op->frame_list) )
         return -EFAULT;
 
-    d = lock_domain_by_any_id(op->dom);
-    if ( !d )
-    {
-        op->status = GNTST_bad_domain;
-        return 0;
-    }
-    if ( !xsm_target_ok(current->domain, d) )
-    {
-        op->status = GNTST_permission_denied;
-        goto out;
-    }
-    gt = grant_table_get(d);
+    gt = gnttab_lock_target(op->dom, &op->status, &d);
     if ( !gt )
-    {
-        op->status = GNTST_general_error;
-        goto out;
-    }
-
-    grant_table_lock(gt);
+        return 0;
     if ( unlikely(op->nr_frames > MAX_GRANT_FRAMES) )
     {
         gdprintk(XENLOG_INFO, "d%d is limited to %u grant-table frames\n",
                  d->domain_id, MAX_GRANT_FRAMES);
         op->status = GNTST_general_error;
-        goto unlock;
+        goto out;
     }
     if ( op->nr_frames > gt->nr_grant_frames &&
          gnttab_grow_table(gt, op->nr_frames) )
@@ -1077,16 +1077,15 @@ static long gnttab_setup_table(struct gnttab_setup_table *op,
                  d->domain_id, op->nr_frames, gt->nr_grant_frames,
                  MAX_GRANT_FRAMES);
         op->status = GNTST_general_error;
-        goto unlock;
+        goto out;
     }
 
     op->status = GNTST_okay;
     for ( unsigned int i = 0; i < op->nr_frames; i++ )
         op->frame_list[i] = gnttab_shared_gfn(d, gt, i);
 
- unlock:
-    spin_unlock(&gt->lock);
  out:
+    spin_unlock(&gt->lock);
     put_domain(d);
     return 0;
 }
@@ -1102,30 +1101,13 @@ static long gnttab_query_size(struct gnttab_query_size *op,
     if ( !op )
         return -EFAULT;
 
-    d = lock_domain_by_any_id(op->dom);
-    if ( !d )
-    {
-        op->status = GNTST_bad_domain;
-        return 0;
-    }
-    if ( !xsm_target_ok(current->domain, d) )
-    {
-        op->status = GNTST_permission_denied;
-        goto out;
-    }
-    gt = grant_table_get(d);
+    gt = gnttab_lock_target(op->dom, &op->status, &d);
     if ( !gt )
-    {
-        op->status = GNTST_general_error;
-        goto out;
-    }
-
-    grant_table_lock(gt);
+        return 0;
     op->nr_frames = gt->nr_grant_frames;
     op->max_nr_frames = MAX_GRANT_FRAMES;
     op->status = GNTST_okay;
     spin_unlock(&gt->lock);
- out:
     put_domain(d);
     return 0;
 }

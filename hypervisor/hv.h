@@ -469,6 +469,21 @@ int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
 struct domain *get_domain_by_id(domid_t domid);
 bool get_domain(struct domain *d);
 void put_domain(struct domain *d);
+/* Xen's rcu_lock_domain_by_id(): the system domains are not listed. */
+struct domain *lock_domain_by_id(domid_t domid);
+/* Xen's rcu_lock_domain_by_any_id(): DOMID_SELF is the caller's domain. */
+struct domain *lock_domain_by_any_id(domid_t domid);
+/* The toolstack's domain; the system domains (DOMID_XEN ...) never are. */
+static inline bool is_control_domain(const struct domain *d)
+{
+    return d->is_privileged && d->domain_id < DOMID_FIRST_RESERVED;
+}
+/* XSM_TARGET under the dummy policy: the domain itself or the controller. */
+static inline bool xsm_target_ok(const struct domain *src,
+                                 const struct domain *d)
+{
+    return src == d || is_control_domain(src);
+}
 /* destroydomain: -ERESTART while there is more to do. */
 int domain_kill(struct domain *d);
 /*

@@ -61,39 +61,9 @@ struct memop_args
  * Small helpers
  * ------------------------------------------------------------------------ */
 
-static bool is_control_domain(const struct domain *d)
-{
-    return d->is_privileged && d->domain_id < DOMID_FIRST_RESERVED;
-}
-
 static bool is_xen_heap_page(const struct page_info *pg)
 {
     return atomic_load(&pg->count_info) & PGC_xen_heap;
-}
-
-/* Xen's rcu_lock_domain_by_id(): a referenced domain, or NULL. */
-static struct domain *lock_domain_by_id(domid_t domid)
-{
-    /* The special domains (DOMID_XEN, DOMID_IO) are not on Xen's list. */
-    if ( domid >= DOMID_FIRST_RESERVED )
-        return NULL;
-    return get_domain_by_id(domid);
-}
-
-/* Xen's rcu_lock_domain_by_any_id(): DOMID_SELF is the caller's domain. */
-static struct domain *lock_domain_by_any_id(domid_t domid)
-{
-    struct domain *d = current->domain;
-
-    if ( domid != DOMID_SELF )
-        return lock_domain_by_id(domid);
-    return get_domain(d) ? d : NULL;
-}
-
-/* XSM_TARGET under the dummy policy: the domain itself or the controller. */
-static bool xsm_target_ok(const struct domain *src, const struct domain *d)
-{
-    return src == d || is_control_domain(src);
 }
 
 static unsigned int max_order(const struct domain *d)

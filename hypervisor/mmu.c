@@ -133,14 +133,6 @@ static bool test_and_clear_type_flag(struct page_info *pg, uint64_t flag)
  * Finding frames and owners
  * ------------------------------------------------------------------------ */
 
-/* As Xen's rcu_lock_domain_by_id(): the system domains are not listed. */
-static struct domain *lookup_domain_by_id(domid_t domid)
-{
-    if ( domid >= DOMID_FIRST_RESERVED )
-        return NULL;
-    return get_domain_by_id(domid);
-}
-
 /*
  * The owner of the frames a request maps (Xen's get_pg_owner): DOMID_SELF,
  * DOMID_IO, DOMID_XEN or a domain ID other than the caller's own.  Takes a
@@ -168,7 +160,7 @@ static struct domain *get_pg_owner(domid_t domid)
         pg_owner = curr;
         break;
     default:
-        pg_owner = lookup_domain_by_id(domid);
+        pg_owner = lock_domain_by_id(domid);
         if ( !pg_owner )
             gdprintk(XENLOG_WARNING, "Unknown domain d%d\n", domid);
         return pg_owner;
@@ -390,6 +382,22 @@ static int flush_tlb_vcpumask(struct domain *d, uint64_t bmap)
  * cmpxchg).  Under the table's page_lock nobody but the guest CPU setting
  * Accessed/Dirty can change the entry; PRESERVE_AD keeps those bits.
  */
+/*
+ * The frame holding p was written on its owner's behalf.  With log-dirty
+ * on, a live save must send it again: Xen's log-dirty paging marks the
+ * frames its write_guest_entry hook writes, and so must we, or a page
+ * table changed by mmu_update or update_va_mapping during the last
+ * pre-copy pass reaches the target stale.
+ */
+static void mark_entry_dirty(const intpte_t *p)
+{
+    mfn_t mfn = (mfn_t)(((const uint8_t *)p - host.mem) >> PAGE_SHIFT);
+    struct domain *owner = page_get_owner(mfn_to_page(mfn));
+
+    if ( owner )
+        paging_mark_dirty(owner, mfn);
+}
+
 static void update_intpte(intpte_t *p, intpte_t old, intpte_t new,
                           bool preserve_ad)
 {
@@ -401,7 +409,10 @@ static void update_intpte(intpte_t *p, intpte_t old, intpte_t new,
             want |= old & (_PAGE_ACCESSED | _PAGE_DIRTY);
         if ( __atomic_compare_exchange_n(p, &seen, want, false,
                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) )
+        {
+            mark_entry_dirty(p);
             break;
+        }
         /* Only Accessed and Dirty may change behind our back. */
         BUG_ON((seen ^ old) & ~(intpte_t)(_PAGE_ACCESSED | _PAGE_DIRTY));
         old = seen;
@@ -605,6 +616,38 @@ static bool batch_entry(struct vcpu *curr, unsigned int op, const void *reqs,
     return false;
 }
 
+/*
+ * Before op i of a batch that began at start: -ERESTART when a deferred
+ * put is pending or (after the first op) when preempted, -EFAULT when
+ * there is no array to read; 0 to go on.
+ */
+static long batch_next(const struct vcpu *curr, const void *reqs,
+                       unsigned int i, unsigned int start)
+{
+    if ( curr->old_guest_table || (i > start && hypercall_preempt_check()) )
+        return -ERESTART;
+    if ( unlikely(!reqs) )
+        return -EFAULT;
+    return 0;
+}
+
+/*
+ * The end of a batch (all_done: every op ran).  A deferred put still
+ * pending turns rc into a final continuation: the call that finishes the
+ * put returns rc.
+ */
+static long batch_exit(struct vcpu *curr, unsigned int op, long rc,
+                       bool all_done)
+{
+    if ( rc != -ERESTART && curr->old_guest_table )
+    {
+        ASSERT(rc || all_done);
+        set_final_continuation(curr, op, rc);
+        rc = -ERESTART;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------------
  * mmu_update (#1)
  * ------------------------------------------------------------------------ */
@@ -625,6 +668,7 @@ struct mmu_update_ctx
 static void paging_write_guest_entry(intpte_t *p, intpte_t val)
 {
     pte_write(p, val);
+    mark_entry_dirty(p);
 }
 
 /* MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, _NO_TRANSLATE. */
@@ -696,7 +740,6 @@ static int mmu_normal_update(struct mmu_update_ctx *c, uint64_t ptr,
         put_page_type(page);
         rc = 0;
     }
-
     put_page(page);
     return rc;
 }
@@ -747,7 +790,7 @@ long do_mmu_update(struct mmu_update *reqs, unsigned int count,
     if ( (pt_dom = foreigndom >> 16) != 0 )
     {
         /* The page tables belong to a foreign domain (PFD). */
-        c.pt_owner = lookup_domain_by_id((domid_t)(pt_dom - 1));
+        c.pt_owner = lock_domain_by_id((domid_t)(pt_dom - 1));
         if ( !c.pt_owner )
             return -ESRCH;
         if ( c.pt_owner == d )
@@ -772,17 +815,9 @@ long do_mmu_update(struct mmu_update *reqs, unsigned int count,
         struct mmu_update req;
         unsigned int cmd;
 
-        if ( curr->old_guest_table ||
-             (i > start && hypercall_preempt_check()) )
-        {
-            rc = -ERESTART;
+        rc = batch_next(curr, reqs, i, start);
+        if ( rc )
             break;
-        }
-        if ( unlikely(!reqs) )
-        {
-            rc = -EFAULT;
-            break;
-        }
 
         req = reqs[i];
         cmd = req.ptr & (sizeof(intpte_t) - 1);
@@ -804,12 +839,7 @@ long do_mmu_update(struct mmu_update *reqs, unsigned int count,
             break;
     }
 
-    if ( rc != -ERESTART && curr->old_guest_table )
-    {
-        ASSERT(rc || i == count);
-        set_final_continuation(curr, __HYPERVISOR_mmu_update, rc);
-        rc = -ERESTART;
-    }
+    rc = batch_exit(curr, __HYPERVISOR_mmu_update, rc, i == count);
 
     put_pg_owner(c.pg_owner);
 
@@ -1104,14 +1134,26 @@ static struct page_info *get_ram_page(struct domain *pg_owner, uint64_t gfn)
     return page;
 }
 
-static int mmuext_clear_page(struct domain *pg_owner, uint64_t gfn)
+/* gfn's RAM frame with a general and a writable type reference, or NULL. */
+static struct page_info *get_writable_ram_page(struct domain *pg_owner,
+                                               uint64_t gfn)
 {
     struct page_info *page = get_ram_page(pg_owner, gfn);
 
-    if ( !page || !get_page_type(page, PGT_writable_page) )
+    if ( page && !get_page_type(page, PGT_writable_page) )
     {
-        if ( page )
-            put_page(page);
+        put_page(page);
+        page = NULL;
+    }
+    return page;
+}
+
+static int mmuext_clear_page(struct domain *pg_owner, uint64_t gfn)
+{
+    struct page_info *page = get_writable_ram_page(pg_owner, gfn);
+
+    if ( !page )
+    {
         gdprintk(XENLOG_WARNING, "Error clearing mfn %05lx\n",
                  (unsigned long)gfn);
         return -EINVAL;
@@ -1137,12 +1179,10 @@ static int mmuext_copy_page(struct domain *pg_owner, uint64_t dst_gfn,
         return -EINVAL;
     }
 
-    dst_page = get_ram_page(pg_owner, dst_gfn);
-    if ( !dst_page || !get_page_type(dst_page, PGT_writable_page) )
+    dst_page = get_writable_ram_page(pg_owner, dst_gfn);
+    if ( !dst_page )
     {
         put_page(src_page);
-        if ( dst_page )
-            put_page(dst_page);
         gdprintk(XENLOG_WARNING, "Error copying to mfn %05lx\n",
                  (unsigned long)dst_gfn);
         return -EINVAL;
@@ -1296,29 +1336,16 @@ long do_mmuext_op(struct mmuext_op *ops, unsigned int count,
 
     for ( ; i < count; i++ )
     {
-        if ( curr->old_guest_table ||
-             (i > start && hypercall_preempt_check()) )
-        {
-            rc = -ERESTART;
+        rc = batch_next(curr, ops, i, start);
+        if ( rc )
             break;
-        }
-        if ( unlikely(!ops) )
-        {
-            rc = -EFAULT;
-            break;
-        }
 
         rc = mmuext_one(curr, pg_owner, &ops[i]);
         if ( unlikely(rc) )
             break;
     }
 
-    if ( rc != -ERESTART && curr->old_guest_table )
-    {
-        ASSERT(rc || i == count);
-        set_final_continuation(curr, __HYPERVISOR_mmuext_op, rc);
-        rc = -ERESTART;
-    }
+    rc = batch_exit(curr, __HYPERVISOR_mmuext_op, rc, i == count);
 
     put_pg_owner(pg_owner);
     if ( done )

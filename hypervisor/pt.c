@@ -82,11 +82,6 @@ static inline uint32_t pte_flags(intpte_t e)
     return get_pte_flags(e);
 }
 
-static bool is_control_domain(const struct domain *d)
-{
-    return d->is_privileged && d->domain_id < DOMID_FIRST_RESERVED;
-}
-
 /* Xen's iomem_access_permitted: no domU holds an iomem capability. */
 static bool iomem_access_permitted(const struct domain *d)
 {
@@ -1019,6 +1014,29 @@ static void demote_l1_table(struct page_info *pg)
 }
 
 /*
+ * A demotion that stopped at entry i with rc: -ERESTART (entry i's own
+ * demotion was preempted) leaves the table with entry i partial; -EINTR
+ * after progress leaves it with the entries above i gone (XSA-310) and
+ * becomes -ERESTART.  Any other rc is returned as it is.
+ */
+static int demote_stopped(struct page_info *pg, int rc, unsigned int i,
+                          unsigned int partial_flags)
+{
+    if ( rc == -ERESTART )
+    {
+        page_set_nr_validated_ptes(pg, i);
+        page_set_partial_flags(pg, PTF_partial_set);
+    }
+    else if ( rc == -EINTR && i < L1_PAGETABLE_ENTRIES - 1 )
+    {
+        page_set_nr_validated_ptes(pg, i + !(partial_flags & PTF_partial_set));
+        page_set_partial_flags(pg, partial_flags);
+        rc = -ERESTART;
+    }
+    return rc;
+}
+
+/*
  * Demote L2 or L3 (same code for 64-bit guests): from the last validated
  * entry down to 0, checking for preemption after each entry but the last.
  */
@@ -1047,18 +1065,7 @@ static int demote_l23_table(struct page_info *pg, unsigned int level)
     }
     unmap_domain_page(pte);
 
-    if ( rc == -ERESTART )
-    {
-        page_set_nr_validated_ptes(pg, i);
-        page_set_partial_flags(pg, PTF_partial_set);
-    }
-    else if ( rc == -EINTR && i < L1_PAGETABLE_ENTRIES - 1 )
-    {
-        /* Progress was made: entries above i are gone (XSA-310). */
-        page_set_nr_validated_ptes(pg, i + !(partial_flags & PTF_partial_set));
-        page_set_partial_flags(pg, partial_flags);
-        rc = -ERESTART;
-    }
+    rc = demote_stopped(pg, rc, i, partial_flags);
     return rc > 0 ? 0 : rc;
 }
 
@@ -1080,17 +1087,7 @@ static int demote_l4_table(struct page_info *pg)
         partial_flags = 0;
     } while ( i-- );
 
-    if ( rc == -ERESTART )
-    {
-        page_set_nr_validated_ptes(pg, i);
-        page_set_partial_flags(pg, PTF_partial_set);
-    }
-    else if ( rc == -EINTR && i < L1_PAGETABLE_ENTRIES - 1 )
-    {
-        page_set_nr_validated_ptes(pg, i + !(partial_flags & PTF_partial_set));
-        page_set_partial_flags(pg, partial_flags);
-        rc = -ERESTART;
-    }
+    rc = demote_stopped(pg, rc, i, partial_flags);
     unmap_domain_page(pl4e);
 
     if ( rc >= 0 )

@@ -167,12 +167,18 @@ static bool is_canonical(uint64_t va)
     return (uint64_t)(((int64_t)va << 16) >> 16) == va;
 }
 
-/* Set bits in a live page-table entry (A, D) if not yet set. */
-static void pte_set_bits(intpte_t *p, intpte_t e, intpte_t bits)
+/*
+ * Set bits in a live page-table entry (A, D) if not yet set.  As in Xen's
+ * guest_walk_tables, the table whose entry changed is dirty: a live
+ * migration must send it again.
+ */
+static void pte_set_bits(struct domain *d, mfn_t table, intpte_t *p,
+                         intpte_t e, intpte_t bits)
 {
     if ( (e & bits) == bits )
         return;
     __atomic_fetch_or(p, bits, __ATOMIC_RELAXED);
+    paging_mark_dirty(d, table);
 }
 
 /*
@@ -219,7 +225,7 @@ static int walk(struct vcpu_rt *r, uint64_t va, unsigned int acc, mfn_t *mfn,
             uint64_t span = 1ULL << (12 + 9 * (level - 1));
             mfn_t base = pte_mfn(e) & ~((span >> PAGE_SHIFT) - 1);
 
-            pte_set_bits(p, e, _PAGE_ACCESSED |
+            pte_set_bits(r->v->domain, table, p, e, _PAGE_ACCESSED |
                          ((acc & WALK_WRITE) ? _PAGE_DIRTY : 0));
             *mfn = base + ((va & (span - 1)) >> PAGE_SHIFT);
             if ( !mfn_valid(*mfn) )
@@ -227,7 +233,7 @@ static int walk(struct vcpu_rt *r, uint64_t va, unsigned int acc, mfn_t *mfn,
             *perms = (w ? TLB_W : 0) | (x ? TLB_X : 0);
             return ISA_OP_OK;
         }
-        pte_set_bits(p, e, _PAGE_ACCESSED);
+        pte_set_bits(r->v->domain, table, p, e, _PAGE_ACCESSED);
         table = pte_mfn(e);
     }
  pf:

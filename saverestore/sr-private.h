@@ -36,6 +36,9 @@ struct sr_io
     char msg[SR_ERRMSG_LEN];
 
     EVP_MD_CTX *md;             /* allocated on the first hash_start */
+    EVP_MAC_CTX *mac;           /* Poly1305, allocated on first use */
+    uint32_t hash_alg;          /* SR_FERRY_TRAILER_SHA256 or _POLY1305 */
+    uint64_t hashed;            /* bytes hashed since hash_start */
     bool hashing;
     bool hash_paused;
 
@@ -55,9 +58,31 @@ struct sr_io
     /* user backend */
     const struct sr_io_user_ops *user;
     void *user_arg;
+
+    /* zlib (sr-io.c's compression section): one z_stream and one buffer
+     * per io, kept from one start to the next. */
+    struct z_stream_s *z;
+    uint8_t *zbuf;
+    int zmode;                  /* SR_Z_NONE, SR_Z_DEFLATE, SR_Z_INFLATE */
+    bool z_live;                /* z initialised for zmode's direction */
+    int z_dir;                  /* direction z was initialised for */
+    int z_level;                /* deflate level z was initialised at */
+    uint64_t z_base;            /* offset where inflating started */
+    uint64_t raw_offset;        /* bytes moved on the backend */
+    const uint8_t *pend;        /* read ahead past a zlib stream's end */
+    size_t pend_len;
 };
 
 /* sr_io_read() that leaves end of stream (-ENODATA) unrecorded. */
 int sr__io_read_eof(struct sr_io *io, void *buf, size_t len);
+
+/*
+ * Switch the running digest to another algorithm (SR_FERRY_TRAILER_*)
+ * while only the @len bytes @seen have been hashed: they are hashed again
+ * with the new one.  sr-stream.c switches when the xl header names the
+ * algorithm (SR_XL_OPTFLAG_FERRY_POLY1305).
+ */
+int sr__io_hash_switch(struct sr_io *io, uint32_t alg, const void *seen,
+                       size_t len);
 
 #endif /* FERRY_SAVERESTORE_SR_PRIVATE_H */

@@ -204,6 +204,21 @@ int sr__normalise_pagetable(struct sr__pt_ctx *ctx, uint32_t type,
     return rc;
 }
 
+/*
+ * The flags of a present L2..L4 entry that the hypervisor refuses when it
+ * validates the table (Xen's L2..L4_DISALLOW_MASK, the same for every
+ * domain): the cache attributes PWT and PCD, and GLOBAL.  PSE is refused
+ * apart, as Xen's saver does, with -E2BIG.  Checking them here names the
+ * table and the entry, where the hypervisor's refusal can name only the
+ * table.  L1 entries are left to the hypervisor: which of their flags it
+ * accepts depends on the domain's privileges, and software may use the
+ * high bits.
+ */
+static uint64_t pt_disallowed(unsigned int level)
+{
+    return level > 1 ? _PAGE_PWT | _PAGE_PCD | _PAGE_GLOBAL : 0;
+}
+
 /* Restore pass 1: refuse the whole table before anything is allocated. */
 static int localise_check(struct sr__pt_ctx *ctx, unsigned int level,
                           const uint64_t *page)
@@ -223,6 +238,14 @@ static int localise_check(struct sr__pt_ctx *ctx, unsigned int level,
             pt_msg(ctx, "Cannot migrate superpage (L%u[%u]: 0x%016" PRIx64
                    ")", level, i, pte);
             return -E2BIG;
+        }
+
+        if ( pte & pt_disallowed(level) )
+        {
+            pt_msg(ctx, "Bad flags for L%u[%u] - pte %016" PRIx64
+                   " (flags %#" PRIx64 " are refused in an L%u table)",
+                   level, i, pte, pte & pt_disallowed(level), level);
+            return -EINVAL;
         }
 
         if ( sr__pte_to_frame(pte) > ctx->max_pfn )

@@ -125,8 +125,9 @@ int sr__normalise_pagetable(struct sr__pt_ctx *ctx, uint32_t type,
 /*
  * Restore side: translate @page in place from PFNs to the new domain's
  * MFNs.  Every present entry is checked first (PFN <= max_pfn, else
- * -ERANGE; PSE in L2 and above, -E2BIG) so that a bad table allocates
- * nothing; then each PFN not yet populated is populated once through
+ * -ERANGE; PSE in L2 and above, -E2BIG; PWT, PCD or GLOBAL in L2 and
+ * above, which the hypervisor refuses, -EINVAL) so that a bad table
+ * allocates nothing; then each PFN not yet populated is populated once through
  * ctx->populate (a negative return is passed on; an invalid MFN back is
  * -ENOMEM; without a callback nothing is populated); then each entry is
  * converted, and the MFN must pass sr__mfn_in_pseudophysmap (-ERANGE,

@@ -15,18 +15,32 @@
  * trailer (sr.h) is checked against a SHA-256 of the whole stream before
  * the domain is returned paused; the caller names and unpauses it.
  *
+ * A live stream (xl migrate) sends pages several times: the last copy
+ * wins, overwriting the frame populated for the first one in place, and
+ * its type (which may differ from the earlier copies': an L1 freed to
+ * NOTAB, a table deferred as XTAB then resent) is what gets pinned.
+ * After a VERIFY record (the sender's --debug) every page arrives once
+ * more and is compared with the domain's instead of written; each page
+ * that differs is counted and fails the restore.  When the stream goes
+ * on after ferry's trailer (a migration's handshake) the trailer is
+ * required and nothing past it is read.
+ *
  * Invariants: the local P2M (ctx->p2m) holds the new MFN of every
  * populated PFN and SR__INVALID_FRAME elsewhere; nothing is written into
  * the guest except through frames the host confirmed are the new
  * domain's; every failure destroys the half-built domain, so the host is
  * as before.  Messages name the record type and its offset.
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "sr.h"
 #include "sr-pt.h"
@@ -35,6 +49,16 @@
 #define FPP          (SR_PAGE_SIZE / 8)    /* P2M entries per frame */
 #define PIN_BATCH    1024                  /* Xen's MAX_PIN_BATCH */
 #define PENDING_MFN  (SR__INVALID_FRAME - 1)
+#define PREFAULT_MIN_RUN 4                 /* pages; shorter runs fault */
+
+#define NO_RECORD    (~(uint64_t)0)
+
+/* A PFN a page table named before the stream sent it. */
+struct demand
+{
+    uint64_t pfn, table_pfn, rec_off;
+    unsigned int level;
+};
 
 /* One entry of the guest's P2M as saved: an old-host MFN and its PFN. */
 struct mfn_pfn
@@ -65,6 +89,34 @@ struct restore_ctx
     struct vcpu_guest_context **vcpus;
     char ptmsg[SR__PT_MSG_SIZE];
     struct sr__pt_ctx pt;
+
+    const struct sr_restore_args *a;
+    struct sr_restore_result *r;
+    bool verify;                    /* after VERIFY: compare, not write */
+    uint64_t first_mismatch;        /* PFN of the first VERIFY mismatch */
+    struct sr_progress prog;
+
+    /* Per-record buffers, grown to the largest PAGE_DATA seen. */
+    uint32_t cap;
+    xen_pfn_t *ext;
+    uint64_t *pop_pfns;
+    xen_pfn_t *mfns;
+    void **ptrs;
+    int *errs;
+
+    /*
+     * Where things came from, so that a hostile stream's message names
+     * the record at fault: the PAGE_DATA offset of each PFN's last copy
+     * (NO_RECORD: never sent), the PFNs page tables named before the
+     * stream sent them, each vCPU's X86_PV_VCPU_BASIC and the libxc END.
+     */
+    uint64_t *pfn_rec_off;
+    uint64_t nr_pfn_rec_off;
+    struct demand *demand;
+    size_t nr_demand, demand_cap;
+    uint64_t *vcpu_rec_off;
+    uint64_t end_rec_off;
+    uint64_t p2m_rec_off;           /* the last X86_PV_P2M_FRAMES */
 };
 
 static int fail(struct restore_ctx *ctx, int rc, const char *fmt, ...)
@@ -222,6 +274,7 @@ static int handle_p2m_frames(struct restore_ctx *ctx,
     }
     for ( uint64_t i = 0; i < count; i++ )
         ctx->p2m_pfns[first + i] = pfns[i];
+    ctx->p2m_rec_off = rec->offset;
     return 0;
 }
 
@@ -230,56 +283,331 @@ static bool populatable(unsigned int type)
     return sr_pfinfo_has_data(type) || type == SR_PFINFO_XALLOC;
 }
 
-/* One populate_physmap_exact for every PFN of the batch not yet seen. */
+/* Room in the per-record buffers for @count entries. */
+static int grow_buffers(struct restore_ctx *ctx, uint32_t count)
+{
+    void *p;
+
+    if ( count <= ctx->cap )
+        return 0;
+#define GROW(f)                                                     \
+    do {                                                            \
+        if ( !(p = realloc(ctx->f, count * sizeof(*ctx->f))) )      \
+            return -ENOMEM;                                         \
+        ctx->f = p;                                                 \
+    } while ( 0 )
+    GROW(ext);
+    GROW(pop_pfns);
+    GROW(mfns);
+    GROW(ptrs);
+    GROW(errs);
+#undef GROW
+    ctx->cap = count;
+    return 0;
+}
+
+/*
+ * Fault in the frames of a batch a run of neighbours at a time: a first
+ * touch of each page of the machine-memory mapping would otherwise cost
+ * a page fault per page.  Frames allocated together are usually
+ * neighbours; short runs are left to fault, and a kernel without
+ * MADV_POPULATE_* simply faults them all.
+ */
+static void prefault(void *const *ptrs, unsigned int n, bool write)
+{
+#ifdef MADV_POPULATE_WRITE
+    for ( unsigned int i = 0; i < n; i++ )
+    {
+        uint8_t *start = ptrs[i];
+        size_t len = SR_PAGE_SIZE;
+
+        if ( !start )
+            continue;
+        while ( i + 1 < n && (uint8_t *)ptrs[i + 1] == start + len )
+        {
+            len += SR_PAGE_SIZE;
+            i++;
+        }
+        if ( len >= PREFAULT_MIN_RUN * SR_PAGE_SIZE )
+            madvise(start, len,
+                    write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+    }
+#else
+    (void)ptrs; (void)n; (void)write;
+#endif
+}
+
+/* Add @pfn to the batch to populate unless it has (or will have) a frame. */
+static int want_frame(struct restore_ctx *ctx, uint64_t pfn, unsigned int *n)
+{
+    if ( ctx->p2m[pfn] != SR__INVALID_FRAME )
+        return 0;
+    if ( *n == ctx->cap && grow_buffers(ctx, ctx->cap * 2) )
+        return -ENOMEM;
+    ctx->p2m[pfn] = PENDING_MFN;        /* a PFN twice in one batch */
+    ctx->pop_pfns[*n] = pfn;
+    ctx->ext[(*n)++] = pfn;
+    return 0;
+}
+
+/*
+ * The frames a batch's page tables name, so that localising them does not
+ * populate one frame per call.  Entries that localisation will refuse
+ * (past max_pfn) or ignore (Xen's L4 slots) are left to it.
+ */
+static int want_table_frames(struct restore_ctx *ctx,
+                             const struct sr_page_data *pd, unsigned int *n)
+{
+    uint32_t p = 0;
+    int rc;
+
+    for ( uint32_t i = 0; i < pd->count; i++ )
+    {
+        unsigned int type = sr_entry_type(pd->entries[i]);
+        uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+        const uint64_t *pte;
+        bool l4;
+
+        if ( !sr_pfinfo_has_data(type) )
+            continue;
+        pte = (const uint64_t *)(pd->pages + (size_t)p++ * SR_PAGE_SIZE);
+        if ( !sr__is_pagetable_type(dtype) )
+            continue;
+        l4 = (dtype & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) ==
+             XEN_DOMCTL_PFINFO_L4TAB;
+        for ( unsigned int e = 0; e < SR__PT_ENTRIES; e++ )
+        {
+            uint64_t pfn = sr__pte_to_frame(pte[e]);
+
+            if ( !(pte[e] & _PAGE_PRESENT) || pfn > ctx->max_pfn ||
+                 (l4 && e >= 256 && e < 272) )
+                continue;
+            if ( (rc = want_frame(ctx, pfn, n)) )
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * One populate_physmap_exact for every PFN of the batch not yet seen,
+ * and for those its page tables name.
+ */
 static int populate_batch(struct restore_ctx *ctx, const struct sr_rec *rec,
                           const struct sr_page_data *pd)
 {
-    xen_pfn_t *ext = malloc(pd->count * sizeof(*ext));
-    uint64_t *pfns = malloc(pd->count * sizeof(*pfns));
+    xen_pfn_t *ext;
+    uint64_t *pfns;
     unsigned int n = 0;
-    int rc = -ENOMEM;
+    int rc = 0;
 
-    if ( !ext || !pfns )
-        goto out;
-    for ( uint32_t i = 0; i < pd->count; i++ )
+    for ( uint32_t i = 0; i < pd->count && !rc; i++ )
+        if ( populatable(sr_entry_type(pd->entries[i])) )
+            rc = want_frame(ctx, sr_entry_pfn(pd->entries[i]), &n);
+    if ( !rc )
+        rc = want_table_frames(ctx, pd, &n);
+    ext = ctx->ext;
+    pfns = ctx->pop_pfns;
+    if ( rc )
     {
-        uint64_t pfn = sr_entry_pfn(pd->entries[i]);
-
-        if ( !populatable(sr_entry_type(pd->entries[i])) ||
-             ctx->p2m[pfn] != SR__INVALID_FRAME )
-            continue;
-        ctx->p2m[pfn] = PENDING_MFN;    /* a PFN twice in one batch */
-        pfns[n] = pfn;
-        ext[n++] = pfn;
+        for ( unsigned int i = 0; i < n; i++ )
+            ctx->p2m[pfns[i]] = SR__INVALID_FRAME;
+        return fail_rec(ctx, rec, rc, "out of memory");
     }
-    rc = 0;
     if ( !n )
-        goto out;
+        return 0;
     if ( xc_domain_populate_physmap_exact(ctx->xch, ctx->domid, n, 0, 0,
                                           ext) )
     {
         rc = -errno;
         for ( unsigned int i = 0; i < n; i++ )
             ctx->p2m[pfns[i]] = SR__INVALID_FRAME;
-        fail_rec(ctx, rec, rc, "cannot populate the domain's memory");
-        goto out;
+        return fail_rec(ctx, rec, rc, "cannot populate the domain's memory");
     }
     for ( unsigned int i = 0; i < n; i++ )
         ctx->p2m[pfns[i]] = ext[i];
- out:
-    free(ext);
-    free(pfns);
-    return rc;
+    return 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void report(struct restore_ctx *ctx, enum sr_phase phase)
+{
+    if ( !ctx->a->progress )
+        return;
+    ctx->prog.phase = phase;
+    ctx->prog.p2m_size = ctx->p2m ? ctx->max_pfn + 1 : 0;
+    ctx->prog.bytes = sr_io_offset(ctx->io);
+    ctx->prog.pages_sent = ctx->r->pages_received;
+    ctx->a->progress(ctx->a->progress_arg, &ctx->prog);
+}
+
+/*
+ * The VERIFY pass (Xen's verify mode of process_page_data): each page is
+ * localised as it would have been written and compared with the frame
+ * the domain holds.  Nothing is populated: a PFN without a frame, or
+ * with another type than its last copy had, differs too.
+ */
+static void verify_page_data(struct restore_ctx *ctx,
+                             const struct sr_page_data *pd)
+{
+    uint64_t page[SR__PT_ENTRIES];
+    uint32_t n = 0, p = 0;
+
+    for ( uint32_t i = 0; i < pd->count; i++ )
+    {
+        uint64_t pfn = sr_entry_pfn(pd->entries[i]);
+        unsigned int type = sr_entry_type(pd->entries[i]);
+
+        if ( !sr_pfinfo_has_data(type) )
+            continue;
+        ctx->mfns[n++] = ctx->p2m[pfn] == SR__INVALID_FRAME ||
+                         ctx->p2m[pfn] == PENDING_MFN ? 0 : ctx->p2m[pfn];
+    }
+    if ( n && xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_READ,
+                                    ctx->mfns, n, ctx->ptrs,
+                                    ctx->errs) < 0 )
+        memset(ctx->ptrs, 0, n * sizeof(*ctx->ptrs));
+    prefault(ctx->ptrs, n, false);
+    ctx->pt.populate = NULL;
+    for ( uint32_t i = 0; i < pd->count; i++ )
+    {
+        uint64_t pfn = sr_entry_pfn(pd->entries[i]);
+        unsigned int type = sr_entry_type(pd->entries[i]);
+        uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+        bool ok;
+
+        if ( !sr_pfinfo_has_data(type) )
+            continue;
+        memcpy(page, pd->pages + (size_t)p * SR_PAGE_SIZE, SR_PAGE_SIZE);
+        ok = ctx->ptrs[p] && ctx->pfn_types[pfn] == dtype &&
+             (!sr__is_pagetable_type(dtype) ||
+              !sr__localise_pagetable(&ctx->pt, dtype, page)) &&
+             !memcmp(ctx->ptrs[p], page, SR_PAGE_SIZE);
+        p++;
+        if ( ok )
+            continue;
+        if ( !ctx->r->verify_mismatches++ )
+            ctx->first_mismatch = pfn;
+    }
+    ctx->pt.populate = populate_one;
+}
+
+/* A table of this record names @pfn, which the stream has not sent yet. */
+static int note_demand(struct restore_ctx *ctx, const struct sr_rec *rec,
+                       uint64_t pfn, uint64_t table_pfn, unsigned int level)
+{
+    struct demand *d;
+
+    if ( ctx->nr_demand == ctx->demand_cap )
+    {
+        size_t cap = ctx->demand_cap ? ctx->demand_cap * 2 : 256;
+
+        d = realloc(ctx->demand, cap * sizeof(*d));
+        if ( !d )
+            return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+        ctx->demand = d;
+        ctx->demand_cap = cap;
+    }
+    ctx->demand[ctx->nr_demand++] = (struct demand){
+        .pfn = pfn, .table_pfn = table_pfn, .rec_off = rec->offset,
+        .level = level,
+    };
+    return 0;
+}
+
+/*
+ * The record of each PFN's last copy, for the messages at the end; and
+ * the PFNs this record's tables name that the stream has not sent yet,
+ * which stream_complete checks were sent in the end.  Entries that
+ * localisation refuses (past max_pfn) or ignores (Xen's L4 slots) are
+ * left to it.
+ */
+static int note_page_data(struct restore_ctx *ctx, const struct sr_rec *rec,
+                          const struct sr_page_data *pd)
+{
+    uint64_t *off;
+    uint32_t p = 0;
+    int rc;
+
+    if ( ctx->nr_pfn_rec_off <= ctx->max_pfn )
+    {
+        off = realloc(ctx->pfn_rec_off, (ctx->max_pfn + 1) * sizeof(*off));
+        if ( !off )
+            return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+        for ( uint64_t q = ctx->nr_pfn_rec_off; q <= ctx->max_pfn; q++ )
+            off[q] = NO_RECORD;
+        ctx->pfn_rec_off = off;
+        ctx->nr_pfn_rec_off = ctx->max_pfn + 1;
+    }
+    for ( uint32_t i = 0; i < pd->count; i++ )
+        ctx->pfn_rec_off[sr_entry_pfn(pd->entries[i])] = rec->offset;
+    for ( uint32_t i = 0; i < pd->count; i++ )
+    {
+        unsigned int type = sr_entry_type(pd->entries[i]);
+        const uint64_t *pte;
+
+        if ( !sr_pfinfo_has_data(type) )
+            continue;
+        pte = (const uint64_t *)(pd->pages + (size_t)p++ * SR_PAGE_SIZE);
+        if ( (type & 7) < 1 || (type & 7) > 4 )
+            continue;
+        for ( unsigned int e = 0; e < SR__PT_ENTRIES; e++ )
+        {
+            uint64_t pfn = sr__pte_to_frame(pte[e]);
+
+            if ( !(pte[e] & _PAGE_PRESENT) || pfn > ctx->max_pfn ||
+                 ((type & 7) == 4 && e >= ROOT_PAGETABLE_FIRST_XEN_SLOT &&
+                  e <= ROOT_PAGETABLE_LAST_XEN_SLOT) ||
+                 ctx->pfn_rec_off[pfn] != NO_RECORD )
+                continue;
+            rc = note_demand(ctx, rec, pfn, sr_entry_pfn(pd->entries[i]),
+                             type & 7);
+            if ( rc )
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Write the record's data pages first .. first + nr - 1 (plain data, in
+ * its mapped and checked frames) through the machine-memory file: one
+ * pwrite per run of frames adjacent in machine memory.  Writing through
+ * a fresh mapping costs a fault per page here (11-15 us, and
+ * MADV_POPULATE_WRITE first does not remove it); see xc_mapped_write.
+ */
+static int write_plain_pages(struct restore_ctx *ctx,
+                             const struct sr_rec *rec,
+                             const struct sr_page_data *pd, uint32_t first,
+                             uint32_t nr)
+{
+    for ( uint32_t i = first, j; i < first + nr; i = j )
+    {
+        for ( j = i + 1; j < first + nr &&
+                         (uint8_t *)ctx->ptrs[j] ==
+                         (uint8_t *)ctx->ptrs[j - 1] + SR_PAGE_SIZE; j++ )
+            ;
+        if ( xc_mapped_write(ctx->xch, ctx->ptrs[i],
+                             pd->pages + (size_t)i * SR_PAGE_SIZE,
+                             (size_t)(j - i) * SR_PAGE_SIZE) )
+            return fail_rec(ctx, rec, -errno,
+                            "cannot write the domain's frames");
+    }
+    return 0;
 }
 
 static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
 {
     struct sr_page_data pd;
-    xen_pfn_t *mfns = NULL;
-    void **ptrs = NULL;
-    int *errs = NULL;
     uint64_t page[SR__PT_ENTRIES];
-    uint32_t p = 0;
+    uint32_t p = 0, plain0 = 0, nr_plain = 0;
     char what[SR__PT_MSG_SIZE + 64];
     int rc;
 
@@ -300,16 +628,21 @@ static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
             return fail_rec(ctx, rec, -ERANGE, what);
         }
     }
+    if ( grow_buffers(ctx, pd.count + 1) )
+        return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+    if ( ctx->verify )
+    {
+        verify_page_data(ctx, &pd);
+        report(ctx, SR_PHASE_VERIFY);
+        return 0;
+    }
     rc = populate_batch(ctx, rec, &pd);
+    if ( !rc )
+        rc = note_page_data(ctx, rec, &pd);
     if ( rc )
         return rc;
 
-    rc = -ENOMEM;
-    mfns = malloc((pd.nr_pages + 1) * sizeof(*mfns));
-    ptrs = malloc((pd.nr_pages + 1) * sizeof(*ptrs));
-    errs = malloc((pd.nr_pages + 1) * sizeof(*errs));
-    if ( !mfns || !ptrs || !errs )
-        goto out;
+    /* The last copy's type is the PFN's type, whatever came before. */
     for ( uint32_t i = 0; i < pd.count; i++ )
     {
         unsigned int type = sr_entry_type(pd.entries[i]);
@@ -317,47 +650,52 @@ static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
         ctx->pfn_types[sr_entry_pfn(pd.entries[i])] =
             (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
         if ( sr_pfinfo_has_data(type) )
-            mfns[p++] = ctx->p2m[sr_entry_pfn(pd.entries[i])];
+            ctx->mfns[p++] = ctx->p2m[sr_entry_pfn(pd.entries[i])];
     }
-    rc = 0;
     if ( !pd.nr_pages )
         goto out;
-    if ( xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_WRITE, mfns,
-                               pd.nr_pages, ptrs, errs) )
-    {
-        rc = fail_rec(ctx, rec, -EFAULT, "cannot map the domain's frames");
-        goto out;
-    }
+    if ( xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_WRITE,
+                               ctx->mfns, pd.nr_pages, ctx->ptrs,
+                               ctx->errs) )
+        return fail_rec(ctx, rec, -EFAULT, "cannot map the domain's frames");
     p = 0;
     for ( uint32_t i = 0; i < pd.count; i++ )
     {
         unsigned int type = sr_entry_type(pd.entries[i]);
         uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+        const uint8_t *src = pd.pages + (size_t)p * SR_PAGE_SIZE;
 
         if ( !sr_pfinfo_has_data(type) )
             continue;
-        memcpy(page, pd.pages + (size_t)p * SR_PAGE_SIZE, SR_PAGE_SIZE);
-        if ( sr__is_pagetable_type(dtype) )
+        if ( !sr__is_pagetable_type(dtype) )
         {
-            ctx->ptmsg[0] = '\0';
-            rc = sr__localise_pagetable(&ctx->pt, dtype, page);
-            if ( rc )
-            {
-                snprintf(what, sizeof(what), "pfn %#" PRIx64 ": %s",
-                         sr_entry_pfn(pd.entries[i]), ctx->ptmsg);
-                rc = fail_rec(ctx, rec, rc, what);
-                goto out;
-            }
+            /* Plain data goes in runs: at the next table, or after. */
+            if ( !nr_plain )
+                plain0 = p;
+            nr_plain++;
+            p++;
+            continue;
         }
-        memcpy(ptrs[p++], page, SR_PAGE_SIZE);
+        if ( (rc = write_plain_pages(ctx, rec, &pd, plain0, nr_plain)) )
+            return rc;
+        nr_plain = 0;
+        memcpy(page, src, SR_PAGE_SIZE);
+        ctx->ptmsg[0] = '\0';
+        rc = sr__localise_pagetable(&ctx->pt, dtype, page);
+        if ( rc )
+        {
+            snprintf(what, sizeof(what), "pfn %#" PRIx64 ": %s",
+                     sr_entry_pfn(pd.entries[i]), ctx->ptmsg);
+            return fail_rec(ctx, rec, rc, what);
+        }
+        memcpy(ctx->ptrs[p++], page, SR_PAGE_SIZE);
     }
+    if ( (rc = write_plain_pages(ctx, rec, &pd, plain0, nr_plain)) )
+        return rc;
  out:
-    if ( rc == -ENOMEM )
-        fail_rec(ctx, rec, rc, "out of memory");
-    free(mfns);
-    free(ptrs);
-    free(errs);
-    return rc;
+    ctx->r->pages_received += pd.nr_pages;
+    report(ctx, SR_PHASE_MEMORY);
+    return 0;
 }
 
 static int handle_vcpu_basic(struct restore_ctx *ctx, const struct sr_rec *rec)
@@ -376,6 +714,11 @@ static int handle_vcpu_basic(struct restore_ctx *ctx, const struct sr_rec *rec)
         return fail_rec(ctx, rec, -ENOMEM, "out of memory");
     memcpy(c, rec->body + sizeof(*h), sizeof(*c));
     ctx->vcpus[h->vcpu_id] = c;
+    if ( !ctx->vcpu_rec_off &&
+         !(ctx->vcpu_rec_off = calloc(ctx->max_vcpus,
+                                      sizeof(*ctx->vcpu_rec_off))) )
+        return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+    ctx->vcpu_rec_off[h->vcpu_id] = rec->offset;
     return 0;
 }
 
@@ -394,6 +737,16 @@ static int process_record(struct restore_ctx *ctx, const struct sr_rec *rec)
         return handle_p2m_frames(ctx, rec);
     case SR_LIBXC_PAGE_DATA:
         return handle_page_data(ctx, rec);
+    case SR_LIBXC_VERIFY:
+        /* Xen's: every page follows again, to be compared. */
+        if ( ctx->verify )
+            return fail_rec(ctx, rec, -EINVAL, "duplicate record");
+        if ( !ctx->p2m )
+            return fail_rec(ctx, rec, -EINVAL,
+                            "X86_PV_P2M_FRAMES not yet seen");
+        ctx->verify = true;
+        report(ctx, SR_PHASE_VERIFY);
+        return 0;
     case SR_LIBXC_SHARED_INFO:
         if ( !ctx->have_info )
             return fail_rec(ctx, rec, -EINVAL, "X86_PV_INFO not yet seen");
@@ -446,13 +799,16 @@ static int process_start_info(struct restore_ctx *ctx, uint64_t mfn,
     return 0;
 }
 
+static bool find_bad_table(struct restore_ctx *ctx);
+
 static int update_vcpu_context(struct restore_ctx *ctx, uint64_t shinfo_mfn)
 {
     int rc;
 
     if ( !ctx->vcpus[0] )
-        return fail(ctx, -EINVAL, "restore: no X86_PV_VCPU_BASIC record"
-                    " for vCPU 0");
+        return fail(ctx, -EINVAL, "restore: END record (type 0) at offset %"
+                    PRIu64 ": no X86_PV_VCPU_BASIC record for vCPU 0",
+                    ctx->end_rec_off);
     for ( unsigned int v = 0; v < ctx->max_vcpus; v++ )
     {
         struct vcpu_guest_context *c = ctx->vcpus[v];
@@ -462,19 +818,102 @@ static int update_vcpu_context(struct restore_ctx *ctx, uint64_t shinfo_mfn)
         ctx->ptmsg[0] = '\0';
         rc = sr__localise_vcpu(&ctx->pt, v, c);
         if ( rc )
-            return fail(ctx, rc, "restore: X86_PV_VCPU_BASIC of vCPU %u:"
-                        " %s", v, ctx->ptmsg);
+            return fail(ctx, rc, "restore: X86_PV_VCPU_BASIC record (type"
+                        " %#x) at offset %" PRIu64 ": vCPU %u: %s",
+                        SR_LIBXC_X86_PV_VCPU_BASIC, ctx->vcpu_rec_off[v], v,
+                        ctx->ptmsg);
         if ( v == 0 )
         {
             rc = process_start_info(ctx, c->user_regs.rdx, shinfo_mfn);
             if ( rc )
                 return rc;
         }
-        if ( xc_vcpu_setcontext(ctx->xch, ctx->domid, v, c) )
-            return fail(ctx, -errno, "restore: cannot set the context of"
-                        " vCPU %u: %s", v, strerror(errno));
+        if ( xc_vcpu_setcontext(ctx->xch, ctx->domid, v, c) &&
+             (rc = -errno) == -EINVAL && find_bad_table(ctx) )
+            return rc;
+        if ( rc )
+            return fail(ctx, rc, "restore: X86_PV_VCPU_BASIC record"
+                        " (type %#x) at offset %" PRIu64 ": cannot set the"
+                        " context of vCPU %u: %s",
+                        SR_LIBXC_X86_PV_VCPU_BASIC, ctx->vcpu_rec_off[v], v,
+                        strerror(-rc));
     }
     return 0;
+}
+
+/*
+ * A batch of pins failed: the hypervisor stops at the first table that
+ * does not validate, so the first one of the batch not pinned now is the
+ * culprit.  Name it, its level and the record that carried it.
+ */
+static int pin_failed(struct restore_ctx *ctx, const struct mmuext_op *ops,
+                      unsigned int n, int err)
+{
+    xen_pfn_t types[PIN_BATCH];
+    uint64_t pfn;
+
+    for ( unsigned int i = 0; i < n; i++ )
+        types[i] = ops[i].arg1.mfn;
+    if ( xc_get_pfn_type_batch(ctx->xch, ctx->domid, n, types) )
+        goto batch;
+    for ( unsigned int i = 0; i < n; i++ )
+    {
+        if ( types[i] & XEN_DOMCTL_PFINFO_LPINTAB )
+            continue;
+        pfn = ctx->pt.m2p[ops[i].arg1.mfn];
+        if ( pfn > ctx->max_pfn || pfn >= ctx->nr_pfn_rec_off ||
+             ctx->pfn_rec_off[pfn] == NO_RECORD )
+            goto batch;
+        return fail(ctx, err, "restore: PAGE_DATA record (type %#x) at"
+                    " offset %" PRIu64 ": the L%u table at pfn %#" PRIx64
+                    " does not validate: %s", SR_LIBXC_PAGE_DATA,
+                    ctx->pfn_rec_off[pfn],
+                    ops[i].cmd - MMUEXT_PIN_L1_TABLE + 1, pfn,
+                    strerror(-err));
+    }
+ batch:
+    return fail(ctx, err, "restore: failed to pin batch of %u page tables:"
+                " %s", n, strerror(-err));
+}
+
+/*
+ * Setting a vCPU's context validates the tree under its cr3, and the
+ * hypervisor says only that it failed.  To name the table at fault, pin
+ * every table level by level, L1s first: the first pin that fails is the
+ * deepest bad table.  True when one was found (and the message set).
+ * Only ever run on the way to destroying the domain.
+ */
+static bool find_bad_table(struct restore_ctx *ctx)
+{
+    struct mmuext_op ops[PIN_BATCH];
+    unsigned int n;
+
+    for ( unsigned int level = 1; level <= 4; level++ )
+    {
+        uint32_t want = level << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+
+        n = 0;
+        for ( uint64_t pfn = 0; pfn <= ctx->max_pfn; pfn++ )
+        {
+            if ( (ctx->pfn_types[pfn] & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) !=
+                 want || ctx->pfn_types[pfn] == XEN_DOMCTL_PFINFO_XTAB )
+                continue;
+            memset(&ops[n], 0, sizeof(ops[n]));
+            ops[n].cmd = MMUEXT_PIN_L1_TABLE + level - 1;
+            ops[n++].arg1.mfn = ctx->p2m[pfn];
+            if ( n < PIN_BATCH )
+                continue;
+            if ( xc_mmuext_op(ctx->xch, ops, n, ctx->domid) )
+                goto bad;
+            n = 0;
+        }
+        if ( n && xc_mmuext_op(ctx->xch, ops, n, ctx->domid) )
+            goto bad;
+    }
+    return false;
+ bad:
+    pin_failed(ctx, ops, n, -errno);
+    return true;
 }
 
 static int pin_pagetables(struct restore_ctx *ctx)
@@ -504,14 +943,12 @@ static int pin_pagetables(struct restore_ctx *ctx)
         if ( n == PIN_BATCH || pfn == ctx->max_pfn )
         {
             if ( xc_mmuext_op(ctx->xch, ops, n, ctx->domid) )
-                return fail(ctx, -errno, "restore: failed to pin batch of"
-                            " %u page tables: %s", n, strerror(errno));
+                return pin_failed(ctx, ops, n, -errno);
             n = 0;
         }
     }
     if ( n && xc_mmuext_op(ctx->xch, ops, n, ctx->domid) )
-        return fail(ctx, -errno, "restore: failed to pin batch of %u page"
-                    " tables: %s", n, strerror(errno));
+        return pin_failed(ctx, ops, n, -errno);
     return 0;
 }
 
@@ -553,8 +990,11 @@ static int read_old_p2m(struct restore_ctx *ctx)
         if ( pfn > ctx->max_pfn ||
              ctx->pfn_types[pfn] != XEN_DOMCTL_PFINFO_NOTAB ||
              !(frame = map_pfn(ctx, pfn)) )
-            return fail(ctx, -EINVAL, "restore: P2M frame %" PRIu64
-                        " (pfn %#" PRIx64 ") is not a populated data page",
+            return fail(ctx, -EINVAL, "restore: X86_PV_P2M_FRAMES record"
+                        " (type %#x) at offset %" PRIu64 ": P2M frame %"
+                        PRIu64 " (pfn %#" PRIx64 ") is not a populated data"
+                        " page", SR_LIBXC_X86_PV_P2M_FRAMES,
+                        ctx->p2m_rec_off,
                         i, pfn);
         for ( uint64_t j = 0; j < FPP && i * FPP + j <= ctx->max_pfn; j++ )
         {
@@ -658,6 +1098,30 @@ static int handle_shared_info(struct restore_ctx *ctx, uint64_t shinfo_mfn)
     return fll ? relink_frame_list(ctx, fll) : 0;
 }
 
+/*
+ * Every PFN a page table named must be one the stream sent (Xen's saver
+ * sends every PFN up to max_pfn, invalid ones as XTAB): a table naming a
+ * PFN the stream never mentions would map a page of zeroes the guest
+ * never had.  Refused, naming the table and its record.
+ */
+static int check_demand(struct restore_ctx *ctx)
+{
+    for ( size_t i = 0; i < ctx->nr_demand; i++ )
+    {
+        const struct demand *d = &ctx->demand[i];
+
+        if ( d->pfn < ctx->nr_pfn_rec_off &&
+             ctx->pfn_rec_off[d->pfn] != NO_RECORD )
+            continue;
+        return fail(ctx, -EINVAL, "restore: PAGE_DATA record (type %#x) at"
+                    " offset %" PRIu64 ": the L%u table at pfn %#" PRIx64
+                    " names pfn %#" PRIx64 ", which the stream never sent",
+                    SR_LIBXC_PAGE_DATA, d->rec_off, d->level, d->table_pfn,
+                    d->pfn);
+    }
+    return 0;
+}
+
 static int stream_complete(struct restore_ctx *ctx)
 {
     xc_domaininfo_t info;
@@ -665,6 +1129,9 @@ static int stream_complete(struct restore_ctx *ctx)
 
     if ( !ctx->p2m )
         return fail(ctx, -EINVAL, "restore: no X86_PV_P2M_FRAMES record");
+    rc = check_demand(ctx);
+    if ( rc )
+        return rc;
     if ( xc_domain_getinfo_single(ctx->xch, ctx->domid, &info) )
         return fail(ctx, -errno, "restore: domain %u vanished",
                     ctx->domid);
@@ -709,12 +1176,31 @@ static int restore_libxc(struct restore_ctx *ctx)
             goto out;
         }
         if ( rec.type == SR_LIBXC_END )
+        {
+            ctx->end_rec_off = rec.offset;
             break;
+        }
+        if ( ctx->a->cancel && atomic_load(ctx->a->cancel) )
+        {
+            rc = fail(ctx, -ECANCELED, "restore: cancelled");
+            goto out;
+        }
         rc = process_record(ctx, &rec);
         if ( rc )
             goto out;
     }
+    ctx->r->t_last_page_ns = now_ns();
+    if ( ctx->r->verify_mismatches )
+    {
+        rc = fail(ctx, -EILSEQ, "VERIFY: pfn %#" PRIx64 " differs (%"
+                  PRIu64 " page%s in all)", ctx->first_mismatch,
+                  ctx->r->verify_mismatches,
+                  ctx->r->verify_mismatches == 1 ? "" : "s");
+        goto out;
+    }
+    report(ctx, SR_PHASE_STATE);
     rc = stream_complete(ctx);
+    ctx->r->t_done_ns = now_ns();
  out:
     sr_rec_free(&rec);
     return rc;
@@ -735,24 +1221,93 @@ static int expect_libxl(struct restore_ctx *ctx, struct sr_rec *rec,
     return 0;
 }
 
+/*
+ * A migration's trailer: required, and read exactly (the handshake
+ * follows it on the same channel), with the checks of
+ * sr_read_ferry_trailer().
+ */
+static int read_trailer_exact(struct restore_ctx *ctx)
+{
+    struct sr_ferry_trailer t;
+    uint8_t digest[SR_SHA256_LEN];
+    uint64_t covered = sr_io_offset(ctx->io);
+    int rc;
+
+    rc = sr_io_hash_final(ctx->io, digest);
+    if ( !rc )
+        rc = sr_io_read(ctx->io, &t, sizeof(t));
+    if ( rc == -ENODATA )
+        return fail(ctx, rc, "restore: the stream ended at offset %" PRIu64
+                    " where ferry's digest trailer was due", covered);
+    if ( rc )
+        return fail_io(ctx, rc);
+    if ( memcmp(t.magic, SR_FERRY_TRAILER_MAGIC, sizeof(t.magic)) )
+        return fail(ctx, -EINVAL, "restore: no ferry digest trailer after"
+                    " the libxl END record at offset %" PRIu64, covered);
+    /* The algorithm is the one the xl header announced (sr.h). */
+    if ( le32toh(t.version) != SR_FERRY_TRAILER_VERSION ||
+         le32toh(t.algorithm) != sr_io_hash_alg(ctx->io) )
+        return fail(ctx, -EOPNOTSUPP, "restore: ferry digest trailer version"
+                    " %u algorithm %u not supported", le32toh(t.version),
+                    le32toh(t.algorithm));
+    if ( le64toh(t.covered) != covered )
+        return fail(ctx, -EINVAL, "restore: ferry digest trailer covers %"
+                    PRIu64 " bytes but the stream is %" PRIu64 ": the"
+                    " stream is corrupted",
+                    (uint64_t)le64toh(t.covered), covered);
+    if ( memcmp(t.digest, digest, sizeof(digest)) )
+        return fail(ctx, -EILSEQ, "restore: digest mismatch: the stream is"
+                    " corrupted");
+    return 0;
+}
+
+/*
+ * The xl header, unless the caller read it (then its flags come in the
+ * arguments and the config stays the caller's); *flags either way.
+ */
+static int read_xl_hdr(struct restore_ctx *ctx, void **config,
+                       uint32_t *config_len, uint32_t *flags)
+{
+    struct sr_xl_hdr xh;
+    int rc;
+
+    if ( ctx->a->xl_hdr_read )
+        *flags = ctx->a->xl_mandatory_flags;
+    else
+    {
+        /* The digest in ferry's trailer covers the file from its start. */
+        rc = sr_io_hash_start(ctx->io);
+        if ( !rc )
+            rc = sr_read_xl_hdr(ctx->io, &xh, config, config_len);
+        if ( rc )
+            return fail_io(ctx, rc);
+        *flags = xh.mandatory_flags;
+        if ( !*config || !*config_len )
+            *flags &= ~SR_XL_FLAG_JSON;
+    }
+    if ( !(*flags & SR_XL_FLAG_JSON) || !(*flags & SR_XL_FLAG_STREAMV2) )
+        return fail(ctx, -EOPNOTSUPP, "restore: the save file has no JSON"
+                    " domain config or is not a v2 stream");
+    return 0;
+}
+
 int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
                       struct sr_restore_result *r, char *msg, size_t msglen)
 {
     struct restore_ctx ctx = {
         .io = io, .xch = a->xch, .msg = msg, .msglen = msglen,
+        .a = a, .r = r,
     };
-    struct sr_xl_hdr xh;
     struct sr_libxl_hdr lh;
     struct sr_rec rec;
     void *config = NULL;
-    uint32_t config_len = 0;
+    uint32_t config_len = 0, flags = 0;
     int rc;
 
     sr_rec_init(&rec);
     if ( msg && msglen )
         msg[0] = '\0';
-    r->config_json = NULL;
-    r->digest_checked = false;
+    *r = (struct sr_restore_result){ .domid = 0 };
     ctx.pt.m2p = xc_m2p(a->xch);
     ctx.pt.msg = ctx.ptmsg;
     ctx.pt.msg_size = sizeof(ctx.ptmsg);
@@ -761,20 +1316,15 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     /* The host's highest machine frame, as the saver takes it. */
     ctx.pt.max_mfn = xc_max_page(a->xch) - 1;
 
-    /* The digest in ferry's trailer covers the file from its first byte. */
-    rc = sr_io_hash_start(io);
-    if ( !rc )
-        rc = sr_read_xl_hdr(io, &xh, &config, &config_len);
+    report(&ctx, SR_PHASE_SETUP);
+    rc = read_xl_hdr(&ctx, &config, &config_len, &flags);
     if ( rc )
+        goto out;
+    /* ferry's -z: all after the xl header is one zlib stream. */
+    if ( (flags & SR_XL_FLAG_FERRY_ZLIB) &&
+         (rc = sr_io_inflate_start(io)) )
     {
         fail_io(&ctx, rc);
-        goto out;
-    }
-    if ( !(xh.mandatory_flags & SR_XL_FLAG_JSON) || !config ||
-         !config_len || !(xh.mandatory_flags & SR_XL_FLAG_STREAMV2) )
-    {
-        rc = fail(&ctx, -EOPNOTSUPP, "restore: the save file has no JSON"
-                  " domain config or is not a v2 stream");
         goto out;
     }
     rc = create_domain(&ctx, a);
@@ -798,17 +1348,21 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
      * it below, so a corrupted file never runs.  Xen's files end at the
      * END and are let through unchecked.
      */
-    rc = sr_read_ferry_trailer(io, &r->digest_checked);
-    if ( rc )
+    if ( a->stream_continues )
     {
-        fail_io(&ctx, rc);
-        goto out;
+        rc = read_trailer_exact(&ctx);
+        r->digest_checked = !rc;
     }
+    else if ( (rc = sr_read_ferry_trailer(io, &r->digest_checked)) )
+        fail_io(&ctx, rc);
+    if ( rc )
+        goto out;
     if ( !r->digest_checked && msg && msglen )
         snprintf(msg, msglen, "no ferry digest: not checked");
     r->domid = ctx.domid;
     r->config_json = config;
     config = NULL;
+    report(&ctx, SR_PHASE_DONE);
  out:
     if ( rc && ctx.created )
         xc_domain_destroy(a->xch, ctx.domid);
@@ -820,6 +1374,14 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     free(ctx.pfn_types);
     free(ctx.p2m_pfns);
     free(ctx.old);
+    free(ctx.ext);
+    free(ctx.pop_pfns);
+    free(ctx.mfns);
+    free(ctx.ptrs);
+    free(ctx.errs);
+    free(ctx.pfn_rec_off);
+    free(ctx.demand);
+    free(ctx.vcpu_rec_off);
     free(config);
     sr_rec_free(&rec);
     return rc;

@@ -1,21 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sr-save.c: the non-live save engine (Xen's xg_sr_save.c with the PV
- * parts of xg_sr_save_x86_pv.c, and the stream writing of libxl's
+ * sr-save.c: the save engine, non-live and live (Xen's xg_sr_save.c with
+ * the PV parts of xg_sr_save_x86_pv.c, and the stream writing of libxl's
  * libxl_stream_write.c).
  *
- * sr_save_domain() writes one suspended PV domain to an sr_io: the xl
- * save-file header with the domain's config, the libxl v2 header, a
- * LIBXC_CONTEXT record, the whole libxc v3 stream, then the libxl END.
- * The libxc stream is Xen's non-live one: image and domain headers,
- * X86_PV_INFO, STATIC_DATA_END, X86_PV_P2M_FRAMES, every PFN once in
- * PAGE_DATA batches of at most 1024, X86_TSC_INFO, SHARED_INFO, one
- * X86_PV_VCPU_BASIC per online vCPU, END.
+ * sr_save_domain() writes one PV domain to an sr_io: the xl save-file
+ * header with the domain's config, the libxl v2 header, a LIBXC_CONTEXT
+ * record, the whole libxc v3 stream, then the libxl END.  The libxc
+ * stream is Xen's: image and domain headers, X86_PV_INFO,
+ * STATIC_DATA_END, X86_PV_P2M_FRAMES, memory in PAGE_DATA batches of at
+ * most 1024 PFNs, X86_TSC_INFO, SHARED_INFO, one X86_PV_VCPU_BASIC per
+ * online vCPU, END.
+ *
+ * Memory, non-live: the domain is suspended and every PFN sent once.
+ * Live (Xen's send_domain_memory_live): log-dirty is enabled, every PFN
+ * is sent while the domain runs, then the pages dirtied meanwhile, pass
+ * after pass, until the pre-copy policy (sr__precopy_decide) says stop;
+ * then the domain is suspended and the last dirty set sent, with the
+ * page tables deferred during the live passes; with debug a VERIFY
+ * record and every page again follow.  Then the state records.
  *
  * Invariants:
  * - The domain is only read.  It must be shut down with reason suspend
- *   when the save starts and still be when the vCPUs are read; the caller
- *   resumes or destroys it afterwards.
+ *   when its state is read; the caller resumes or destroys it afterwards.
+ *   A live save starts with the domain running and refuses otherwise.
+ * - Log-dirty is off again on every return of a live save.
  * - The P2M is read once, through the frame-list tree shared_info
  *   points at, and copied: every later lookup uses the copy, and every
  *   MFN read from guest memory is range-checked before it is mapped.
@@ -23,16 +32,25 @@
  *   mapped and normalised, so a fatal error never leaves a half record
  *   behind the last complete one (the caller aborts the file anyway).
  * - Machine frame numbers never reach the stream: page tables, the P2M
- *   frame list and vCPU contexts are normalised to PFNs (sr-pt.c); a
- *   frame outside the guest's pseudo-physical map is fatal, as it is in
- *   Xen once the guest is paused.
+ *   frame list and vCPU contexts are normalised to PFNs (sr-pt.c).  While
+ *   the domain runs, a page table naming a frame outside the guest's
+ *   pseudo-physical map, or a frame the guest gave away after it was
+ *   typed (races with the guest), is sent as XTAB and deferred to the
+ *   final pass; once the guest is suspended that is fatal, as in Xen.
+ *   No page is ever dropped silently.
+ * - Every PFN the final pass must send is in ctx->todo when it starts:
+ *   what a live pass left unsent, the last dirty set and the deferred
+ *   pages.
  */
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "sr.h"
 #include "sr-pt.h"
@@ -64,6 +82,22 @@ struct save_ctx
     uint64_t *batch_pfns;
     xen_pfn_t *batch_types;
     uint8_t *batch_pages;               /* MAX_BATCH_SIZE pages */
+
+    /* Live save (all bitmaps: bit pfn % 64 of word pfn / 64). */
+    const struct sr_save_args *a;
+    struct sr_precopy_policy pol;       /* defaults filled in */
+    bool live;                          /* the domain may be running */
+    bool verifying;                     /* the VERIFY pass: not counted */
+    bool logdirty_on;
+    uint64_t nr_words;                  /* bitmap words for max_pfn + 1 */
+    uint64_t *todo;                     /* PFNs the current pass sends */
+    uint64_t *dirty;                    /* the last CLEAN */
+    uint64_t *deferred;                 /* page tables to resend */
+    uint64_t *sent;                     /* data pages sent at least once */
+    uint64_t t_live_ns;                 /* the live phase began */
+    uint64_t t_pass_ns, pass_bytes0;    /* the current pass began */
+    struct sr_progress prog;
+    struct sr_save_stats st;
 };
 
 /* Store the first failure's message; return rc. */
@@ -277,6 +311,9 @@ static int write_start(struct save_ctx *ctx, const struct sr_save_args *a)
     iov[1] = (struct iovec){ .iov_base = pfns,
                              .iov_len = ctx->nr_leaves * sizeof(*pfns) };
     if ( (rc = sr_write_xl_hdr(ctx->io, flags, a->config_json, cfg_len)) ||
+         /* ferry's -z: all after the xl header is one zlib stream. */
+         ((flags & SR_XL_FLAG_FERRY_ZLIB) &&
+          (rc = sr_io_deflate_start(ctx->io, 1))) ||
          (rc = sr_write_libxl_hdr(ctx->io)) ||
          (rc = sr_write_record(ctx->io, SR_LIBXL, SR_LIBXL_LIBXC_CONTEXT,
                                NULL, 0)) ||
@@ -294,28 +331,204 @@ static int write_start(struct save_ctx *ctx, const struct sr_save_args *a)
     return rc;
 }
 
+/* ------------------------------------------------------------------------
+ * Bitmaps, clocks, progress
+ * ------------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool test_bit(const uint64_t *map, uint64_t pfn)
+{
+    return map[pfn / 64] & (1ULL << (pfn % 64));
+}
+
+static void set_bit(uint64_t *map, uint64_t pfn)
+{
+    map[pfn / 64] |= 1ULL << (pfn % 64);
+}
+
+static void clear_bit(uint64_t *map, uint64_t pfn)
+{
+    map[pfn / 64] &= ~(1ULL << (pfn % 64));
+}
+
+/* The bits of the last word past max_pfn: they name no PFN. */
+static uint64_t last_word_mask(const struct save_ctx *ctx)
+{
+    unsigned int bits = (ctx->max_pfn + 1) % 64;
+
+    return bits ? (1ULL << bits) - 1 : ~0ULL;
+}
+
+static uint64_t count_bits(const uint64_t *map, uint64_t words)
+{
+    uint64_t n = 0;
+
+    for ( uint64_t w = 0; w < words; w++ )
+        n += (uint64_t)__builtin_popcountll(map[w]);
+    return n;
+}
+
+const char *sr_phase_name(enum sr_phase phase)
+{
+    static const char *const names[] = {
+        [SR_PHASE_SETUP] = "setup",
+        [SR_PHASE_MEMORY] = "memory",
+        [SR_PHASE_LIVE] = "live",
+        [SR_PHASE_STOP_COPY] = "stop-copy",
+        [SR_PHASE_VERIFY] = "verify",
+        [SR_PHASE_STATE] = "state",
+        [SR_PHASE_DONE] = "done",
+    };
+
+    return (unsigned int)phase < sizeof(names) / sizeof(names[0])
+           ? names[phase] : "unknown";
+}
+
+/* Tell the caller where the save is (at most once per batch). */
+static void report(struct save_ctx *ctx)
+{
+    if ( !ctx->a->progress )
+        return;
+    ctx->prog.bytes = sr_io_offset(ctx->io);
+    ctx->prog.pages_sent = ctx->st.pages_sent;
+    ctx->prog.pages_resent = ctx->st.pages_resent;
+    ctx->a->progress(ctx->a->progress_arg, &ctx->prog);
+}
+
+static void start_phase(struct save_ctx *ctx, enum sr_phase phase,
+                        uint64_t total)
+{
+    ctx->prog.phase = phase;
+    ctx->prog.pass_total = total;
+    ctx->prog.pass_done = 0;
+    ctx->t_pass_ns = now_ns();
+    ctx->pass_bytes0 = sr_io_offset(ctx->io);
+    report(ctx);
+}
+
+/* ------------------------------------------------------------------------
+ * The pre-copy policy
+ * ------------------------------------------------------------------------ */
+
+uint64_t sr__expected_downtime_ms(uint64_t dirty_pages, uint64_t throughput)
+{
+    if ( !throughput )
+        return 0;
+    /* dirty_pages < 2^52: the product fits after the page-size shift. */
+    return (uint64_t)((unsigned __int128)dirty_pages * SR_PAGE_SIZE * 1000 /
+                      throughput);
+}
+
+bool sr__precopy_timed_out(const struct sr_precopy_policy *p,
+                           uint64_t elapsed_ms)
+{
+    return p->timeout_ms && elapsed_ms >= p->timeout_ms;
+}
+
+enum sr__precopy_decision
+sr__precopy_decide(const struct sr_precopy_policy *p,
+                   const struct sr__precopy_state *s)
+{
+    unsigned int max_iter = p->max_iterations ? p->max_iterations
+                                              : SR_DEFAULT_MAX_ITERATIONS;
+    uint64_t target = p->target_dirty_pages ? p->target_dirty_pages
+                                            : SR_DEFAULT_TARGET_DIRTY;
+
+    if ( sr__precopy_timed_out(p, s->elapsed_ms) )
+        return p->timeout_action == SR_TIMEOUT_FORCE
+               ? SR__PRECOPY_STOP_AND_COPY : SR__PRECOPY_ABORT;
+    /* Xen's simple_precopy_policy, then ferry's downtime criterion. */
+    if ( s->iteration >= max_iter )
+        return SR__PRECOPY_STOP_AND_COPY;
+    if ( !s->dirty_known )
+        return SR__PRECOPY_CONTINUE;
+    if ( s->dirty_pages < target )
+        return SR__PRECOPY_STOP_AND_COPY;
+    if ( p->max_downtime_ms && s->throughput &&
+         sr__expected_downtime_ms(s->dirty_pages, s->throughput) <=
+         p->max_downtime_ms )
+        return SR__PRECOPY_STOP_AND_COPY;
+    return SR__PRECOPY_CONTINUE;
+}
+
+/* ------------------------------------------------------------------------
+ * Memory
+ * ------------------------------------------------------------------------ */
+
+/* Count a data page sent, and whether it was sent before. */
+static void count_sent(struct save_ctx *ctx, uint64_t pfn)
+{
+    if ( ctx->verifying )
+        return;
+    ctx->st.pages_sent++;
+    if ( !ctx->sent )
+        return;
+    if ( test_bit(ctx->sent, pfn) )
+        ctx->st.pages_resent++;
+    else
+        set_bit(ctx->sent, pfn);
+    /* A consistent copy went out: later changes are logged as dirty. */
+    clear_bit(ctx->deferred, pfn);
+}
+
 /*
- * One PAGE_DATA record for PFNs first .. first + n - 1 (Xen's
- * write_batch, non-live): types from one getpageframeinfo3 call, the
- * data-bearing frames mapped in one call, page tables normalised.
+ * Copy a batch's plain (non page-table) data pages into ctx->batch_pages
+ * through the machine-memory file: one pread per run of frames adjacent
+ * both in machine memory and in the batch.  Touching a fresh mapping
+ * costs a fault per page here (11-15 us; MADV_POPULATE_READ first does
+ * not remove it), which capped a save at ~0.3 GB/s; the file is read
+ * through the kernel's warm mapping (ferry-bench: 2.4-2.9x faster saves
+ * to /dev/null).  Page tables are still read through the mapping, to be
+ * normalised.
  */
-static int write_batch(struct save_ctx *ctx, uint64_t first, unsigned int n)
+static int read_plain_pages(struct save_ctx *ctx, const void *const *src,
+                            const unsigned int *slot, unsigned int nr)
+{
+    for ( unsigned int i = 0, j; i < nr; i = j )
+    {
+        for ( j = i + 1; j < nr && slot[j] == slot[j - 1] + 1 &&
+                         (const uint8_t *)src[j] ==
+                         (const uint8_t *)src[j - 1] + SR_PAGE_SIZE; j++ )
+            ;
+        if ( xc_mapped_read(ctx->xch, src[i], ctx->batch_pages +
+                            (size_t)slot[i] * SR_PAGE_SIZE,
+                            (size_t)(j - i) * SR_PAGE_SIZE) )
+            return save_fail(ctx, -errno, "Failed to read guest pages: %s",
+                             strerror(errno));
+    }
+    return 0;
+}
+
+/*
+ * One PAGE_DATA record for the n PFNs in ctx->batch_pfns (Xen's
+ * write_batch): types from one getpageframeinfo3 call, the data-bearing
+ * frames mapped in one call, page tables normalised.  While live, a page
+ * table that does not normalise is sent as XTAB and deferred.
+ */
+static int write_batch(struct save_ctx *ctx, unsigned int n)
 {
     uint8_t types[MAX_BATCH_SIZE];
     xen_pfn_t mfns[MAX_BATCH_SIZE];
     void *ptrs[MAX_BATCH_SIZE];
     int errs[MAX_BATCH_SIZE];
-    unsigned int i, nr_data = 0, page = 0;
+    const void *plain_src[MAX_BATCH_SIZE];
+    unsigned int plain_slot[MAX_BATCH_SIZE], nr_plain = 0;
+    const uint64_t *pfns = ctx->batch_pfns;
+    unsigned int i, nr_data = 0, m = 0, out = 0;
     int rc;
 
     for ( i = 0; i < n; i++ )
-    {
-        ctx->batch_pfns[i] = first + i;
-        ctx->batch_types[i] = ctx->p2m[first + i];
-    }
+        ctx->batch_types[i] = ctx->p2m[pfns[i]];
     if ( xc_get_pfn_type_batch(ctx->xch, ctx->domid, n, ctx->batch_types) )
         return save_fail(ctx, -errno, "Failed to get types for pfn batch "
-                         "%#" PRIx64 "+%u: %s", first, n, strerror(errno));
+                         "%#" PRIx64 "+%u: %s", pfns[0], n, strerror(errno));
 
     for ( i = 0; i < n; i++ )
     {
@@ -323,9 +536,9 @@ static int write_batch(struct save_ctx *ctx, uint64_t first, unsigned int n)
         if ( !sr_pfinfo_valid(types[i]) )
             return save_fail(ctx, -EINVAL, "Unknown type %#" PRIx64
                              " for pfn %#" PRIx64,
-                             (uint64_t)ctx->batch_types[i], first + i);
+                             (uint64_t)ctx->batch_types[i], pfns[i]);
         if ( sr_pfinfo_has_data(types[i]) )
-            mfns[nr_data++] = ctx->p2m[first + i];
+            mfns[nr_data++] = ctx->p2m[pfns[i]];
     }
 
     if ( nr_data &&
@@ -336,49 +549,461 @@ static int write_batch(struct save_ctx *ctx, uint64_t first, unsigned int n)
 
     for ( i = 0; i < n; i++ )
     {
-        uint8_t *dst = ctx->batch_pages + (size_t)page * SR_PAGE_SIZE;
+        uint8_t *dst = ctx->batch_pages + (size_t)out * SR_PAGE_SIZE;
 
         if ( !sr_pfinfo_has_data(types[i]) )
             continue;
-        if ( !ptrs[page] )
-            return save_fail(ctx, errs[page] ? errs[page] : -EFAULT,
+        /* Plain data is read in runs below, not through the mapping. */
+        if ( ptrs[m] &&
+             !sr__is_pagetable_type((uint32_t)ctx->batch_types[i]) )
+        {
+            plain_src[nr_plain] = ptrs[m++];
+            plain_slot[nr_plain++] = out++;
+            count_sent(ctx, pfns[i]);
+            continue;
+        }
+        if ( !ptrs[m] && ctx->live )
+        {
+            /*
+             * The guest gave the frame away since it was typed (it
+             * ballooned): the final pass sends whatever the PFN is then.
+             */
+            m++;
+            types[i] = SR_PFINFO_XTAB;
+            set_bit(ctx->deferred, pfns[i]);
+            continue;
+        }
+        if ( !ptrs[m] )
+            return save_fail(ctx, errs[m] ? errs[m] : -EFAULT,
                              "Failed to map guest pfn %#" PRIx64 " (mfn %#"
-                             PRIx64 "): %s", first + i, mfns[page],
-                             strerror(errs[page] ? -errs[page] : EFAULT));
+                             PRIx64 "): %s", pfns[i], mfns[m],
+                             strerror(errs[m] ? -errs[m] : EFAULT));
+        ctx->ptmsg[0] = '\0';
         rc = sr__normalise_pagetable(&ctx->pt,
                                      (uint32_t)ctx->batch_types[i],
-                                     ptrs[page], (uint64_t *)dst);
+                                     ptrs[m++], (uint64_t *)dst);
+        if ( rc == -EAGAIN && ctx->live )
+        {
+            /* Xen's deferral: no data now, the final pass resends it. */
+            types[i] = SR_PFINFO_XTAB;
+            set_bit(ctx->deferred, pfns[i]);
+            continue;
+        }
         if ( rc )
             return save_fail(ctx, rc, "Failed to normalise pfn %#" PRIx64
-                             ": %s", first + i, ctx->ptmsg);
-        page++;
+                             ": %s", pfns[i], ctx->ptmsg);
+        count_sent(ctx, pfns[i]);
+        out++;
     }
 
-    rc = sr_write_page_data(ctx->io, n, ctx->batch_pfns, types,
-                            ctx->batch_pages);
+    if ( (rc = read_plain_pages(ctx, plain_src, plain_slot, nr_plain)) )
+        return rc;
+    rc = sr_write_page_data(ctx->io, n, pfns, types, ctx->batch_pages);
     return rc ? io_fail(ctx, rc) : 0;
+}
+
+/* Sleep until the pass's bytes are within the bandwidth limit. */
+static void pace(struct save_ctx *ctx)
+{
+    uint64_t bytes = sr_io_offset(ctx->io) - ctx->pass_bytes0;
+    uint64_t due, now = now_ns();
+    struct timespec ts;
+
+    if ( !ctx->live || !ctx->pol.bandwidth_limit )
+        return;
+    due = ctx->t_pass_ns + (uint64_t)((unsigned __int128)bytes *
+                                      1000000000ULL /
+                                      ctx->pol.bandwidth_limit);
+    while ( now < due )
+    {
+        /* Short naps, so that a cancel or a timeout is seen in time. */
+        uint64_t nap = due - now < 50000000ULL ? due - now : 50000000ULL;
+
+        if ( (ctx->a->cancel && atomic_load(ctx->a->cancel)) ||
+             sr__precopy_timed_out(&ctx->pol,
+                                   (now - ctx->t_live_ns) / 1000000) )
+            return;
+        ts.tv_sec = (time_t)(nap / 1000000000ULL);
+        ts.tv_nsec = (long)(nap % 1000000000ULL);
+        nanosleep(&ts, NULL);
+        now = now_ns();
+    }
+}
+
+/*
+ * Between two batches: pacing, cancel, the timeout of the live phase
+ * (at which the pass stops: *stop, or the save fails), and progress.
+ */
+static int after_batch(struct save_ctx *ctx, unsigned int n, bool *stop)
+{
+    pace(ctx);
+    if ( ctx->a->cancel && atomic_load(ctx->a->cancel) )
+        return save_fail(ctx, -ECANCELED, "Save of domain %u cancelled",
+                         ctx->domid);
+    if ( ctx->live &&
+         sr__precopy_timed_out(&ctx->pol,
+                               (now_ns() - ctx->t_live_ns) / 1000000) )
+    {
+        if ( ctx->pol.timeout_action != SR_TIMEOUT_FORCE )
+            return save_fail(ctx, -ETIMEDOUT, "Live phase of domain %u "
+                             "timed out after %" PRIu64 " ms", ctx->domid,
+                             ctx->pol.timeout_ms);
+        *stop = true;
+    }
+    ctx->prog.pass_done += n;
+    report(ctx);
+    return 0;
+}
+
+/*
+ * Send the PFNs of ctx->todo in order, in batches, clearing each bit as
+ * its batch goes: if the pass stops early (a forced timeout) ctx->todo
+ * holds exactly what is still to send.
+ */
+static int send_todo(struct save_ctx *ctx, bool *stop)
+{
+    unsigned int n = 0;
+    int rc;
+
+    *stop = false;
+    for ( uint64_t w = 0; w < ctx->nr_words; w++ )
+    {
+        uint64_t v = ctx->todo[w];
+
+        while ( v )
+        {
+            ctx->batch_pfns[n++] = w * 64 + (uint64_t)__builtin_ctzll(v);
+            v &= v - 1;
+            if ( n < MAX_BATCH_SIZE )
+                continue;
+            ctx->todo[w] = v;
+            if ( (rc = write_batch(ctx, n)) ||
+                 (rc = after_batch(ctx, n, stop)) )
+                return rc;
+            n = 0;
+            if ( *stop )
+                return 0;
+        }
+        ctx->todo[w] = 0;
+    }
+    if ( n && ((rc = write_batch(ctx, n)) ||
+               (rc = after_batch(ctx, n, stop))) )
+        return rc;
+    return 0;
+}
+
+static int alloc_buffers(struct save_ctx *ctx)
+{
+    ctx->batch_pfns = malloc(MAX_BATCH_SIZE * sizeof(*ctx->batch_pfns));
+    ctx->batch_types = malloc(MAX_BATCH_SIZE * sizeof(*ctx->batch_types));
+    ctx->batch_pages = malloc((size_t)MAX_BATCH_SIZE * SR_PAGE_SIZE);
+    ctx->nr_words = (ctx->max_pfn + 64) / 64;
+    ctx->prog.p2m_size = ctx->max_pfn + 1;
+    ctx->todo = calloc(ctx->nr_words, sizeof(uint64_t));
+    if ( ctx->live )
+    {
+        ctx->dirty = calloc(ctx->nr_words, sizeof(uint64_t));
+        ctx->deferred = calloc(ctx->nr_words, sizeof(uint64_t));
+        ctx->sent = calloc(ctx->nr_words, sizeof(uint64_t));
+    }
+    if ( !ctx->batch_pfns || !ctx->batch_types || !ctx->batch_pages ||
+         !ctx->todo ||
+         (ctx->live && (!ctx->dirty || !ctx->deferred || !ctx->sent)) )
+        return save_fail(ctx, -ENOMEM, "Unable to allocate batch buffers");
+    return 0;
+}
+
+/* Every PFN, in order: the non-live memory, or the VERIFY pass. */
+static int send_all(struct save_ctx *ctx, enum sr_phase phase)
+{
+    bool stop;
+
+    memset(ctx->todo, 0xff, ctx->nr_words * sizeof(uint64_t));
+    ctx->todo[ctx->nr_words - 1] &= last_word_mask(ctx);
+    start_phase(ctx, phase, ctx->max_pfn + 1);
+    return send_todo(ctx, &stop);
 }
 
 /* Every PFN once, in order (Xen's send_domain_memory_nonlive). */
 static int send_memory(struct save_ctx *ctx)
 {
-    uint64_t pfn;
-    unsigned int n;
     int rc;
 
-    ctx->batch_pfns = malloc(MAX_BATCH_SIZE * sizeof(*ctx->batch_pfns));
-    ctx->batch_types = malloc(MAX_BATCH_SIZE * sizeof(*ctx->batch_types));
-    ctx->batch_pages = malloc((size_t)MAX_BATCH_SIZE * SR_PAGE_SIZE);
-    if ( !ctx->batch_pfns || !ctx->batch_types || !ctx->batch_pages )
-        return save_fail(ctx, -ENOMEM, "Unable to allocate batch buffers");
+    if ( (rc = alloc_buffers(ctx)) )
+        return rc;
+    return send_all(ctx, SR_PHASE_MEMORY);
+}
 
-    for ( pfn = 0; pfn <= ctx->max_pfn; pfn += n )
+/* ------------------------------------------------------------------------
+ * Live memory (Xen's send_domain_memory_live)
+ * ------------------------------------------------------------------------ */
+
+/* The domain must be running: a live save copies it while it does. */
+static int check_running(struct save_ctx *ctx)
+{
+    if ( xc_domain_getinfo_single(ctx->xch, ctx->domid, &ctx->info) )
+        return save_fail(ctx, -errno, "Unable to get domain info for "
+                         "domain %u: %s", ctx->domid, strerror(errno));
+    if ( ctx->info.flags & XEN_DOMINF_hvm_guest )
+        return save_fail(ctx, -EOPNOTSUPP, "Domain %u is not PV",
+                         ctx->domid);
+    if ( ctx->info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying) )
+        return save_fail(ctx, -EINVAL, "Domain %u is already %s: a live "
+                         "save needs it running", ctx->domid,
+                         ((ctx->info.flags >> XEN_DOMINF_shutdownshift) &
+                          XEN_DOMINF_shutdownmask) == SHUTDOWN_suspend
+                         ? "suspended" : "shut down");
+    if ( !ctx->a->suspend )
+        return save_fail(ctx, -EINVAL, "A live save of domain %u needs a "
+                         "way to suspend it", ctx->domid);
+    return 0;
+}
+
+/*
+ * Xen's enable_logdirty: a bitmap left enabled by an earlier save that
+ * died is switched off and on again.
+ */
+static int enable_logdirty(struct save_ctx *ctx)
+{
+    if ( xc_shadow_control(ctx->xch, ctx->domid,
+                           XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0, 0,
+                           NULL) < 0 &&
+         (errno != EINVAL ||
+          xc_shadow_control(ctx->xch, ctx->domid, XEN_DOMCTL_SHADOW_OP_OFF,
+                            NULL, 0, 0, NULL) < 0 ||
+          xc_shadow_control(ctx->xch, ctx->domid,
+                            XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0,
+                            0, NULL) < 0) )
+        return save_fail(ctx, -errno, "Failed to enable logdirty for "
+                         "domain %u: %s", ctx->domid, strerror(errno));
+    ctx->logdirty_on = true;
+    return 0;
+}
+
+static void disable_logdirty(struct save_ctx *ctx)
+{
+    if ( !ctx->logdirty_on )
+        return;
+    /* Best effort: the domain may have been destroyed under us. */
+    xc_shadow_control(ctx->xch, ctx->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL,
+                      0, 0, NULL);
+    ctx->logdirty_on = false;
+}
+
+/*
+ * Read and clear the dirty bitmap into ctx->dirty and OR it into
+ * ctx->todo; returns the number of dirty PFNs in *count.
+ */
+static int clean_dirty(struct save_ctx *ctx, unsigned int mode,
+                       uint64_t *count)
+{
+    uint64_t pages = ctx->max_pfn + 1, n = 0;
+
+    if ( xc_shadow_control(ctx->xch, ctx->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+                           (uint8_t *)ctx->dirty, pages, mode, NULL) !=
+         (int64_t)pages )
+        return save_fail(ctx, -errno ? -errno : -EIO, "Failed to retrieve "
+                         "logdirty bitmap: %s", strerror(errno ? errno : EIO));
+    /* The hypervisor writes whole bytes: the tail bits name no PFN. */
+    ctx->dirty[ctx->nr_words - 1] &= last_word_mask(ctx);
+    for ( uint64_t w = 0; w < ctx->nr_words; w++ )
     {
-        n = ctx->max_pfn - pfn + 1 < MAX_BATCH_SIZE
-            ? (unsigned int)(ctx->max_pfn - pfn + 1) : MAX_BATCH_SIZE;
-        if ( (rc = write_batch(ctx, pfn, n)) )
-            return rc;
+        n += (uint64_t)__builtin_popcountll(ctx->dirty[w]);
+        ctx->todo[w] |= ctx->dirty[w];
     }
+    *count = n;
+    return 0;
+}
+
+/*
+ * Read the guest's P2M again through the leaves found at the start: a
+ * guest that balloons while it runs moves PFNs to other frames (Xen
+ * refreshes a linear P2M the same way).  Every PFN whose frame changed
+ * is sent again.  A leaf the guest gave away is fatal: the frame list
+ * sent at the start would no longer be true.
+ */
+static int refresh_p2m(struct save_ctx *ctx)
+{
+    xen_pfn_t mfns[FPP];
+    void *ptrs[FPP];
+    int errs[FPP];
+
+    for ( uint64_t x = 0; x < ctx->nr_leaves; x += FPP )
+    {
+        unsigned int n = ctx->nr_leaves - x < FPP
+                         ? (unsigned int)(ctx->nr_leaves - x) : FPP;
+
+        memcpy(mfns, ctx->leaf_mfns + x, n * sizeof(*mfns));
+        if ( xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_READ, mfns,
+                                   n, ptrs, errs) )
+            return save_fail(ctx, -EINVAL, "Failed to map the p2m of domain"
+                             " %u again: its frame list changed", ctx->domid);
+        for ( unsigned int i = 0; i < n; i++ )
+        {
+            const uint64_t *leaf = ptrs[i];
+            uint64_t first = (x + i) * FPP;
+
+            for ( uint64_t j = 0; j < FPP && first + j <= ctx->max_pfn; j++ )
+            {
+                uint64_t v = __atomic_load_n(&leaf[j], __ATOMIC_RELAXED);
+
+                if ( v == ctx->p2m[first + j] )
+                    continue;
+                ctx->p2m[first + j] = v;
+                set_bit(ctx->todo, first + j);
+            }
+        }
+    }
+    return 0;
+}
+
+/* One live pass over ctx->todo; *stop when the timeout forced an end. */
+static int live_pass(struct save_ctx *ctx, bool *stop)
+{
+    uint64_t ns, bytes;
+    int rc;
+
+    ctx->prog.iteration = ctx->st.iterations;
+    start_phase(ctx, SR_PHASE_LIVE, count_bits(ctx->todo, ctx->nr_words));
+    if ( (rc = send_todo(ctx, stop)) )
+        return rc;
+    ctx->st.iterations++;
+    ns = now_ns() - ctx->t_pass_ns;
+    bytes = sr_io_offset(ctx->io) - ctx->pass_bytes0;
+    if ( ns && ctx->prog.pass_total )
+        ctx->prog.throughput = (uint64_t)((unsigned __int128)bytes *
+                                          1000000000ULL / ns);
+    return 0;
+}
+
+/* After a pass: the dirty set, its rate and what it would cost to stop. */
+static void note_dirty(struct save_ctx *ctx, uint64_t dirty)
+{
+    uint64_t ns = now_ns() - ctx->t_pass_ns;
+
+    ctx->prog.dirty_pages = dirty;
+    ctx->prog.dirty_rate = ns ? (uint64_t)((unsigned __int128)dirty *
+                                           SR_PAGE_SIZE * 1000000000ULL / ns)
+                              : 0;
+    ctx->prog.expected_downtime_ms =
+        sr__expected_downtime_ms(dirty, ctx->prog.throughput);
+}
+
+static enum sr__precopy_decision decide(struct save_ctx *ctx,
+                                        bool dirty_known, uint64_t dirty)
+{
+    struct sr__precopy_state s = {
+        .iteration = ctx->st.iterations,
+        .dirty_known = dirty_known,
+        .dirty_pages = dirty,
+        .throughput = ctx->prog.throughput,
+        .elapsed_ms = (now_ns() - ctx->t_live_ns) / 1000000,
+    };
+
+    return sr__precopy_decide(&ctx->pol, &s);
+}
+
+/*
+ * The pre-copy loop, in Xen's order: the full pass; then, while the
+ * policy says continue, CLEAN and send the dirty set.  When the policy
+ * says stop after a CLEAN, that dirty set still goes out live (as in
+ * Xen), and the final pass sends what it dirtied meanwhile.
+ */
+static int send_memory_live(struct save_ctx *ctx)
+{
+    enum sr__precopy_decision d;
+    uint64_t dirty;
+    bool stop;
+    int rc;
+
+    ctx->t_live_ns = now_ns();
+    ctx->pt.flags |= SR__PT_LIVE;
+    memset(ctx->todo, 0xff, ctx->nr_words * sizeof(uint64_t));
+    ctx->todo[ctx->nr_words - 1] &= last_word_mask(ctx);
+
+    for ( ;; )
+    {
+        if ( (rc = live_pass(ctx, &stop)) )
+            return rc;
+        if ( stop )
+            return 0;
+        d = decide(ctx, false, 0);
+        if ( d != SR__PRECOPY_CONTINUE )
+            break;
+        if ( (rc = clean_dirty(ctx, 0, &dirty)) ||
+             (rc = refresh_p2m(ctx)) )
+            return rc;
+        note_dirty(ctx, dirty);
+        d = decide(ctx, true, dirty);
+        if ( d == SR__PRECOPY_ABORT )
+            break;
+        /* Xen sends that last set live, unless there is none. */
+        if ( d == SR__PRECOPY_STOP_AND_COPY )
+            return dirty ? live_pass(ctx, &stop) : 0;
+    }
+    if ( d == SR__PRECOPY_ABORT )
+        return save_fail(ctx, -ETIMEDOUT, "Live phase of domain %u timed "
+                         "out after %" PRIu64 " ms", ctx->domid,
+                         ctx->pol.timeout_ms);
+    return 0;
+}
+
+/*
+ * Xen's suspend_and_send_dirty: suspend, CLEAN once more, add what the
+ * live passes left (a forced stop, the deferred page tables) and send it
+ * all with the guest stopped, where a table that fails is fatal.
+ */
+static int suspend_and_send_dirty(struct save_ctx *ctx)
+{
+    const struct sr_save_args *a = ctx->a;
+    uint64_t dirty;
+    bool stop;
+    int rc;
+
+    if ( (rc = a->suspend(a->suspend_arg)) )
+        return save_fail(ctx, rc, "Failed to suspend domain %u: %s",
+                         ctx->domid, strerror(-rc));
+    ctx->st.t_suspended_ns = now_ns();
+    ctx->live = false;
+    ctx->pt.flags &= ~SR__PT_LIVE;
+    if ( (rc = check_suspended(ctx)) ||
+         (rc = clean_dirty(ctx, XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, &dirty)) ||
+         (rc = refresh_p2m(ctx)) )
+        return rc;
+    note_dirty(ctx, dirty);
+    for ( uint64_t w = 0; w < ctx->nr_words; w++ )
+        ctx->todo[w] |= ctx->deferred[w];
+    start_phase(ctx, SR_PHASE_STOP_COPY, count_bits(ctx->todo,
+                                                    ctx->nr_words));
+    return send_todo(ctx, &stop);
+}
+
+/* Xen's verify_frames: a VERIFY record, then every page again. */
+static int verify_frames(struct save_ctx *ctx)
+{
+    int rc;
+
+    if ( (rc = sr_write_record(ctx->io, SR_LIBXC, SR_LIBXC_VERIFY,
+                               NULL, 0)) )
+        return io_fail(ctx, rc);
+    ctx->verifying = true;
+    rc = send_all(ctx, SR_PHASE_VERIFY);
+    ctx->verifying = false;
+    return rc;
+}
+
+static int save_live(struct save_ctx *ctx)
+{
+    int rc;
+
+    if ( (rc = alloc_buffers(ctx)) ||
+         (rc = enable_logdirty(ctx)) ||
+         (rc = send_memory_live(ctx)) ||
+         (rc = suspend_and_send_dirty(ctx)) )
+        return rc;
+    if ( ctx->a->debug && (rc = verify_frames(ctx)) )
+        return rc;
+    disable_logdirty(ctx);
     return 0;
 }
 
@@ -451,6 +1076,35 @@ static int write_end(struct save_ctx *ctx)
     return 0;
 }
 
+/* Non-live: suspend first (Xen's order), then every PFN once. */
+static int save_nonlive(struct save_ctx *ctx)
+{
+    const struct sr_save_args *a = ctx->a;
+    int rc;
+
+    if ( a->suspend && (rc = a->suspend(a->suspend_arg)) )
+        return save_fail(ctx, rc, "Failed to suspend domain %u: %s",
+                         a->domid, strerror(-rc));
+    ctx->st.t_suspended_ns = now_ns();
+    if ( (rc = check_suspended(ctx)) ||
+         (rc = map_domain(ctx)) ||
+         (rc = write_start(ctx, a)) )
+        return rc;
+    return send_memory(ctx);
+}
+
+/* Live: map and start while the domain runs, then the passes. */
+static int save_live_domain(struct save_ctx *ctx)
+{
+    int rc;
+
+    if ( (rc = check_running(ctx)) ||
+         (rc = map_domain(ctx)) ||
+         (rc = write_start(ctx, ctx->a)) )
+        return rc;
+    return save_live(ctx);
+}
+
 int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
                    char *msg, size_t msglen)
 {
@@ -461,28 +1115,50 @@ int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
         .msg = msg,
         .msglen = msglen,
         .trailer = a->trailer,
+        .a = a,
+        .live = a->live,
     };
+    uint64_t off0 = sr_io_offset(io);
     int rc;
 
     if ( msg && msglen )
         msg[0] = '\0';
+    if ( a->policy )
+        ctx.pol = *a->policy;
+    if ( !ctx.pol.max_iterations )
+        ctx.pol.max_iterations = SR_DEFAULT_MAX_ITERATIONS;
+    if ( !ctx.pol.target_dirty_pages )
+        ctx.pol.target_dirty_pages = SR_DEFAULT_TARGET_DIRTY;
+    ctx.st.t_start_ns = now_ns();
+    ctx.prog.phase = SR_PHASE_SETUP;
+    report(&ctx);
     /*
-     * Each step stops at the first failure; the buffers go either way.
-     * The digest in ferry's trailer covers the file from its first byte.
+     * Each step stops at the first failure; the buffers go either way,
+     * and log-dirty is switched off whatever happened.  The digest in
+     * ferry's trailer covers the file from its first byte.
      */
     if ( (rc = sr_io_hash_start(io)) )
         rc = io_fail(&ctx, rc);
-    else if ( a->suspend && (rc = a->suspend(a->suspend_arg)) )
-        rc = save_fail(&ctx, rc, "Failed to suspend domain %u: %s",
-                       a->domid, strerror(-rc));
-    else if ( !(rc = check_suspended(&ctx)) &&
-         !(rc = map_domain(&ctx)) &&
-         !(rc = write_start(&ctx, a)) &&
-         !(rc = send_memory(&ctx)) )
+    else if ( !(rc = a->live ? save_live_domain(&ctx)
+                             : save_nonlive(&ctx)) )
+    {
+        start_phase(&ctx, SR_PHASE_STATE, 0);
         rc = write_end(&ctx);
+    }
+    disable_logdirty(&ctx);
+    ctx.st.bytes = sr_io_offset(io) - off0;
+    ctx.st.t_end_ns = now_ns();
+    if ( !rc )
+        start_phase(&ctx, SR_PHASE_DONE, 0);
+    if ( a->stats )
+        *a->stats = ctx.st;
     free(ctx.batch_pages);
     free(ctx.batch_types);
     free(ctx.batch_pfns);
+    free(ctx.todo);
+    free(ctx.dirty);
+    free(ctx.deferred);
+    free(ctx.sent);
     free(ctx.leaf_mfns);
     free(ctx.p2m);
     return rc;

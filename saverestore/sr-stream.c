@@ -158,6 +158,14 @@ int sr_write_xl_hdr(struct sr_io *io, uint32_t mandatory_flags,
     memcpy(hdr.magic, SR_XL_MAGIC, SR_XL_MAGIC_LEN);
     if ( config_len )
         hdr.optional_data_len = sizeof(len) + config_len;
+    /* A digest that starts here is Poly1305, and the header says so. */
+    if ( io->hashing && !io->hash_paused && !io->hashed )
+    {
+        if ( (rc = sr__io_hash_switch(io, SR_FERRY_TRAILER_POLY1305,
+                                      NULL, 0)) )
+            return rc;
+        hdr.optional_flags |= SR_XL_OPTFLAG_FERRY_POLY1305;
+    }
     if ( (rc = sr_io_write(io, &hdr, sizeof(hdr))) || !config_len )
         return rc;
     if ( (rc = sr_io_write(io, &len, sizeof(len))) )
@@ -197,6 +205,13 @@ int sr_read_xl_hdr(struct sr_io *io, struct sr_xl_hdr *hdr,
                       "need newer xl", bad);
         goto out;
     }
+    /* The writer's digest algorithm, if the digest started at the header
+     * (else the trailer's algorithm will not match, and say so). */
+    if ( (hdr->optional_flags & SR_XL_OPTFLAG_FERRY_POLY1305) &&
+         io->hashing && !io->hash_paused && io->hashed == sizeof(*hdr) &&
+         (rc = sr__io_hash_switch(io, SR_FERRY_TRAILER_POLY1305, hdr,
+                                  sizeof(*hdr))) )
+        goto out;
     if ( hdr->optional_data_len > SR_REC_LENGTH_MAX )
     {
         rc = HDR_FAIL(io, "xl header", off, -E2BIG,
@@ -750,7 +765,7 @@ int sr_write_ferry_trailer(struct sr_io *io)
 {
     struct sr_ferry_trailer t = {
         .version = htole32(SR_FERRY_TRAILER_VERSION),
-        .algorithm = htole32(SR_FERRY_TRAILER_SHA256),
+        .algorithm = htole32(sr_io_hash_alg(io)),
         .covered = htole64(sr_io_offset(io)),
     };
     int rc;
@@ -794,10 +809,17 @@ int sr_read_ferry_trailer(struct sr_io *io, bool *present)
                           " offset %" PRIu64 " are not a ferry digest"
                           " trailer", covered);
     if ( le32toh(t.version) != SR_FERRY_TRAILER_VERSION ||
-         le32toh(t.algorithm) != SR_FERRY_TRAILER_SHA256 )
+         (le32toh(t.algorithm) != SR_FERRY_TRAILER_SHA256 &&
+          le32toh(t.algorithm) != SR_FERRY_TRAILER_POLY1305) )
         return sr_io_fail(io, -EOPNOTSUPP, "ferry digest trailer version %u"
                           " algorithm %u not supported",
                           le32toh(t.version), le32toh(t.algorithm));
+    /* The header named the algorithm the stream was hashed with. */
+    if ( le32toh(t.algorithm) != sr_io_hash_alg(io) )
+        return sr_io_fail(io, -EINVAL, "ferry digest trailer algorithm %u"
+                          " but the xl header announced %u: the file is"
+                          " corrupted", le32toh(t.algorithm),
+                          sr_io_hash_alg(io));
     if ( le64toh(t.covered) != covered )
         return sr_io_fail(io, -EINVAL, "ferry digest trailer covers %"
                           PRIu64 " bytes but the stream is %" PRIu64

@@ -56,7 +56,8 @@ const struct cmd_spec cmd_table[] = {
       "[options] <Domain> <CheckpointFile> [<ConfigFile>]",
       "-h  Print this help.\n"
       "-c  Leave domain running after creating the snapshot.\n"
-      "-p  Leave domain paused after creating the snapshot." },
+      "-p  Leave domain paused after creating the snapshot.\n"
+      "-z  Compress the stream with zlib (ferry; Xen's xl cannot read it)." },
     { "restore", &main_restore, false, true,
       "Restore a domain from a saved state",
       "[options] [<ConfigFile>] <CheckpointFile>",
@@ -64,6 +65,58 @@ const struct cmd_spec cmd_table[] = {
       "-p                       Do not unpause domain after restoring it.\n"
       "-e                       Do not wait in the background for the death of the domain.\n"
       "-d                       Enable debug messages." },
+    { "stream-info", &main_stream_info, false, false,
+      "Describe and check a save file, without a host (ferry)",
+      "<CheckpointFile>", NULL },
+    { "migrate", &main_migrate, false, true,
+      "Migrate a domain to another host",
+      "[options] <Domain> <host>",
+      "-h              Print this help.\n"
+      "-C <config>     Send <config> instead of config file from creation.\n"
+      "-s <sshcommand> Use <sshcommand> instead of ssh.  String will be passed\n"
+      "                to sh. If empty, run <host> instead of ssh <host> xl\n"
+      "                migrate-receive [-d -e]\n"
+      "-e              Do not wait in the background (on <host>) for the death\n"
+      "                of the domain.\n"
+      "--debug         Print huge (!) amount of debug during the migration process.\n"
+      "-p              Do not unpause domain after migrating it.\n"
+      "-D              Preserve the domain id (accepted, not honoured)\n"
+      "--live          Accepted for xm compatibility (always live).\n"
+      "--json          One JSON object per line on stdout (ferry).\n"
+      "--max-iters N   Live passes after the first one (default 5).\n"
+      "--dirty-target PAGES  Stop and copy at this many dirty pages (50).\n"
+      "--max-downtime MS     Stop and copy once the rest fits in MS.\n"
+      "--bandwidth RATE      Limit live passes to RATE bytes/s (K, M, G).\n"
+      "--timeout SECS  Bound the live phase; then --on-timeout abort|force.\n"
+      "--resolve-timeout SECS  How long to retry reaching <host> (30).\n"
+      "--tls-cert FILE, --tls-key FILE, --tls-ca FILE  For tls:// targets.\n"
+      "<host>          HOST (ssh), local:RUNDIR, tcp://ADDR:PORT or\n"
+      "                tls://ADDR:PORT." },
+    { "migrate-receive", &main_migrate_receive, false, true,
+      "Restore a domain from a saved state",
+      "- for internal use only",
+      NULL },
+    { "migrate-resolve", &main_migrate_resolve, false, true,
+      "Finish a migration that xl migrate left unresolved (ferry)",
+      "[options] <Domain> <host>",
+      "-p              The migration asked for -p: leave the domain paused.\n"
+      "-s <sshcommand> As for xl migrate.\n"
+      "--resolve-timeout SECS  How long to retry reaching <host> (30).\n"
+      "--tls-cert FILE, --tls-key FILE, --tls-ca FILE  For tls:// targets." },
+    { "evacuate", &main_evacuate, true, true,
+      "Empty a host by live-migrating its domains to other hosts (ferry)",
+      "[options] [SOURCE]",
+      "-h                    Print this help.\n"
+      "--fleet FILE          The fleet inventory (ferry-fleet(5)).\n"
+      "--to HOST,...         Targets: fleet host names, or without --fleet\n"
+      "                      xl migrate hosts (local:DIR, tcp://, tls://, ssh).\n"
+      "--parallel N          Migrations at a time (default 2).\n"
+      "--dry-run             Print the plan and change nothing.\n"
+      "--json                One JSON object per event on stdout.\n"
+      "--require-tag TAG     Only targets with this tag (repeatable).\n"
+      "--exclude-tag TAG     No targets with this tag (repeatable).\n"
+      "SOURCE                The host to empty (fleet host name or run dir;\n"
+      "                      default: the host of -H)." },
     { "info", &main_info, false, false,
       "Get information about Xen host",
       "", NULL },

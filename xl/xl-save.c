@@ -11,7 +11,14 @@
  * destroyed, or with -c resumed in place (its suspend hypercall returning
  * 1, "cancelled"), or with -p resumed but left paused.  On any failure
  * once the guest may have suspended, it is resumed the same way and xl
- * exits 1.  Style: Xen's xl/libxl style.
+ * exits 1.
+ *
+ * -z (ferry's extension) compresses everything after the xl header with
+ * zlib level 1 and says so in a mandatory flag of the header, so Xen's
+ * xl refuses the file instead of misreading it (ferry-stream(5)).  While
+ * the stream is written, xl-progress.c shows how far it got.
+ *
+ * Style: Xen's xl/libxl style.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +28,7 @@
 
 #include "xl.h"
 #include "xl-cfg.h"
+#include "xl-progress.h"
 #include "../saverestore/sr.h"
 
 #define SUSPEND_TIMEOUT_TICKS 600   /* of 50 ms: 30 seconds */
@@ -99,12 +107,16 @@ static int suspend_cb(void *arg)
 
 static int save_domain(xc_interface *xch, uint32_t domid,
                        const char *filename, bool checkpoint,
-                       bool leavepaused, const char *override)
+                       bool leavepaused, bool compress,
+                       const char *override)
 {
     struct suspend_arg sarg = { .xch = xch, .domid = domid };
+    struct xl_progress prog;
     struct sr_save_args args = {
         .xch = xch, .domid = domid, .trailer = true,
         .suspend = suspend_cb, .suspend_arg = &sarg,
+        .xl_mandatory_flags = compress ? SR_XL_FLAG_FERRY_ZLIB : 0,
+        .progress = xl_progress_cb, .progress_arg = &prog,
     };
     struct sr_io *io = NULL;
     char msg[512] = "";
@@ -123,11 +135,13 @@ static int save_domain(xc_interface *xch, uint32_t domid,
     }
     fprintf(stderr, "Saving to %s new xl format (info 0x%" PRIx32 "/0x0/%"
             PRIu32 ")\n", filename,
-            (uint32_t)(SR_XL_FLAG_STREAMV2 | SR_XL_FLAG_JSON),
+            SR_XL_FLAG_STREAMV2 | SR_XL_FLAG_JSON | args.xl_mandatory_flags,
             (uint32_t)(sizeof(uint32_t) + strlen(json) + 1));
 
     args.config_json = json;
+    xl_progress_init(&prog, "Saving", stderr);
     rc = sr_save_domain(io, &args, msg, sizeof(msg));
+    xl_progress_done(&prog, rc == 0);
     if (rc)
         fprintf(stderr, "save: %s\n", msg[0] ? msg : strerror(-rc));
     if (rc) {
@@ -157,16 +171,17 @@ static int save_domain(xc_interface *xch, uint32_t domid,
 int main_save(int argc, char **argv)
 {
     const char *filename, *config_filename = NULL;
-    bool checkpoint = false, leavepaused = false;
+    bool checkpoint = false, leavepaused = false, compress = false;
     xc_interface *xch;
     uint32_t domid;
     int opt, rc = EXIT_SUCCESS;
 
-    while ((opt = xl_getopt(argc, argv, "cp", NULL, "save", 2, &rc)) != -1) {
+    while ((opt = xl_getopt(argc, argv, "cpz", NULL, "save", 2, &rc)) != -1) {
         switch (opt) {
         case -2: return rc;
         case 'c': checkpoint = true; break;
         case 'p': leavepaused = true; break;
+        case 'z': compress = true; break;
         }
     }
     if (argc - optind > 3) {
@@ -181,5 +196,5 @@ int main_save(int argc, char **argv)
     if (find_domain(xch, argv[optind], &domid))
         return EXIT_FAILURE;
     return save_domain(xch, domid, filename, checkpoint, leavepaused,
-                       config_filename);
+                       compress, config_filename);
 }

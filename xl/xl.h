@@ -84,7 +84,12 @@ int main_suspend(int argc, char **argv);
 int main_resume(int argc, char **argv);
 int main_save(int argc, char **argv);
 int main_restore(int argc, char **argv);
+int main_stream_info(int argc, char **argv);
 int main_dmesg(int argc, char **argv);
 int main_audit(int argc, char **argv);
+int main_evacuate(int argc, char **argv);
+int main_migrate(int argc, char **argv);
+int main_migrate_receive(int argc, char **argv);
+int main_migrate_resolve(int argc, char **argv);
 
 #endif /* FERRY_XL_H */

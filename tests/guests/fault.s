@@ -2,12 +2,7 @@
 # unmapped address, and lets the handler map a page there and return with
 # iret; the load then runs again and succeeds.  Prints
 # "fault: recovered after N fault(s) at <slot>" and powers off.
-        .equ HYPERVISOR_set_trap_table, 0
-        .equ HYPERVISOR_update_va_mapping, 14
-        .equ HYPERVISOR_console_io, 18
-        .equ HYPERVISOR_sched_op, 29
-        .equ SI_NR_PAGES, 32
-        .equ SI_SHARED_INFO, 40
+        .include "../../guests/abi.inc"
         .equ BASE, 0x400000
         .org BASE
         .entry start

@@ -1,8 +1,6 @@
 # hello: the smallest guest: print a line, power off.  Used by the
 # integration tests of host life cycle.
-        .equ HYPERVISOR_console_io, 18
-        .equ HYPERVISOR_sched_op, 29
-        .equ SCHEDOP_shutdown, 2
+        .include "../../guests/abi.inc"
         .org 0x400000
         .entry start
 start:  mov rax, HYPERVISOR_console_io

@@ -2,7 +2,7 @@
 # builder gave it.  PV page tables are never writable by the guest: the
 # store faults, and with no handler the domain crashes with a log line
 # naming the address and the PTE.
-        .equ SI_PT_BASE, 88
+        .include "../../guests/abi.inc"
         .org 0x400000
         .entry start
 start:  ldq r1, [rsi + SI_PT_BASE]

@@ -1,9 +1,7 @@
 # hostile-loop: never stops making hypercalls, some of them huge batches
 # that fail part-way.  The host must stay responsive: pausing and
 # destroying it work at once and other domains keep running.
-        .equ HYPERVISOR_mmu_update, 1
-        .equ HYPERVISOR_xen_version, 17
-        .equ HYPERVISOR_sched_op, 29
+        .include "../../guests/abi.inc"
         .org 0x400000
         .entry start
 start:  mov rax, HYPERVISOR_xen_version

@@ -2,22 +2,7 @@
 # prints what the hypervisor answered, one "hostile: <what> rc=<hex>" line
 # each, then powers off.  t0003-hostile-guests.sh checks every answer
 # against Xen's.
-        .equ HYPERVISOR_mmu_update, 1
-        .equ HYPERVISOR_memory_op, 12
-        .equ HYPERVISOR_update_va_mapping, 14
-        .equ HYPERVISOR_console_io, 18
-        .equ HYPERVISOR_mmuext_op, 26
-        .equ HYPERVISOR_sched_op, 29
-        .equ XENMEM_maximum_ram_page, 2
-        .equ MMUEXT_PIN_L1_TABLE, 0
-        .equ MMUEXT_PIN_L4_TABLE, 3
-        .equ MMUEXT_UNPIN_TABLE, 4
-        .equ DOMID_SELF, 0x7FF0
-        .equ SI_NR_PAGES, 32
-        .equ SI_SHARED_INFO, 40
-        .equ SI_PT_BASE, 88
-        .equ SI_NR_PT_FRAMES, 96
-        .equ SI_MFN_LIST, 104
+        .include "../../guests/abi.inc"
         .equ BASE, 0x400000
         .equ PTE_P_A, 0x21
         .equ PTE_P_RW_A_D, 0x63
@@ -136,30 +121,14 @@ start:  mov r12, rsi                    # start_info
 mark:   shl r1, r11, 3
         add r1, r1, r15
         ldq r1, [r1]                    # MFN of pfn r11
-        shr r3, r1, 3
-        mov r5, bitmap
-        add r3, r3, r5
-        ldb r5, [r3]
-        and r1, r1, 7
-        mov r8, 1
-        shl r8, r8, r1
-        or r5, r5, r8
-        stb [r3], r5
+        call mark_mfn
         add r11, r11, 1
         ldq r1, [r12 + SI_NR_PAGES]
         cmp r11, r1
         jb mark
         ldq r1, [r12 + SI_SHARED_INFO]  # shared_info is ours too
         shr r1, r1, 12
-        shr r3, r1, 3
-        mov r5, bitmap
-        add r3, r3, r5
-        ldb r5, [r3]
-        and r1, r1, 7
-        mov r8, 1
-        shl r8, r8, r1
-        or r5, r5, r8
-        stb [r3], r5
+        call mark_mfn
         mov r11, 0                      # mfn
         mov r5, 0
         mov r14, 0
@@ -206,6 +175,20 @@ next:   add r11, r11, 1
         mov rdi, 2
         hcall
         halt
+
+# mark_mfn: set bit r1 (an MFN of ours) in the bitmap.  Changes r1, r3,
+# r5 and r8.
+mark_mfn:
+        shr r3, r1, 3
+        mov r5, bitmap
+        add r3, r3, r5
+        ldb r5, [r3]
+        and r1, r1, 7
+        mov r8, 1
+        shl r8, r8, r1
+        or r5, r5, r8
+        stb [r3], r5
+        ret
 
 # unmap_slot: clear the free VA slot.
 unmap_slot:

@@ -2,15 +2,7 @@
 # asked to power off through ferry's control word, then powers off.  The
 # integration tests use it to see a guest make progress, stop under
 # xl pause, resume under xl unpause and shut down cooperatively.
-        .equ HYPERVISOR_update_va_mapping, 14
-        .equ HYPERVISOR_set_timer_op, 15
-        .equ HYPERVISOR_console_io, 18
-        .equ HYPERVISOR_sched_op, 29
-        .equ SCHEDOP_block, 1
-        .equ SCHEDOP_shutdown, 2
-        .equ SI_NR_PAGES, 32
-        .equ SI_SHARED_INFO, 40
-        .equ SHINFO_CONTROL, 3584
+        .include "../../guests/abi.inc"
         .equ PERIOD_NS, 100000000
         .org 0x400000
         .entry start
@@ -36,14 +28,14 @@ loop:   rdtime r1
         hcall
 wait:   mov r1, 0
         stb [r13], r1                   # clear evtchn_upcall_pending
-        ldq r2, [r13 + SHINFO_CONTROL]
+        ldq r2, [r13 + SHINFO_FERRY_CONTROL]
         test r2, r2
         jne control
         mov rax, HYPERVISOR_sched_op
         mov rdi, SCHEDOP_block
         hcall
         rdtime r1                       # woken: timer due yet?
-        ldq r2, [r13 + SHINFO_CONTROL]
+        ldq r2, [r13 + SHINFO_FERRY_CONTROL]
         test r2, r2
         jne control
         add r14, r14, 1
@@ -53,7 +45,7 @@ wait:   mov r1, 0
 
 control:
         mov r1, 0
-        stq [r13 + SHINFO_CONTROL], r1  # acknowledge
+        stq [r13 + SHINFO_FERRY_CONTROL], r1  # acknowledge
         and r2, r2, 0xff
         sub r2, r2, 1                   # the reason
         mov r8, r2

@@ -93,10 +93,14 @@ done_testing() {
 
 # start_host NAME MEMORY: a daemon with run dir $T/NAME, which the
 # caller then uses as "$T/NAME".  (Not to be called in $(...): the list
-# of hosts to stop at exit must be this shell's.)
+# of hosts to stop at exit must be this shell's.)  Extra ferry-hv options
+# come from $FERRY_HV_EXTRA_ARGS (split on blanks), e.g.
+# FERRY_HV_EXTRA_ARGS="--migrate-listen 127.0.0.1:0 --xl $XL" start_host A 64M
 start_host() {
     dir="$T/$1"
-    "$HV" --run-dir "$dir" --memory "$2" >"$T/$1.start" 2>&1 || {
+    # shellcheck disable=SC2086
+    "$HV" --run-dir "$dir" --memory "$2" ${FERRY_HV_EXTRA_ARGS:-} \
+        >"$T/$1.start" 2>&1 || {
         cat "$T/$1.start" >&2; return 1; }
     _hosts="$_hosts $dir"
 }

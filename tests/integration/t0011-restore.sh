@@ -94,7 +94,7 @@ check "B: auditor clean after the refusals" xlh "$B" audit
 xlh "$B" restore -p -e "$T/cs.save" >"$T/restore.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] &&
-   grep -q "^Loading new save file $T/cs.save (new xl fmt info 0x3/0x0/" \
+   grep -q "^Loading new save file $T/cs.save (new xl fmt info 0x3/0x[0-9a-f]*/" \
        "$T/restore.out" &&
    grep -q '^ Savefile contains xl domain config in JSON format' \
        "$T/restore.out" &&

@@ -37,6 +37,24 @@ uint64_t hvtest_caf(mfn_t mfn);         /* whole count_info */
 uint64_t hvtest_taf(mfn_t mfn);         /* whole type_info */
 uint64_t hvtest_tcount(mfn_t mfn);      /* type count */
 
+/* Short names for the count_info and type_info bits tests check. */
+#define ALLOC   PGC_allocated
+#define VALID   PGT_validated
+#define PINNED  PGT_pinned
+#define PARTIAL PGT_partial
+#define T_L1    PGT_l1_page_table
+#define T_L2    PGT_l2_page_table
+#define T_L3    PGT_l3_page_table
+#define T_L4    PGT_l4_page_table
+#define T_WR    PGT_writable_page
+
+/* Both words of a frame at once, so a failure shows which one broke. */
+#define ASSERT_FRAME(mfn, caf, taf)                                       \
+    do {                                                                  \
+        ASSERT_HEX(hvtest_caf(mfn), (caf));                               \
+        ASSERT_HEX(hvtest_taf(mfn), (taf));                               \
+    } while ( 0 )
+
 /* One mmuext_op, called once (may return -ERESTART) or to completion. */
 long hvtest_mmuext_once(unsigned int cmd, mfn_t mfn, unsigned int *done);
 long hvtest_mmuext(unsigned int cmd, mfn_t mfn);

@@ -401,8 +401,7 @@ TEST(vcpucontext_enodata_einval_and_cr3_refs_round_trip)
     /* Another domain's frame as cr3: refused, nothing held. */
     kernel_ctxt(&c, other_l4);
     ASSERT_EQ(domctl_setvcpucontext(d, 0, &c), -EINVAL);
-    ASSERT_HEX(hvtest_caf(other_l4), PGC_ALLOC_1);
-    ASSERT_HEX(hvtest_taf(other_l4), 0);
+    ASSERT_FRAME(other_l4, PGC_ALLOC_1, 0);
     ASSERT(!d->vcpu[0]->is_initialised);
 
     /* Own L4: one general + one L4 type reference. */
@@ -410,8 +409,7 @@ TEST(vcpucontext_enodata_einval_and_cr3_refs_round_trip)
     c.user_regs.rax = 0x1122334455667788ULL;
     c.user_regs.rflags = 0x3046;        /* IOPL 3, ZF, PF */
     ASSERT_EQ(domctl_setvcpucontext(d, 0, &c), 0);
-    ASSERT_HEX(hvtest_caf(l4), PGC_allocated | 2);
-    ASSERT_HEX(hvtest_taf(l4), PGT_l4_page_table | PGT_validated | 1);
+    ASSERT_FRAME(l4, PGC_allocated | 2, PGT_l4_page_table | PGT_validated | 1);
     ASSERT_EQ(d->vcpu[0]->guest_table, l4);
     ASSERT(!atomic_load(&d->vcpu[0]->is_down));
     HVTEST_AUDIT_CLEAN();
@@ -443,8 +441,7 @@ TEST(vcpucontext_enodata_einval_and_cr3_refs_round_trip)
     ASSERT(!d->vcpu[0]->is_initialised);
     ASSERT(atomic_load(&d->vcpu[0]->is_down));
     ASSERT_EQ(d->vcpu[0]->guest_table, 0);
-    ASSERT_HEX(hvtest_caf(l4), PGC_ALLOC_1);
-    ASSERT_HEX(hvtest_taf(l4), PGT_l4_page_table);
+    ASSERT_FRAME(l4, PGC_ALLOC_1, PGT_l4_page_table);
     ASSERT_EQ(domctl_getvcpucontext(d, 0, &out), -ENODATA);
     HVTEST_AUDIT_CLEAN();
     hvtest_destroy(d);
@@ -475,8 +472,8 @@ TEST(setvcpucontext_user_table_and_offline)
     c.ctrlreg[1] = xen_pfn_to_cr3(ul4);
     ASSERT_EQ(domctl_setvcpucontext(d, 1, &c), 0);
     ASSERT_HEX(hvtest_caf(l4), PGC_allocated | 2);
-    ASSERT_HEX(hvtest_caf(ul4), PGC_allocated | 2);
-    ASSERT_HEX(hvtest_taf(ul4), PGT_l4_page_table | PGT_validated | 1);
+    ASSERT_FRAME(ul4, PGC_allocated | 2,
+                 PGT_l4_page_table | PGT_validated | 1);
     ASSERT(atomic_load(&d->vcpu[1]->is_down));
     ASSERT_EQ(domctl_getvcpucontext(d, 1, &out), 0);
     ASSERT_HEX(out.ctrlreg[1], ul4 << 12);
@@ -543,8 +540,7 @@ TEST(setvcpucontext_canonical_ldt_gdt_and_self_checks)
     kernel_ctxt(&c, l4);
     c.vm_assist = 1ULL << 6;
     ASSERT_EQ(domctl_setvcpucontext(d, 0, &c), -EINVAL);
-    ASSERT_HEX(hvtest_caf(l4), PGC_ALLOC_1);
-    ASSERT_HEX(hvtest_taf(l4), 0);
+    ASSERT_FRAME(l4, PGC_ALLOC_1, 0);
 
     /* The target's own vCPU cannot set its context this way. */
     kernel_ctxt(&c, l4);
@@ -585,8 +581,7 @@ TEST(setvcpucontext_gdt_frames_take_seg_desc_refs)
 
     c.gdt_frames[1] = g1;
     ASSERT_EQ(domctl_setvcpucontext(d, 0, &c), 0);
-    ASSERT_HEX(hvtest_caf(g0), PGC_allocated | 2);
-    ASSERT_HEX(hvtest_taf(g0), PGT_seg_desc_page | PGT_validated | 1);
+    ASSERT_FRAME(g0, PGC_allocated | 2, PGT_seg_desc_page | PGT_validated | 1);
     ASSERT_HEX(hvtest_taf(g1), PGT_seg_desc_page | PGT_validated | 1);
     ASSERT_EQ(domctl_getvcpucontext(d, 0, &out), 0);
     ASSERT_EQ(out.gdt_ents, 513);
@@ -601,8 +596,7 @@ TEST(setvcpucontext_gdt_frames_take_seg_desc_refs)
 
     /* Reset: seg_desc counts drop to 0, the type stays validated. */
     ASSERT_EQ(domctl_setvcpucontext(d, 0, NULL), 0);
-    ASSERT_HEX(hvtest_caf(g0), PGC_ALLOC_1);
-    ASSERT_HEX(hvtest_taf(g0), PGT_seg_desc_page | PGT_validated);
+    ASSERT_FRAME(g0, PGC_ALLOC_1, PGT_seg_desc_page | PGT_validated);
     ASSERT_HEX(hvtest_taf(g1), PGT_seg_desc_page | PGT_validated);
     ASSERT_EQ(d->vcpu[0]->gdt_ents, 0);
     ASSERT_HEX(hvtest_caf(l4), PGC_ALLOC_1);
@@ -645,17 +639,14 @@ TEST(setvcpucontext_preempted_l4_validation_continues)
     }
     ASSERT_EQ(rc, 0);
     ASSERT_EQ(restarts, 1);
-    ASSERT_HEX(hvtest_caf(l4), PGC_allocated | 2);
-    ASSERT_HEX(hvtest_taf(l4), PGT_l4_page_table | PGT_validated | 1);
-    ASSERT_HEX(hvtest_caf(l3), PGC_allocated | 2);
-    ASSERT_HEX(hvtest_taf(l3), PGT_l3_page_table | PGT_validated | 1);
+    ASSERT_FRAME(l4, PGC_allocated | 2, PGT_l4_page_table | PGT_validated | 1);
+    ASSERT_FRAME(l3, PGC_allocated | 2, PGT_l3_page_table | PGT_validated | 1);
     ASSERT_HEX(hvtest_taf(l2b), PGT_l2_page_table | PGT_validated | 1);
     HVTEST_AUDIT_CLEAN();
 
     ASSERT_EQ(domctl_setvcpucontext(d, 0, NULL), 0);
     ASSERT_HEX(hvtest_caf(l4), PGC_ALLOC_1);
-    ASSERT_HEX(hvtest_caf(l3), PGC_ALLOC_1);
-    ASSERT_HEX(hvtest_taf(l3), PGT_l3_page_table);
+    ASSERT_FRAME(l3, PGC_ALLOC_1, PGT_l3_page_table);
     ASSERT_HEX(hvtest_caf(l2a), PGC_ALLOC_1);
     HVTEST_AUDIT_CLEAN();
     hvtest_destroy(d);

@@ -83,6 +83,16 @@ static uint32_t tot_pages(struct domain *d)
         ASSERT_HEX(get_gpfn_from_mfn(mfn), INVALID_M2P_ENTRY);            \
     } while ( 0 )
 
+/* The destroyed d gave back everything: its n frames and its pages. */
+static void assert_all_freed(struct domain *d, const mfn_t *mfns,
+                             unsigned int n, uint64_t free_before)
+{
+    ASSERT_EQ(tot_pages(d), 0);
+    for ( unsigned int i = 0; i < n; i++ )
+        ASSERT_FRAME_FREE(mfns[i]);
+    ASSERT_EQ(hv_free_pages(), free_before);
+}
+
 /* Destroy d as the toolstack, to the end; returns the -ERESTARTs seen. */
 static unsigned int destroy_counting(struct domain *d)
 {
@@ -136,36 +146,64 @@ static struct space make_space(struct domain *d, pfn_t pfn)
 }
 
 /* Grant ref of granter to grantee: flags, domid, frame. */
-static void write_grant(struct domain *granter, grant_ref_t ref,
-                        uint16_t flags, domid_t grantee, uint32_t frame)
+/* Frame 0 of granter's grant table, set up by granter itself. */
+static struct grant_entry_v1 *grant_entries(struct domain *granter)
 {
     struct gnttab_setup_table st = { .dom = DOMID_SELF, .nr_frames = 1 };
     uint64_t gframe = 0;
     struct vcpu *saved = current;
-    struct grant_entry_v1 *e;
 
     st.frame_list = &gframe;
     hvtest_as(granter, 0);
     ASSERT_EQ(do_grant_table_op(GNTTABOP_setup_table, &st, 1), 0);
     ASSERT_EQ(st.status, GNTST_okay);
-    e = (struct grant_entry_v1 *)map_domain_page(gframe) + ref;
+    set_current(saved);
+    return map_domain_page(gframe);
+}
+
+static void write_grant(struct domain *granter, grant_ref_t ref,
+                        uint16_t flags, domid_t grantee, uint32_t frame)
+{
+    struct grant_entry_v1 *e = grant_entries(granter) + ref;
+
     e->domid = grantee;
     e->frame = frame;
     e->flags = flags;
-    set_current(saved);
+}
+
+/*
+ * The start of most grant tests: domain *a (max_pages a_pages) grants its
+ * frame at PFN 0x30 as ref 5 to domain *b (b_vcpus vCPUs), which gets an
+ * address space (*s, if s is not NULL).  Returns the granted frame.
+ */
+static mfn_t grant_setup(struct domain **a, unsigned int a_pages,
+                         struct domain **b, unsigned int b_vcpus,
+                         struct space *s)
+{
+    struct space space;
+    mfn_t f;
+
+    *a = hvtest_domain(a_pages, 1);
+    f = hvtest_frame(*a, 0x30);
+    *b = hvtest_domain(16, b_vcpus);
+    space = make_space(*b, 0);
+    if ( s )
+        *s = space;
+    write_grant(*a, 5, GTF_permit_access, (*b)->domain_id, (uint32_t)f);
+    return f;
 }
 
 static uint16_t grant_flags(struct domain *granter, grant_ref_t ref)
 {
-    struct gnttab_setup_table st = { .dom = DOMID_SELF, .nr_frames = 1 };
-    uint64_t gframe = 0;
-    struct vcpu *saved = current;
+    return grant_entries(granter)[ref].flags;
+}
 
-    st.frame_list = &gframe;
-    hvtest_as(granter, 0);
-    ASSERT_EQ(do_grant_table_op(GNTTABOP_setup_table, &st, 1), 0);
-    set_current(saved);
-    return ((struct grant_entry_v1 *)map_domain_page(gframe))[ref].flags;
+/* No mapping of a's ref 5 (frame f) is left: f is back to caf0. */
+static void assert_grant_unmapped(struct domain *a, mfn_t f, uint64_t caf0)
+{
+    ASSERT_HEX(hvtest_caf(f), caf0);
+    ASSERT_HEX(hvtest_tcount(f), 0);
+    ASSERT_HEX(grant_flags(a, 5), GTF_permit_access);
 }
 
 static struct gnttab_map_grant_ref map_grant(uint64_t addr, uint32_t flags,
@@ -218,8 +256,7 @@ TEST(populate_physmap_writes_mfn_back_and_m2p_pv_add_to_physmap_eacces)
         /* The list now holds the MFN; the M2P maps it back to the GPFN. */
         ASSERT_NE(list[i], 0x10 + i);
         ASSERT_HEX(get_gpfn_from_mfn(list[i]), 0x10 + i);
-        ASSERT_HEX(hvtest_caf(list[i]), PGC_allocated | 1);
-        ASSERT_HEX(hvtest_taf(list[i]), 0);
+        ASSERT_FRAME(list[i], PGC_allocated | 1, 0);
         ASSERT(page_get_owner(mfn_to_page(list[i])) == d);
     }
     ASSERT_EQ(tot_pages(d), 2);
@@ -552,11 +589,8 @@ TEST(destroy_pinned_tree_cr3_gdt_linear_l2_frees_every_frame)
     ASSERT(get_domain(d));
     ASSERT_EQ(destroy_counting(d), 0);
     ASSERT_EQ(atomic_load(&d->state), DOMSTATE_DEAD);
-    ASSERT_EQ(tot_pages(d), 0);
+    assert_all_freed(d, mfns, n, free_before);
     ASSERT_EQ(atomic_load(&d->xenheap_pages), 0);
-    for ( unsigned int i = 0; i < n; i++ )
-        ASSERT_FRAME_FREE(mfns[i]);
-    ASSERT_EQ(hv_free_pages(), free_before);
     /* Destroying a dead domain again is a no-op. */
     ASSERT_EQ(domain_kill(d), 0);
     put_domain(d);
@@ -594,10 +628,7 @@ TEST(destroy_preempted_at_every_stage_still_frees_everything)
             ASSERT(restarts >= 30);
 
         ASSERT_EQ(atomic_load(&d->state), DOMSTATE_DEAD);
-        ASSERT_EQ(tot_pages(d), 0);
-        for ( unsigned int i = 0; i < n; i++ )
-            ASSERT_FRAME_FREE(mfns[i]);
-        ASSERT_EQ(hv_free_pages(), free_before);
+        assert_all_freed(d, mfns, n, free_before);
         put_domain(d);
         HVTEST_AUDIT_CLEAN();
     }
@@ -640,10 +671,7 @@ TEST(destroy_with_pin_interrupted_mid_tree_finishes_partial_pages)
 
     /* The guest never resumes: destruction finishes the partial pages. */
     destroy_counting(d);
-    ASSERT_EQ(tot_pages(d), 0);
-    for ( unsigned int i = 0; i < n; i++ )
-        ASSERT_FRAME_FREE(mfns[i]);
-    ASSERT_EQ(hv_free_pages(), free_before);
+    assert_all_freed(d, mfns, n, free_before);
     put_domain(d);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
@@ -848,11 +876,7 @@ TEST(grant_map_unmap_counts_general_and_writable_between_two_domains)
     uint64_t caf0, taf0;
 
     hvtest_host(HVTEST_MEM_MB);
-    a = hvtest_domain(16, 1);
-    f = hvtest_frame(a, 0x30);
-    b = hvtest_domain(16, 1);
-    s = make_space(b, 0);
-    write_grant(a, 5, GTF_permit_access, b->domain_id, (uint32_t)f);
+    f = grant_setup(&a, 16, &b, 1, &s);
     caf0 = hvtest_caf(f);
     taf0 = hvtest_taf(f);
     ASSERT_HEX(caf0, PGC_allocated | 1);
@@ -863,8 +887,7 @@ TEST(grant_map_unmap_counts_general_and_writable_between_two_domains)
     m = map_grant(0x3000, GNTMAP_host_map, 5, a->domain_id);
     ASSERT_EQ(m.status, GNTST_okay);
     ASSERT_HEX(m.dev_bus_addr, f << PAGE_SHIFT);
-    ASSERT_HEX(hvtest_caf(f), caf0 + 1);
-    ASSERT_HEX(hvtest_taf(f), PGT_writable_page | PGT_validated | 1);
+    ASSERT_FRAME(f, caf0 + 1, PGT_writable_page | PGT_validated | 1);
     ASSERT_HEX(hvtest_read_pte(s.l1, 3), grant_pte(f, true));
     ASSERT_HEX(grant_flags(a, 5),
                GTF_permit_access | GTF_reading | GTF_writing);
@@ -889,8 +912,7 @@ TEST(grant_map_unmap_counts_general_and_writable_between_two_domains)
     m = map_grant(0x4000, GNTMAP_host_map | GNTMAP_readonly, 5,
                   a->domain_id);
     ASSERT_EQ(m.status, GNTST_okay);
-    ASSERT_HEX(hvtest_caf(f), caf0 + 1);
-    ASSERT_HEX(hvtest_taf(f), PGT_writable_page | PGT_validated);
+    ASSERT_FRAME(f, caf0 + 1, PGT_writable_page | PGT_validated);
     ASSERT_HEX(hvtest_read_pte(s.l1, 4), grant_pte(f, false));
     ASSERT_HEX(grant_flags(a, 5), GTF_permit_access | GTF_reading);
     HVTEST_AUDIT_CLEAN();
@@ -904,8 +926,7 @@ TEST(grant_map_unmap_counts_general_and_writable_between_two_domains)
                   GNTMAP_host_map | GNTMAP_contains_pte, 5, a->domain_id);
     ASSERT_EQ(m.status, GNTST_okay);
     ASSERT_HEX(hvtest_read_pte(s.l1, 6), grant_pte(f, true));
-    ASSERT_HEX(hvtest_caf(f), caf0 + 1);
-    ASSERT_HEX(hvtest_taf(f), PGT_writable_page | PGT_validated | 1);
+    ASSERT_FRAME(f, caf0 + 1, PGT_writable_page | PGT_validated | 1);
     HVTEST_AUDIT_CLEAN();
     hvtest_as(b, 0);
     {
@@ -1007,11 +1028,7 @@ TEST(grant_unmap_after_pte_changed_underneath_general_error)
     uint64_t caf0;
 
     hvtest_host(HVTEST_MEM_MB);
-    a = hvtest_domain(16, 1);
-    f = hvtest_frame(a, 0x30);
-    b = hvtest_domain(16, 1);
-    s = make_space(b, 0);
-    write_grant(a, 5, GTF_permit_access, b->domain_id, (uint32_t)f);
+    f = grant_setup(&a, 16, &b, 1, &s);
     caf0 = hvtest_caf(f);
 
     hvtest_as(b, 0);
@@ -1061,11 +1078,7 @@ TEST(grant_destroy_mapper_drops_pte_refs_and_pins)
     uint64_t caf0;
 
     hvtest_host(HVTEST_MEM_MB);
-    a = hvtest_domain(16, 1);
-    f = hvtest_frame(a, 0x30);
-    b = hvtest_domain(16, 1);
-    make_space(b, 0);
-    write_grant(a, 5, GTF_permit_access, b->domain_id, (uint32_t)f);
+    f = grant_setup(&a, 16, &b, 1, NULL);
     caf0 = hvtest_caf(f);
     hvtest_as(b, 0);
     ASSERT_EQ(map_grant(0x3000, GNTMAP_host_map, 5, a->domain_id).status,
@@ -1078,9 +1091,7 @@ TEST(grant_destroy_mapper_drops_pte_refs_and_pins)
     /* The mapper dies with the grants still mapped. */
     hvtest_destroy(b);
     ASSERT(hv_log_contains("Grant release 0 ref 0x5 flags 0x2 d"));
-    ASSERT_HEX(hvtest_caf(f), caf0);
-    ASSERT_HEX(hvtest_tcount(f), 0);
-    ASSERT_HEX(grant_flags(a, 5), GTF_permit_access);
+    assert_grant_unmapped(a, f, caf0);
     HVTEST_AUDIT_CLEAN();
 
     hvtest_destroy(a);
@@ -1096,11 +1107,7 @@ TEST(grant_destroy_granter_while_mapped_frame_lingers_until_unmap)
 
     hvtest_host(HVTEST_MEM_MB);
     free_before = hv_free_pages();
-    a = hvtest_domain(16, 1);
-    f = hvtest_frame(a, 0x30);
-    b = hvtest_domain(16, 1);
-    make_space(b, 0);
-    write_grant(a, 5, GTF_permit_access, b->domain_id, (uint32_t)f);
+    f = grant_setup(&a, 16, &b, 1, NULL);
     hvtest_as(b, 0);
     m = map_grant(0x3000, GNTMAP_host_map, 5, a->domain_id);
     ASSERT_EQ(m.status, GNTST_okay);
@@ -1202,11 +1209,7 @@ TEST(grant_maps_from_two_vcpus_race_granter_memops_counts_return)
 
     hvtest_host(HVTEST_MEM_MB);
     free_before = hv_free_pages();
-    a = hvtest_domain(32, 1);
-    f = hvtest_frame(a, 0x30);
-    b = hvtest_domain(16, 2);
-    s = make_space(b, 0);
-    write_grant(a, 5, GTF_permit_access, b->domain_id, (uint32_t)f);
+    f = grant_setup(&a, 32, &b, 2, &s);
     caf0 = hvtest_caf(f);
     set_current(NULL);
 
@@ -1228,9 +1231,7 @@ TEST(grant_maps_from_two_vcpus_race_granter_memops_counts_return)
 
     ASSERT_EQ(g0.mapped, 300);
     ASSERT_EQ(g1.mapped, 300);
-    ASSERT_HEX(hvtest_caf(f), caf0);
-    ASSERT_HEX(hvtest_tcount(f), 0);
-    ASSERT_HEX(grant_flags(a, 5), GTF_permit_access);
+    assert_grant_unmapped(a, f, caf0);
     ASSERT_EQ(tot_pages(a), 1);
     HVTEST_AUDIT_CLEAN();
 
@@ -1250,11 +1251,7 @@ TEST(grant_maps_race_granter_destruction_every_frame_freed)
 
     hvtest_host(HVTEST_MEM_MB);
     free_before = hv_free_pages();
-    a = hvtest_domain(32, 1);
-    f = hvtest_frame(a, 0x30);
-    b = hvtest_domain(16, 1);
-    make_space(b, 0);
-    write_grant(a, 5, GTF_permit_access, b->domain_id, (uint32_t)f);
+    f = grant_setup(&a, 32, &b, 1, NULL);
     ASSERT(get_domain(a));
 
     g = (struct grant_worker){ .self = b, .vcpu = 0, .addr = 0x3000,
@@ -1300,8 +1297,7 @@ TEST(grant_device_map_holds_refs_without_pte_released_at_destroy)
     m = map_grant(0, GNTMAP_device_map, 5, a->domain_id);
     ASSERT_EQ(m.status, GNTST_okay);
     ASSERT_HEX(m.dev_bus_addr, f << PAGE_SHIFT);
-    ASSERT_HEX(hvtest_caf(f), caf0 + 1);
-    ASSERT_HEX(hvtest_taf(f), PGT_writable_page | PGT_validated | 1);
+    ASSERT_FRAME(f, caf0 + 1, PGT_writable_page | PGT_validated | 1);
 
     /* A wrong bus address is refused; the right one unmaps. */
     u.handle = m.handle;
@@ -1312,9 +1308,7 @@ TEST(grant_device_map_holds_refs_without_pte_released_at_destroy)
     u.dev_bus_addr = f << PAGE_SHIFT;
     ASSERT_EQ(do_grant_table_op(GNTTABOP_unmap_grant_ref, &u, 1), 0);
     ASSERT_EQ(u.status, GNTST_okay);
-    ASSERT_HEX(hvtest_caf(f), caf0);
-    ASSERT_HEX(hvtest_tcount(f), 0);
-    ASSERT_HEX(grant_flags(a, 5), GTF_permit_access);
+    assert_grant_unmapped(a, f, caf0);
 
     /* Device and host at once take two general refs. */
     make_space(b, 0);
@@ -1329,9 +1323,7 @@ TEST(grant_device_map_holds_refs_without_pte_released_at_destroy)
      * with its grant mappings.
      */
     hvtest_destroy(b);
-    ASSERT_HEX(hvtest_caf(f), caf0);
-    ASSERT_HEX(hvtest_tcount(f), 0);
-    ASSERT_HEX(grant_flags(a, 5), GTF_permit_access);
+    assert_grant_unmapped(a, f, caf0);
     HVTEST_AUDIT_CLEAN();
 
     hvtest_destroy(a);

@@ -17,8 +17,6 @@
 #undef ASSERT
 #include "hvtest.h"
 
-#define ALLOC PGC_allocated
-
 /* type_info words of the reference */
 #define TAF_L1_PINNED  0x2C00000000000001ULL
 #define TAF_L1_VAL1    0x2400000000000001ULL
@@ -143,33 +141,22 @@ static void build_tree(struct domain *d, struct tree *t, pfn_t base)
 /* Test 5's state of a pinned tree that is nobody's base. */
 static void assert_tree_pinned(const struct tree *t)
 {
-    ASSERT_HEX(hvtest_caf(t->l4), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t->l4), TAF_L4_PINNED);
-    ASSERT_HEX(hvtest_caf(t->l3), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t->l3), TAF_L3_VAL1);
-    ASSERT_HEX(hvtest_caf(t->l2), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t->l2), TAF_L2_VAL1);
-    ASSERT_HEX(hvtest_caf(t->l1), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t->l1), TAF_L1_VAL1);
-    ASSERT_HEX(hvtest_caf(t->rw), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t->rw), TAF_WR_1);
-    ASSERT_HEX(hvtest_caf(t->ro), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t->ro), 0);
+    ASSERT_FRAME(t->l4, ALLOC | 2, TAF_L4_PINNED);
+    ASSERT_FRAME(t->l3, ALLOC | 2, TAF_L3_VAL1);
+    ASSERT_FRAME(t->l2, ALLOC | 2, TAF_L2_VAL1);
+    ASSERT_FRAME(t->l1, ALLOC | 2, TAF_L1_VAL1);
+    ASSERT_FRAME(t->rw, ALLOC | 2, TAF_WR_1);
+    ASSERT_FRAME(t->ro, ALLOC | 2, 0);
 }
 
 /* Every table of the tree devalidated, every data ref gone. */
 static void assert_tree_released(struct domain *d, const struct tree *t)
 {
-    ASSERT_HEX(hvtest_caf(t->l4), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(t->l4), TAF_L4_DEVAL);
-    ASSERT_HEX(hvtest_caf(t->l3), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(t->l3), TAF_L3_DEVAL);
-    ASSERT_HEX(hvtest_caf(t->l2), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(t->l2), TAF_L2_DEVAL);
-    ASSERT_HEX(hvtest_caf(t->l1), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(t->l1), TAF_L1_DEVAL);
-    ASSERT_HEX(hvtest_caf(t->rw), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(t->rw), TAF_WR_0);
+    ASSERT_FRAME(t->l4, ALLOC | 1, TAF_L4_DEVAL);
+    ASSERT_FRAME(t->l3, ALLOC | 1, TAF_L3_DEVAL);
+    ASSERT_FRAME(t->l2, ALLOC | 1, TAF_L2_DEVAL);
+    ASSERT_FRAME(t->l1, ALLOC | 1, TAF_L1_DEVAL);
+    ASSERT_FRAME(t->rw, ALLOC | 1, TAF_WR_0);
     ASSERT_HEX(hvtest_caf(t->ro), ALLOC | 1);
     ASSERT_HEX(pfinfo(d, t->l4), XEN_DOMCTL_PFINFO_NOTAB);
     ASSERT_HEX(pfinfo(d, t->l3), XEN_DOMCTL_PFINFO_NOTAB);
@@ -215,15 +202,13 @@ TEST(pin_l4_hierarchy_counts_then_new_baseptr_adds_general_and_type_ref)
 
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_BASEPTR, t.l4), 0);
     ASSERT_HEX(current->guest_table, t.l4);
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 3);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_PINNED + 1);
+    ASSERT_FRAME(t.l4, ALLOC | 3, TAF_L4_PINNED + 1);
     /* The rest of the tree is referenced once, through the L4, as before. */
     ASSERT_HEX(hvtest_taf(t.l3), TAF_L3_VAL1);
 
     /* Re-installing the same base only reloads it. */
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_BASEPTR, t.l4), 0);
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 3);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_PINNED + 1);
+    ASSERT_FRAME(t.l4, ALLOC | 3, TAF_L4_PINNED + 1);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -237,8 +222,7 @@ TEST(unpin_of_current_base_keeps_tree_then_base_switch_devalidates_it)
     tree_as_base(d, &t, 0x100);
     ASSERT_EQ(unpin(t.l4), 0);
     /* Only the pin went: the base still holds the tree. */
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_VAL1);
+    ASSERT_FRAME(t.l4, ALLOC | 2, TAF_L4_VAL1);
     ASSERT_HEX(hvtest_taf(t.l3), TAF_L3_VAL1);
     ASSERT_HEX(hvtest_taf(t.l1), TAF_L1_VAL1);
     ASSERT_HEX(hvtest_taf(t.rw), TAF_WR_1);
@@ -249,8 +233,7 @@ TEST(unpin_of_current_base_keeps_tree_then_base_switch_devalidates_it)
     l4b = hvtest_frame(d, 0x200);
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_BASEPTR, l4b), 0);
     ASSERT_HEX(current->guest_table, l4b);
-    ASSERT_HEX(hvtest_caf(l4b), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(l4b), TAF_L4_VAL1);
+    ASSERT_FRAME(l4b, ALLOC | 2, TAF_L4_VAL1);
     assert_tree_released(d, &t);
     ASSERT(!current->old_guest_table);
     HVTEST_AUDIT_CLEAN();
@@ -266,18 +249,14 @@ TEST(new_user_baseptr_holds_one_general_and_one_l4_ref_and_mfn0_clears)
     tree_as_base(d, &t, 0x100);
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_USER_BASEPTR, u), 0);
     ASSERT_HEX(current->guest_table_user, u);
-    ASSERT_HEX(hvtest_caf(u), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(u), TAF_L4_VAL1);
+    ASSERT_FRAME(u, ALLOC | 2, TAF_L4_VAL1);
     /* The same table as kernel and user base: two refs of each kind. */
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_USER_BASEPTR, t.l4), 0);
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 4);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_PINNED + 2);
-    ASSERT_HEX(hvtest_caf(u), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(u), TAF_L4_DEVAL);
+    ASSERT_FRAME(t.l4, ALLOC | 4, TAF_L4_PINNED + 2);
+    ASSERT_FRAME(u, ALLOC | 1, TAF_L4_DEVAL);
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_USER_BASEPTR, 0), 0);
     ASSERT_HEX(current->guest_table_user, 0);
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 3);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_PINNED + 1);
+    ASSERT_FRAME(t.l4, ALLOC | 3, TAF_L4_PINNED + 1);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -299,15 +278,13 @@ TEST(new_baseptr_errors_eperm_foreign_and_einval_untypeable)
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_BASEPTR, t.rw), -EINVAL);
     ASSERT_LOG("Error while installing new baseptr %05lx", t.rw);
     ASSERT_HEX(current->guest_table, 0);
-    ASSERT_HEX(hvtest_caf(t.rw), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t.rw), TAF_WR_1);
+    ASSERT_FRAME(t.rw, ALLOC | 2, TAF_WR_1);
 
     /* A frame of another domain. */
     q = hvtest_frame(d2, 0x10);
     hvtest_as(d, 0);
     ASSERT_EQ(hvtest_mmuext(MMUEXT_NEW_BASEPTR, q), -EINVAL);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(q), 0);
+    ASSERT_FRAME(q, ALLOC | 1, 0);
 
     /* Only for the caller's own vCPU: the control domain gets -EPERM. */
     set_current(host.dom0->vcpu[0]);
@@ -336,31 +313,26 @@ TEST(early_pagetables_pin_with_writable_mapping_fails)
      */
     hvtest_write_pte(l, 0, hvtest_pte(q, _PAGE_RW));
     ASSERT_EQ(pin(1, l), 0);
-    ASSERT_HEX(hvtest_taf(q), TAF_WR_1);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 2);
+    ASSERT_FRAME(q, ALLOC | 2, TAF_WR_1);
 
     hv_log_clear();
     ASSERT_EQ(pin(1, q), -EINVAL);
     ASSERT_LOG("Bad type (saw e400000000000001 != exp 2000000000000000) "
                "for mfn %05lx", q);
     ASSERT_LOG("Error -22 while pinning mfn %05lx", q);
-    ASSERT_HEX(hvtest_taf(q), TAF_WR_1);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 2);
+    ASSERT_FRAME(q, ALLOC | 2, TAF_WR_1);
     HVTEST_AUDIT_CLEAN();
 
     /* The fix: make the mapping read-only first, then pin. */
     ASSERT_EQ(hvtest_pt_update(l, 0, hvtest_pte(q, 0)), 0);
-    ASSERT_HEX(hvtest_taf(q), TAF_WR_0);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 2);
+    ASSERT_FRAME(q, ALLOC | 2, TAF_WR_0);
     ASSERT_EQ(pin(1, q), 0);
-    ASSERT_HEX(hvtest_taf(q), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 3);
+    ASSERT_FRAME(q, ALLOC | 3, TAF_L1_PINNED);
 
     /* And now it cannot be made writable again. */
     ASSERT_EQ(hvtest_pt_update(l, 0, hvtest_pte(q, _PAGE_RW)), -EBUSY);
     ASSERT_HEX(hvtest_read_pte(l, 0) & _PAGE_RW, 0);
-    ASSERT_HEX(hvtest_taf(q), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 3);
+    ASSERT_FRAME(q, ALLOC | 3, TAF_L1_PINNED);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -384,8 +356,7 @@ TEST(devalidated_unpin_then_pt_update_becomes_writable_and_repin_revalidates)
 
     /* Test 3: unpinned, the table keeps its type but not its validation. */
     ASSERT_EQ(unpin(p), 0);
-    ASSERT_HEX(hvtest_taf(p), TAF_L1_DEVAL);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 1);
+    ASSERT_FRAME(p, ALLOC | 1, TAF_L1_DEVAL);
     ASSERT_HEX(hvtest_caf(data), ALLOC | 1);
     ASSERT_HEX(pfinfo(d, p), XEN_DOMCTL_PFINFO_NOTAB);
     HVTEST_AUDIT_CLEAN();
@@ -407,8 +378,7 @@ TEST(devalidated_unpin_then_pt_update_becomes_writable_and_repin_revalidates)
     ASSERT_EQ(pin(1, p), -EINVAL);
     ASSERT(hv_log_contains("Bad L1 flags 0x10"));
     ASSERT_LOG("Error -22 while pinning mfn %05lx", p);
-    ASSERT_HEX(hvtest_taf(p), 0);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 1);
+    ASSERT_FRAME(p, ALLOC | 1, 0);
     ASSERT_HEX(hvtest_caf(data), ALLOC | 1);
     HVTEST_AUDIT_CLEAN();
 
@@ -416,8 +386,7 @@ TEST(devalidated_unpin_then_pt_update_becomes_writable_and_repin_revalidates)
     ASSERT_EQ(hvtest_pt_update(p, 3, hvtest_pte(data, 0)), 0);
     ASSERT_HEX(hvtest_taf(p), TAF_WR_0);
     ASSERT_EQ(pin(1, p), 0);
-    ASSERT_HEX(hvtest_taf(p), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 2);
+    ASSERT_FRAME(p, ALLOC | 2, TAF_L1_PINNED);
     ASSERT_HEX(hvtest_caf(data), ALLOC | 3);
     ASSERT_HEX(hvtest_read_pte(p, 3),
                hvtest_pte(data, _PAGE_USER) | PTE_GUEST_KERNEL);
@@ -443,23 +412,19 @@ TEST(l1_fastpath_flag_changes_take_no_refs_rw_toggle_moves_writable_count)
     (void)d;
     hvtest_write_pte(l, 0, hvtest_pte(data, _PAGE_RW | _PAGE_USER));
     ASSERT_EQ(pin(1, l), 0);
-    ASSERT_HEX(hvtest_caf(data), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(data), TAF_WR_1);
+    ASSERT_FRAME(data, ALLOC | 2, TAF_WR_1);
 
     /* A, D, US, G, NX and AVAIL change: no refcount moves. */
     ASSERT_EQ(hvtest_pt_update(l, 0, hvtest_pte(data, _PAGE_RW | quiet)), 0);
     ASSERT_HEX(hvtest_read_pte(l, 0), hvtest_pte(data, _PAGE_RW | quiet));
-    ASSERT_HEX(hvtest_caf(data), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(data), TAF_WR_1);
+    ASSERT_FRAME(data, ALLOC | 2, TAF_WR_1);
 
     /* RW off and on: the writable type count follows. */
     ASSERT_EQ(hvtest_pt_update(l, 0, hvtest_pte(data, _PAGE_USER)), 0);
-    ASSERT_HEX(hvtest_caf(data), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(data), TAF_WR_0);
+    ASSERT_FRAME(data, ALLOC | 2, TAF_WR_0);
     ASSERT_EQ(hvtest_pt_update(l, 0, hvtest_pte(data, _PAGE_RW | _PAGE_USER)),
               0);
-    ASSERT_HEX(hvtest_caf(data), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(data), TAF_WR_1);
+    ASSERT_FRAME(data, ALLOC | 2, TAF_WR_1);
 
     /* PRESERVE_AD keeps the A/D bits already in the entry. */
     ASSERT_EQ(hvtest_pt_update(l, 0, hvtest_pte(data, _PAGE_RW | _PAGE_USER |
@@ -476,8 +441,7 @@ TEST(l1_fastpath_flag_changes_take_no_refs_rw_toggle_moves_writable_count)
     /* Non-present: both refs go; non-present bits are stored unchecked. */
     ASSERT_EQ(hvtest_pt_update(l, 0, 0xdead000 | _PAGE_PCD), 0);
     ASSERT_HEX(hvtest_read_pte(l, 0), 0xdead000 | _PAGE_PCD);
-    ASSERT_HEX(hvtest_caf(data), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(data), TAF_WR_0);
+    ASSERT_FRAME(data, ALLOC | 1, TAF_WR_0);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -521,12 +485,10 @@ TEST(deferred_put_of_replaced_l2_entry_runs_between_requests_pdone_totals)
     ASSERT_EQ(done, 2);
     /* The old L1's refs are still held when #1 has returned. */
     ASSERT(current->old_guest_table == mfn_to_page(l1a));
-    ASSERT_HEX(hvtest_taf(l1a), TAF_L1_VAL1);
-    ASSERT_HEX(hvtest_caf(l1a), ALLOC | 2);
+    ASSERT_FRAME(l1a, ALLOC | 2, TAF_L1_VAL1);
     ASSERT_HEX(hvtest_taf(da), TAF_WR_1);
     ASSERT_HEX(hvtest_caf(db), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(l1b), TAF_L1_PINNED + 1);
-    ASSERT_HEX(hvtest_caf(l1b), ALLOC | 3);
+    ASSERT_FRAME(l1b, ALLOC | 3, TAF_L1_PINNED + 1);
     /* The L2 change flushed every vCPU of the tables' owner. */
     ASSERT_EQ(gen(d, 0), g0 + 1);
     ASSERT_EQ(gen(d, 1), g1 + 1);
@@ -539,10 +501,8 @@ TEST(deferred_put_of_replaced_l2_entry_runs_between_requests_pdone_totals)
     ASSERT_EQ(do_mmu_update(reqs, 3, &done, DOMID_SELF), 0);
     ASSERT_EQ(done, 3);
     ASSERT(!current->old_guest_table);
-    ASSERT_HEX(hvtest_taf(l1a), TAF_WR_0);
-    ASSERT_HEX(hvtest_caf(l1a), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(da), TAF_WR_0);
-    ASSERT_HEX(hvtest_caf(da), ALLOC | 1);
+    ASSERT_FRAME(l1a, ALLOC | 1, TAF_WR_0);
+    ASSERT_FRAME(da, ALLOC | 1, TAF_WR_0);
     ASSERT_HEX(hvtest_caf(db), ALLOC | 1);
     ASSERT_HEX(hvtest_read_pte(l1a, 5), hvtest_pte(db, 0));
     ASSERT_HEX(hvtest_taf(l1b), TAF_L1_PINNED + 1);
@@ -629,12 +589,10 @@ TEST(failed_request_with_parked_table_carries_its_rc_to_the_continuation)
     ASSERT_EQ(do_mmu_update(&req, 1, &done, DOMID_SELF), -EINVAL);
     ASSERT_EQ(done, 0);
     ASSERT_EQ(current->hcall_cont_rc, 0);
-    ASSERT_HEX(hvtest_taf(l2x), TAF_L2_DEVAL);
-    ASSERT_HEX(hvtest_caf(l2x), ALLOC | 1);
+    ASSERT_FRAME(l2x, ALLOC | 1, TAF_L2_DEVAL);
     ASSERT_HEX(hvtest_caf(l1x), ALLOC | 1);
     ASSERT_HEX(hvtest_caf(data), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(l3), 0x6C00000000000001ULL);
-    ASSERT_HEX(hvtest_caf(l3), ALLOC | 2);
+    ASSERT_FRAME(l3, ALLOC | 2, 0x6C00000000000001ULL);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -727,8 +685,7 @@ TEST(failed_double_pin_of_l2_in_batch_drops_surplus_refs_via_continuation)
     ASSERT_EQ(do_mmuext_op(ops, 3, &done, DOMID_SELF), -EINVAL);
     ASSERT_EQ(done, 1);
     ASSERT(!current->old_guest_table);
-    ASSERT_HEX(hvtest_taf(a), TAF_L2_PINNED);
-    ASSERT_HEX(hvtest_caf(a), ALLOC | 2);
+    ASSERT_FRAME(a, ALLOC | 2, TAF_L2_PINNED);
     /* The failed op stopped the batch: op 2 never ran. */
     ASSERT_HEX(hvtest_taf(c), 0);
     HVTEST_AUDIT_CLEAN();
@@ -753,8 +710,7 @@ TEST(double_pin_einval_counts_unchanged_unpin_unpinned_einval)
     hv_log_clear();
     ASSERT_EQ(pin(1, p), -EINVAL);
     ASSERT_LOG("mfn %05lx already pinned", p);
-    ASSERT_HEX(hvtest_taf(p), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 2);
+    ASSERT_FRAME(p, ALLOC | 2, TAF_L1_PINNED);
 
     /* An L2's surplus refs are dropped through old_guest_table. */
     ASSERT_EQ(pin(2, q), 0);
@@ -763,8 +719,7 @@ TEST(double_pin_einval_counts_unchanged_unpin_unpinned_einval)
     ASSERT_HEX(hvtest_taf(q), TAF_L2_PINNED + 1);
     ASSERT_EQ(hvtest_mmuext_once(MMUEXT_PIN_L2_TABLE, q, &done), -EINVAL);
     ASSERT_EQ(done, 0);
-    ASSERT_HEX(hvtest_taf(q), TAF_L2_PINNED);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 2);
+    ASSERT_FRAME(q, ALLOC | 2, TAF_L2_PINNED);
     /* Pinned as L2, it cannot be pinned as another level. */
     ASSERT_EQ(pin(1, q), -EINVAL);
     ASSERT_HEX(hvtest_taf(q), TAF_L2_PINNED);
@@ -773,8 +728,7 @@ TEST(double_pin_einval_counts_unchanged_unpin_unpinned_einval)
     hv_log_clear();
     ASSERT_EQ(unpin(p), -EINVAL);
     ASSERT_LOG("mfn %05lx not pinned", p);
-    ASSERT_HEX(hvtest_taf(p), TAF_L1_DEVAL);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 1);
+    ASSERT_FRAME(p, ALLOC | 1, TAF_L1_DEVAL);
 
     /* Another domain's frame is not ours to (un)pin. */
     ASSERT_EQ(pin(1, f), -EINVAL);
@@ -786,8 +740,7 @@ TEST(double_pin_einval_counts_unchanged_unpin_unpinned_einval)
                  (unsigned long)f, d->domain_id);
         ASSERT(hv_log_contains(line));
     }
-    ASSERT_HEX(hvtest_caf(f), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(f), 0);
+    ASSERT_FRAME(f, ALLOC | 1, 0);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -872,8 +825,7 @@ TEST(mmu_update_foreigndom_and_command_errors)
     hv_log_clear();
     ASSERT_EQ(mmu_one(pt_ptr(f, 0, 0), 0, DOMID_SELF), -EINVAL);
     ASSERT(hv_log_contains("Could not get page for normal update"));
-    ASSERT_HEX(hvtest_caf(f), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(f), 0);
+    ASSERT_FRAME(f, ALLOC | 1, 0);
     ASSERT_EQ(mmu_one(pt_ptr(host.max_page + 5, 0, 0), 0, DOMID_SELF),
               -EINVAL);
     HVTEST_AUDIT_CLEAN();
@@ -966,8 +918,7 @@ TEST(mapping_foreign_or_free_frame_ebusy_mmio_without_permission_eperm)
     ASSERT(hv_log_contains("Error getting mfn"));
     ASSERT_HEX(hvtest_caf(f), ALLOC | 1);
     ASSERT_EQ(hvtest_pt_update(t, 0, hvtest_pte(f, _PAGE_RW)), -EBUSY);
-    ASSERT_HEX(hvtest_caf(f), ALLOC | 1);
-    ASSERT_HEX(hvtest_taf(f), 0);
+    ASSERT_FRAME(f, ALLOC | 1, 0);
 
     pg = alloc_heap_pages(0, 0);
     ASSERT(pg);
@@ -981,8 +932,7 @@ TEST(mapping_foreign_or_free_frame_ebusy_mmio_without_permission_eperm)
     ASSERT_HEX(hvtest_read_pte(t, 0), 0);
     ASSERT_HEX(hvtest_read_pte(t, 1), 0);
     ASSERT_HEX(hvtest_read_pte(t, 2), 0);
-    ASSERT_HEX(hvtest_taf(t), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(t), ALLOC | 2);
+    ASSERT_FRAME(t, ALLOC | 2, TAF_L1_PINNED);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }
@@ -1044,17 +994,13 @@ TEST(malicious_rw_mapping_of_pinned_table_is_ebusy_counts_unchanged)
     ASSERT_HEX(hvtest_read_pte(t.l1, 5), 0);
     ASSERT_HEX(hvtest_read_pte(t.l1, 6), 0);
     ASSERT_HEX(hvtest_read_pte(t.l1, 7), 0);
-    ASSERT_HEX(hvtest_taf(p), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t.l1), TAF_L1_VAL1);
-    ASSERT_HEX(hvtest_caf(t.l1), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_PINNED + 1);
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 3);
+    ASSERT_FRAME(p, ALLOC | 2, TAF_L1_PINNED);
+    ASSERT_FRAME(t.l1, ALLOC | 2, TAF_L1_VAL1);
+    ASSERT_FRAME(t.l4, ALLOC | 3, TAF_L4_PINNED + 1);
 
     /* Read-only is fine: one more general ref, no type change. */
     ASSERT_EQ(do_update_va_mapping(VA(7), hvtest_pte(t.l1, 0), 0), 0);
-    ASSERT_HEX(hvtest_caf(t.l1), ALLOC | 3);
-    ASSERT_HEX(hvtest_taf(t.l1), TAF_L1_VAL1);
+    ASSERT_FRAME(t.l1, ALLOC | 3, TAF_L1_VAL1);
     /* ... and the fast path cannot turn it writable. */
     ASSERT_EQ(do_update_va_mapping(VA(7), hvtest_pte(t.l1, _PAGE_RW), 0),
               -EBUSY);
@@ -1077,21 +1023,18 @@ TEST(malicious_pin_of_table_mapping_itself_writable_fails)
     /* Test 1: an L1 mapping itself RW cannot be validated. */
     hvtest_write_pte(p, 0, hvtest_pte(p, _PAGE_RW));
     ASSERT_EQ(pin(1, p), -EBUSY);
-    ASSERT_HEX(hvtest_taf(p), 0);
-    ASSERT_HEX(hvtest_caf(p), ALLOC | 1);
+    ASSERT_FRAME(p, ALLOC | 1, 0);
     /* ... read-only it can: alloc + pin + self mapping. */
     hvtest_write_pte(r, 0, hvtest_pte(r, 0));
     ASSERT_EQ(pin(1, r), 0);
-    ASSERT_HEX(hvtest_taf(r), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(r), ALLOC | 3);
+    ASSERT_FRAME(r, ALLOC | 3, TAF_L1_PINNED);
 
     /* An L2 mapping itself RW: a writable linear table is refused. */
     hvtest_write_pte(q, 0, hvtest_pte(q, _PAGE_RW));
     hv_log_clear();
     ASSERT_EQ(pin(2, q), -EINVAL);
     ASSERT(hv_log_contains("Attempt to create linear p.t. with write perms"));
-    ASSERT_HEX(hvtest_taf(q), 0);
-    ASSERT_HEX(hvtest_caf(q), ALLOC | 1);
+    ASSERT_FRAME(q, ALLOC | 1, 0);
     ASSERT(!current->old_guest_table);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
@@ -1114,8 +1057,7 @@ TEST(malicious_update_of_xen_l4_slots_is_einval)
     ASSERT_EQ(hvtest_pt_update(l4, 256, 0), -EINVAL);
     ASSERT_EQ(hvtest_pt_update(l4, 271, 0), -EINVAL);
     ASSERT_HEX(hvtest_read_pte(l4, 258), self);
-    ASSERT_HEX(hvtest_taf(l3), 0);
-    ASSERT_HEX(hvtest_caf(l3), ALLOC | 1);
+    ASSERT_FRAME(l3, ALLOC | 1, 0);
 
     /* The guest's own slots on either side are fine. */
     ASSERT_EQ(hvtest_pt_update(l4, 255, hvtest_pte(l3, _PAGE_USER)), 0);
@@ -1229,8 +1171,7 @@ TEST(mmuext_set_ldt_clear_copy_super_and_unknown_commands)
     ASSERT_EQ(mmuext(&op, DOMID_SELF), 0);
     ASSERT_EQ(pa[0], 0x5a);
     ASSERT_EQ(pa[PAGE_SIZE - 1], 0x5a);
-    ASSERT_HEX(hvtest_taf(a), TAF_WR_0);
-    ASSERT_HEX(hvtest_caf(a), ALLOC | 1);
+    ASSERT_FRAME(a, ALLOC | 1, TAF_WR_0);
     ASSERT_HEX(hvtest_caf(b), ALLOC | 1);
     op = (struct mmuext_op){ .cmd = MMUEXT_CLEAR_PAGE, .arg1.mfn = b };
     ASSERT_EQ(mmuext(&op, DOMID_SELF), 0);
@@ -1251,8 +1192,7 @@ TEST(mmuext_set_ldt_clear_copy_super_and_unknown_commands)
     op.arg2.src_mfn = f;
     ASSERT_EQ(mmuext(&op, DOMID_SELF), -EINVAL);
     ASSERT_LOG("Error copying from mfn %05lx", f);
-    ASSERT_HEX(hvtest_taf(l), TAF_L1_PINNED);
-    ASSERT_HEX(hvtest_caf(l), ALLOC | 2);
+    ASSERT_FRAME(l, ALLOC | 2, TAF_L1_PINNED);
     ASSERT_HEX(hvtest_caf(f), ALLOC | 1);
     /* The control domain may clear a domU's frame (FD = the domU). */
     set_current(host.dom0->vcpu[0]);
@@ -1366,12 +1306,9 @@ TEST_TIMEOUT(concurrent_l1_updates_from_two_vcpus_keep_exact_counts, 120)
     ASSERT_EQ(r[0].bad, 0);
     ASSERT_EQ(r[1].bad, 0);
     /* Only slot 0's mapping is left: alloc + 1, writable count 1. */
-    ASSERT_HEX(hvtest_caf(t.rw), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t.rw), TAF_WR_1);
-    ASSERT_HEX(hvtest_caf(t.l1), ALLOC | 2);
-    ASSERT_HEX(hvtest_taf(t.l1), TAF_L1_VAL1);
-    ASSERT_HEX(hvtest_caf(t.l4), ALLOC | 4);
-    ASSERT_HEX(hvtest_taf(t.l4), TAF_L4_PINNED + 2);
+    ASSERT_FRAME(t.rw, ALLOC | 2, TAF_WR_1);
+    ASSERT_FRAME(t.l1, ALLOC | 2, TAF_L1_VAL1);
+    ASSERT_FRAME(t.l4, ALLOC | 4, TAF_L4_PINNED + 2);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
 }

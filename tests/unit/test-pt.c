@@ -9,22 +9,6 @@
  */
 #include "hvtest.h"
 
-#define ALLOC   PGC_allocated
-#define VALID   PGT_validated
-#define PINNED  PGT_pinned
-#define PARTIAL PGT_partial
-#define T_L1    PGT_l1_page_table
-#define T_L2    PGT_l2_page_table
-#define T_L3    PGT_l3_page_table
-#define T_L4    PGT_l4_page_table
-#define T_WR    PGT_writable_page
-
-#define ASSERT_FRAME(mfn, caf, taf)                                       \
-    do {                                                                  \
-        ASSERT_HEX(hvtest_caf(mfn), (caf));                               \
-        ASSERT_HEX(hvtest_taf(mfn), (taf));                               \
-    } while ( 0 )
-
 #define ASSERT_PARTIAL_STATE(mfn, nr, pf)                                 \
     do {                                                                  \
         ASSERT_EQ(page_nr_validated_ptes(mfn_to_page(mfn)), (nr));        \
@@ -133,6 +117,13 @@ static void drain_old_guest_table(struct vcpu *v)
     ASSERT(v->old_guest_table == NULL);
 }
 
+/* Unpin mfn (as the current vCPU) and finish v's deferred put. */
+static void unpin_and_drain(struct vcpu *v, mfn_t mfn)
+{
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, mfn), 0);
+    drain_old_guest_table(v);
+}
+
 /* ------------------------------------------------------------------------
  * Promotion of a whole tree; the Xen slots of an L4
  * ------------------------------------------------------------------------ */
@@ -172,8 +163,7 @@ TEST(pin_l4_tree_counts_and_xen_slots)
     /* Xen's slots cannot be written by the guest. */
     ASSERT_EQ(hvtest_pt_update(t.l4, 258, 0), -EINVAL);
 
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l4), 0);
-    drain_old_guest_table(d->vcpu[0]);
+    unpin_and_drain(d->vcpu[0], t.l4);
     assert_tree_unpinned(&t);
     ASSERT_EQ(atomic_load(&d->nr_l4_pages), 0);
     HVTEST_AUDIT_CLEAN();
@@ -190,8 +180,7 @@ TEST(m2p_strict_l4_gets_ro_mpt_slot)
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L4_TABLE, l4), 0);
     idle = host.idle_pg_table ? map_domain_page(host.idle_pg_table) : NULL;
     ASSERT_HEX(hvtest_read_pte(l4, 256), idle ? idle[256] : 0);
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, l4), 0);
-    drain_old_guest_table(d->vcpu[0]);
+    unpin_and_drain(d->vcpu[0], l4);
     hvtest_done();
 }
 
@@ -331,8 +320,7 @@ TEST(linear_l2_self_map_rules)
     ASSERT_EQ(page_linear_pt_count(mfn_to_page(a)), 0);
     ASSERT_HEX(hvtest_read_pte(a, 0), hvtest_pte(a, _PAGE_USER));
     HVTEST_AUDIT_CLEAN();
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, a), 0);
-    drain_old_guest_table(d->vcpu[0]);
+    unpin_and_drain(d->vcpu[0], a);
     ASSERT_FRAME(a, ALLOC | 1, T_L2);
 
     /* With pv-linear-pt off even the read-only self map is refused. */
@@ -385,10 +373,8 @@ TEST(linear_l2_xsa240_depth_one)
     HVTEST_AUDIT_CLEAN();
 
     /* Unpinning the users gives the linear refs back. */
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, c), 0);
-    drain_old_guest_table(d->vcpu[0]);
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, h), 0);
-    drain_old_guest_table(d->vcpu[0]);
+    unpin_and_drain(d->vcpu[0], c);
+    unpin_and_drain(d->vcpu[0], h);
     ASSERT_EQ(page_linear_pt_count(mfn_to_page(b)), 0);
     ASSERT_EQ(page_linear_pt_count(mfn_to_page(c)), 0);
     ASSERT_FRAME(b, ALLOC | 2, T_L2 | PINNED | VALID | 1);
@@ -407,8 +393,7 @@ TEST(l2_entry_to_count0_former_l2_retypes_it_as_l1)
     hvtest_write_pte(j, 0, hvtest_pte(data, _PAGE_RW));
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L2_TABLE, j), 0);
     ASSERT_FRAME(data, ALLOC | 2, T_L1 | VALID | 1);
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, j), 0);
-    drain_old_guest_table(d->vcpu[0]);
+    unpin_and_drain(d->vcpu[0], j);
     ASSERT_FRAME(j, ALLOC | 1, T_L2);
     ASSERT_FRAME(data, ALLOC | 1, T_L1);
 
@@ -757,8 +742,7 @@ TEST(xsa299_preempted_promotion_clears_partial_flags)
     assert_tree_pinned(&t);
     HVTEST_AUDIT_CLEAN();
 
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l4), 0);
-    drain_old_guest_table(d->vcpu[0]);
+    unpin_and_drain(d->vcpu[0], t.l4);
     assert_tree_unpinned(&t);
     HVTEST_AUDIT_CLEAN();
     hvtest_done();
@@ -786,8 +770,7 @@ TEST(xsa299_preempted_promotion_picked_up_by_other_vcpu)
     ASSERT_FRAME(t.l3, ALLOC | 3, T_L3 | PINNED | VALID | 1);
     ASSERT_FRAME(t.l2[2], ALLOC | 2, T_L2 | VALID | 1);
     /* ... and unpins it again: a full demotion of the subtree. */
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l3), 0);
-    drain_old_guest_table(d->vcpu[1]);
+    unpin_and_drain(d->vcpu[1], t.l3);
     ASSERT_FRAME(t.l3, ALLOC | 2, T_L3);
     for ( unsigned int i = 0; i < NR_L2; i++ )
         ASSERT_FRAME(t.l2[i], ALLOC | 1, T_L2);
@@ -855,8 +838,7 @@ TEST(xsa299_preempted_demotion_then_repin)
     ASSERT_EQ(atomic_load(&d->nr_l4_pages), 2);
     HVTEST_AUDIT_CLEAN();
 
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l4), 0);
-    drain_old_guest_table(v);
+    unpin_and_drain(v, t.l4);
     assert_tree_unpinned(&t);
     hvtest_done();
 }
@@ -897,8 +879,7 @@ TEST(xsa299_preempted_demotion_picked_up_by_other_vcpu)
     HVTEST_AUDIT_CLEAN();
 
     hvtest_as(d, 1);
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l3), 0);
-    drain_old_guest_table(d->vcpu[1]);
+    unpin_and_drain(d->vcpu[1], t.l3);
     ASSERT_FRAME(t.l3, ALLOC | 1, T_L3);
     for ( unsigned int i = 0; i < NR_L1; i++ )
         ASSERT_FRAME(t.data[i], ALLOC | 1, T_WR | VALID);
@@ -975,8 +956,7 @@ TEST_TIMEOUT(preempt_at_every_entry_index_same_counts, 300)
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L4_TABLE, t.l4), 0);
     snapshot(&t, pin_caf, pin_taf);
     assert_tree_pinned(&t);
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l4), 0);
-    drain_old_guest_table(v);
+    unpin_and_drain(v, t.l4);
     snapshot(&t, unpin_caf, unpin_taf);
     assert_tree_unpinned(&t);
 
@@ -1030,8 +1010,7 @@ TEST_TIMEOUT(preempt_every_nth_check_same_counts, 300)
     build_tree(d, &t, 0x100, 0);
     ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L4_TABLE, t.l4), 0);
     snapshot(&t, pin_caf, pin_taf);
-    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, t.l4), 0);
-    drain_old_guest_table(v);
+    unpin_and_drain(v, t.l4);
     snapshot(&t, unpin_caf, unpin_taf);
 
     for ( unsigned int every = 2; every <= 64; every++ )

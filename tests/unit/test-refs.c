@@ -8,22 +8,7 @@
  */
 #include "hvtest.h"
 
-#define ALLOC   PGC_allocated
-#define VALID   PGT_validated
-#define PINNED  PGT_pinned
-#define PARTIAL PGT_partial
-#define T_L1    PGT_l1_page_table
-#define T_L2    PGT_l2_page_table
-#define T_L3    PGT_l3_page_table
-#define T_WR    PGT_writable_page
 #define T_SEG   PGT_seg_desc_page
-
-/* Both words of a frame at once, so a failure shows which one broke. */
-#define ASSERT_FRAME(mfn, caf, taf)                                       \
-    do {                                                                  \
-        ASSERT_HEX(hvtest_caf(mfn), (caf));                               \
-        ASSERT_HEX(hvtest_taf(mfn), (taf));                               \
-    } while ( 0 )
 
 static struct domain *setup(void)
 {
@@ -96,8 +81,7 @@ TEST(put_page_alloc_ref_then_last_put_frees_frame)
     /* The last ref frees it: writable type cleared, M2P invalid. */
     put_page(pg);
     ASSERT_EQ(hv_free_pages(), free0 + 1);
-    ASSERT_HEX(hvtest_caf(m), PGC_state_free);
-    ASSERT_HEX(hvtest_taf(m), 0);
+    ASSERT_FRAME(m, PGC_state_free, 0);
     ASSERT_HEX(get_gpfn_from_mfn(m), INVALID_M2P_ENTRY);
     ASSERT_EQ(atomic_load(&d->tot_pages), tot0 - 1);
     hvtest_done();

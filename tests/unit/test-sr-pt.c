@@ -601,6 +601,34 @@ TEST(localise_pse_refused_at_l2_l3)
     ASSERT_HEX(page[9], 0x201081);
 }
 
+/* PWT, PCD and GLOBAL above L1 would fail the hypervisor's validation:
+ * refused with the table and entry named, before anything is populated.
+ * In an L1 they are left to the hypervisor (privileges decide). */
+TEST(localise_refused_flags_above_l1)
+{
+    static const uint64_t bad[] = { _PAGE_PWT, _PAGE_PCD, _PAGE_GLOBAL };
+    uint64_t page[SR__PT_ENTRIES];
+    struct dst_fix d;
+    unsigned int b;
+
+    dst_init(&d);
+    for ( b = 0; b < 3; b++ )
+    {
+        memset(page, 0, sizeof(page));
+        page[0] = PTE(1, _PAGE_PRESENT);
+        page[5] = PTE(2, _PAGE_PRESENT | bad[b]);
+        ASSERT_EQ(sr__localise_pagetable(&d.ctx, L2, page), -EINVAL);
+        ASSERT_EQ(sr__localise_pagetable(&d.ctx, L3, page), -EINVAL);
+        ASSERT_EQ(sr__localise_pagetable(&d.ctx, L4, page), -EINVAL);
+        ASSERT_EQ(d.nr_calls, 0);
+        ASSERT_HEX(page[5], PTE(2, _PAGE_PRESENT | bad[b]));
+    }
+    ASSERT_STR(d.msg, "Bad flags for L4[5] - pte 0000000000002101 (flags "
+               "0x100 are refused in an L4 table)");
+    ASSERT_EQ(sr__localise_pagetable(&d.ctx, L1, page), 0);
+    ASSERT_HEX(page[5], 0x201101);
+}
+
 TEST(localise_l4_xen_slots_left_zero)
 {
     uint64_t page[SR__PT_ENTRIES];

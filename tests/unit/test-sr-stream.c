@@ -141,7 +141,8 @@ TEST(xl_header_exact_bytes_and_round_trip)
     uint32_t got_len;
     size_t len;
 
-    ASSERT_EQ(sr_write_xl_hdr(io, SR_XL_FLAG_ALL, cfg, sizeof(cfg)), 0);
+    ASSERT_EQ(sr_write_xl_hdr(io, SR_XL_FLAG_JSON | SR_XL_FLAG_STREAMV2,
+                              cfg, sizeof(cfg)), 0);
     buf = take(io, &len);
     sr_io_close(io);
     ASSERT_EQ(len, 48 + 4 + sizeof(cfg));

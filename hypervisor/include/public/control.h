@@ -73,6 +73,7 @@ enum ferry_ctl_op
     FERRY_CTL_DMESG_READ,
     FERRY_CTL_AUDIT,
     FERRY_CTL_DOMAIN_RESUME,        /* undo a (suspend) shutdown */
+    FERRY_CTL_DOMAIN_RENAME,        /* compare-and-swap of the name */
     FERRY_CTL_NR_OPS
 };
 
@@ -148,6 +149,20 @@ struct ferry_ctl_meta
     uint16_t pad;
     uint32_t blob_len;          /* config JSON bytes that follow */
     char name[FERRY_NAME_MAX];  /* NUL-terminated */
+};
+
+/*
+ * DOMAIN_RENAME: the name becomes `name` only if it is `expect` now
+ * (-EBUSY otherwise, nothing changed); -EEXIST if another domain has
+ * `name`.  Both NUL-terminated.  A migration commits or aborts through
+ * it, so that exactly one of the two wins.
+ */
+struct ferry_ctl_rename_req
+{
+    domid_t domid;
+    uint16_t pad[3];
+    char expect[FERRY_NAME_MAX];
+    char name[FERRY_NAME_MAX];
 };
 
 struct ferry_ctl_vcpu_req
@@ -243,6 +258,7 @@ _Static_assert(sizeof(struct ferry_ctl_hdr) == 24, "ctl header");
 _Static_assert(sizeof(struct ferry_ctl_hello_resp) == 72, "hello resp");
 _Static_assert(sizeof(struct ferry_ctl_create_req) == 32, "create req");
 _Static_assert(sizeof(struct ferry_ctl_meta) == 72, "meta");
+_Static_assert(sizeof(struct ferry_ctl_rename_req) == 136, "rename req");
 _Static_assert(sizeof(struct ferry_ctl_shadow_req) == 24, "shadow req");
 _Static_assert(sizeof(struct ferry_ctl_memop_req) == 24, "memop req");
 _Static_assert(sizeof(struct ferry_ctl_map_req) == 16, "map req");

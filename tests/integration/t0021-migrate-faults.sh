@@ -1,0 +1,205 @@
+#!/bin/sh
+# xl migrate's failure semantics: whatever breaks, the domain runs on
+# exactly one host.  With FERRY_MIGRATE_FAULT at every point of the
+# sender (S) and of the receiver (R), the process there either exits or
+# stops and is then killed (SIGKILL); a restore failure is injected on R;
+# S gets SIGINT in the live phase.  Afterwards (for a dead S, once `xl
+# migrate-resolve` has finished its work) the domain runs on the host the
+# design says, its console advancing, and the other host has no copy of
+# it (no --incoming, --migratedaway or --aborted left), and xl migrate's
+# exit status is the one the design gives (0 on the target, 1 on the
+# source).  Cases run a few at a time, each on its own domain.
+. "$(dirname "$0")/lib.sh"
+
+if ! grep -q '"migrate"' "$top_srcdir/xl/xl-cmdtable.c"; then
+    echo "1..0 # SKIP xl migrate is not there"
+    exit 77
+fi
+
+# side point expected-host (A: stays on the source, B: on the target)
+SEND_CASES="preamble:A live:A suspended:A stream-end:A ready:A go:B"
+RECV_CASES="preamble:A live:A suspended:A stream-end:A ready:A go:A
+committed:B report:B"
+ncases=$(( (6 + 8) * 2 ))
+plan $((ncases + 5))
+start_host A 320M || exit 99
+start_host B 320M || exit 99
+A=$T/A B=$T/B
+ex="$top_srcdir/examples"
+
+# Running or blocked: neither paused nor shut down.
+running() {
+    "$XL" -H "$1" list "$2" 2>/dev/null |
+        awk 'NR == 2 && $5 !~ /[psc]/ { ok = 1 } END { exit !ok }'
+}
+# The last "memdirty: pass N" the guest printed (what 2 s of console show).
+last_pass() {
+    timeout 2 "$XL" -H "$1" console "$2" </dev/null 2>/dev/null |
+        sed -n 's/^memdirty: pass \([0-9]*\) .*/\1/p' | tail -1
+}
+# The guest is making progress: its pass count goes up.
+console_grows() {
+    p0=""
+    i=0
+    while [ -z "$p0" ] && [ $i -lt 10 ]; do
+        p0=$(last_pass "$1" "$2"); i=$((i + 1))
+    done
+    [ -n "$p0" ] || return 1
+    i=0
+    while [ $i -lt 10 ]; do
+        p1=$(last_pass "$1" "$2")
+        [ -n "$p1" ] && [ "$p1" -gt "$p0" ] && return 0
+        i=$((i + 1))
+    done
+    return 1
+}
+# No copy of domain $2 at all on host $1, under any name.
+no_copy() {
+    ! "$XL" -H "$1" list 2>/dev/null | awk '{print $1}' |
+        grep -q -- "^$2\(--incoming\|--migratedaway\|--aborted\)\?\$"
+}
+no_incoming() {
+    ! "$XL" -H "$1" list 2>/dev/null | grep -q -- "^$2--incoming "
+}
+# The pid a stopped process announced: "... stopping (pid N)".
+stopped_pid() {
+    sed -n 's/.*: stopping (pid \([0-9]*\))$/\1/p' "$1" | head -1
+}
+
+# run_case NAME SIDE POINT ACTION WANT: one migration of domain NAME
+# with the fault, then the checks; the verdict goes to $T/NAME.res.
+run_case() {
+    name=$1 side=$2 point=$3 action=$4 want=$5
+    out=$T/$name
+    desc="$side:$point:$action -> on $want"
+    if ! xlh "$A" create -e "$ex/memdirty.cfg" "name=\"$name\"" \
+            'memory=16' 'cmdline="wss=1M rate=4M"' >"$out.create" 2>&1; then
+        echo "not ok - $desc: create failed" >"$out.res"; return
+    fi
+    FERRY_MIGRATE_FAULT=$side:$point:$action \
+        "$XL" -H "$A" migrate -e "$name" "local:$B" >"$out.out" \
+        2>"$out.err" &
+    spid=$!
+    if [ "$action" = stop ]; then
+        wait_for 20 grep -q 'stopping (pid' "$out.err"
+        kill -9 "$(stopped_pid "$out.err")" 2>/dev/null
+    fi
+    wait "$spid"
+    rc=$?
+    how="rc $rc"
+    if [ "$side" = send ]; then
+        # S is dead: let R finish with the domain, then resolve.
+        wait_for 15 no_incoming "$B" "$name"
+        "$XL" -H "$A" migrate-resolve "$name" "local:$B" \
+            >"$out.res-out" 2>"$out.res-err"
+        rc=$?
+        how="$how, migrate-resolve rc $rc"
+        [ "$want" = B ] && exp=0 || exp=1
+    else
+        [ "$want" = B ] && exp=0 || exp=1
+    fi
+    if [ "$want" = A ]; then here=$A there=$B; else here=$B there=$A; fi
+    why=""
+    [ "$rc" = "$exp" ] || why="exit status"
+    [ -z "$why" ] && ! running "$here" "$name" && why="not running"
+    [ -z "$why" ] && ! no_copy "$there" "$name" && why="a copy is left"
+    [ -z "$why" ] && ! no_incoming "$here" "$name" && why="--incoming left"
+    [ -z "$why" ] && ! console_grows "$here" "$name" && why="console stuck"
+    if [ -z "$why" ]; then
+        echo "ok - $desc ($how)" >"$out.res"
+    else
+        {
+            echo "not ok - $desc ($how, expected $exp): $why"
+            echo "# console: p0=${p0:-} p1=${p1:-}"
+            console_of "$here" "$name" | tail -3 | sed 's/^/# console: /'
+            echo "# A:"; "$XL" -H "$A" list 2>&1 | sed 's/^/#   /'
+            echo "# B:"; "$XL" -H "$B" list 2>&1 | sed 's/^/#   /'
+            sed 's/^/# S: /' "$out.err" | grep -v "$(printf '\r')" | tail -15
+            [ -f "$out.res-err" ] && sed 's/^/# resolve: /' "$out.res-err"
+        } >"$out.res"
+    fi
+    "$XL" -H "$here" destroy "$name" 2>/dev/null
+}
+
+# Print the verdicts of the cases given, in order, as TAP.
+report() {
+    for n in "$@"; do
+        line=$(head -1 "$T/$n.res" 2>/dev/null)
+        case $line in
+        "ok - "*) ok "${line#ok - }" ;;
+        *) fail "${line#not ok - }"; tail -n +2 "$T/$n.res" ;;
+        esac
+    done
+}
+
+# A few at a time: each case is mostly waiting for its guest and console.
+batch() {
+    t0=$(date +%s) count=$#
+    names=""
+    for c in "$@"; do
+        set -- $(echo "$c" | tr ':' ' ')
+        run_case "$1" "$2" "$3" "$4" "$5" &
+        names="$names $1"
+    done
+    wait
+    report $names
+    diag "batch of $count cases: $(( $(date +%s) - t0 )) s"
+}
+
+# SIGINT to S in the live phase: cancelled, the domain stays on A.  Runs
+# beside the last batch; the verdict goes to $T/int1.res.
+sigint_case() {
+    xlh "$A" create -e "$ex/memdirty.cfg" 'name="int1"' 'memory=32' \
+        'cmdline="wss=16M"' >/dev/null 2>&1
+    "$XL" -H "$A" migrate -e --json --bandwidth 8M int1 "local:$B" \
+        >"$T/int1.json" 2>"$T/int1.err" &
+    spid=$!
+    wait_for 20 grep -q '"status":"live"' "$T/int1.json" ||
+        echo "# no live progress seen before SIGINT" >"$T/int1.diag"
+    kill -INT $spid
+    wait $spid
+    rc=$?
+    if [ $rc = 1 ] && running "$A" int1 && no_copy "$B" int1 &&
+       console_grows "$A" int1 &&
+       tail -1 "$T/int1.json" |
+           grep -q '"status":"failed","where":"source"'; then
+        echo "ok - SIGINT in the live phase: exit 1, on A, B clean" \
+            >"$T/int1.res"
+    else
+        {
+            echo "not ok - SIGINT in the live phase (rc $rc)"
+            sed 's/^/# /' "$T/int1.err" | grep -v "$(printf '\r')" | tail
+            tail -1 "$T/int1.json" | sed 's/^/# /'
+        } >"$T/int1.res"
+    fi
+    xlh "$A" destroy int1
+}
+
+# At most 9 at a time: more would crowd the hosts' control connections.
+# A restore failure injected on R goes with the first receiver batch.
+for side in send recv; do
+    [ $side = send ] && cases=$SEND_CASES || cases=$RECV_CASES
+    for action in exit stop; do
+        list=""
+        for c in $cases; do
+            list="$list $side-${c%:*}-$action:$side:${c%:*}:$action:${c#*:}"
+        done
+        [ $side$action = recvexit ] &&
+            list="$list fail1:recv:stream-end:fail:A"
+        [ $side$action = recvstop ] && sigint_case &
+        batch $list
+    done
+done
+report int1
+[ -f "$T/int1.diag" ] && cat "$T/int1.diag"
+
+# R's reason for the injected failure reached S.
+grep -q 'injected failure at stream-end' "$T/fail1.err" &&
+    grep -q '^Migration failed, resuming at sender.$' "$T/fail1.err" &&
+    ok "S printed R's reason and Xen's message" ||
+    { fail "S printed R's reason and Xen's message"
+      sed 's/^/# /' "$T/fail1.err"; }
+
+check "A: auditor clean" xlh "$A" audit
+check "B: auditor clean" xlh "$B" audit
+done_testing

@@ -1,0 +1,1365 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xl-transport.c: the channels that carry a migration between `xl
+ * migrate` and `xl migrate-receive` (see xl-transport.h for the target
+ * forms and the contract).
+ *
+ * A channel is a pair of fds (the same socket twice for TCP), optionally a
+ * TLS session on the socket, optionally the child process at the other end
+ * of the pipes, and an sr_io whose read/write callbacks are ours.  Reads
+ * go through a 64 KiB buffer (large reads bypass it), so line-oriented
+ * handshake reads cost a memcpy per byte, not a syscall.
+ *
+ * Blocking model: fds we created (our pipe ends, sockets) are
+ * non-blocking and every operation that would block waits in poll(), which
+ * is where timeouts and cancellation are applied.  The receiver's inherited
+ * stdin/stdout may be shared with other processes (a terminal, sshd's
+ * pipes), so their flags are left alone: we poll first and then do a
+ * blocking read/write.
+ *
+ * Invariants: every fd we open is close-on-exec (the receivers we start
+ * must not hold the ends of other channels, or a dead peer would never
+ * show as end-of-stream); SIGPIPE is ignored; the io's first error is the
+ * one reported, and TLS failures store a message naming the failure before
+ * they return, so sr_io_errmsg() says "TLS ..." rather than "Protocol
+ * error".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "xl.h"
+#include "xl-transport.h"
+#include "../saverestore/sr.h"
+
+#define RBUF_SIZE           (64U << 10)
+#define CONNECT_TIMEOUT_MS  15000
+#define ACCEPT_TIMEOUT_MS   15000
+#define CLOSE_WAIT_MS       10000
+#define LINK_DEAD_MS        10000
+#define WATCH_SLICE_MS      1000
+
+struct xl_chan {
+    enum xl_chan_kind kind;
+    int rfd, wfd;               /* equal for sockets; -1 once closed */
+    bool tcp;                   /* a TCP socket: watch the link */
+    SSL_CTX *ctx;
+    SSL *ssl;
+    bool tls_shut;              /* close_notify sent */
+    struct sr_io *io;
+
+    pid_t pid;                  /* child at the far end of the pipes */
+    bool reaped;
+    int status;
+
+    const _Atomic bool *cancel;
+    int timeout_ms;
+
+    uint8_t *rbuf;
+    size_t rpos, rlen;
+
+    /* For xl_chan_reopen and messages. */
+    char *target;
+    char *rune;                 /* HOST: the shell command */
+    char *ssh_command;
+    char **recv_args;
+    char *tls_cert, *tls_key, *tls_ca;
+    int connect_timeout_ms;
+    char peer[INET6_ADDRSTRLEN + 16];
+};
+
+/* ---- small helpers --------------------------------------------------- */
+
+static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+static bool cancelled(const struct xl_chan *ch)
+{
+    return ch->cancel && atomic_load(ch->cancel);
+}
+
+/* The most useful text of OpenSSL's error queue, which it then clears. */
+static const char *ssl_errstr(char *buf, size_t len)
+{
+    unsigned long e, last = 0;
+
+    while ((e = ERR_get_error()))
+        last = e;
+    if (!last) {
+        snprintf(buf, len, "%s", errno ? strerror(errno) : "unknown error");
+        return buf;
+    }
+    ERR_error_string_n(last, buf, len);
+    /* "error:0A000086:SSL routines::certificate verify failed": keep the
+     * reason, which is what a person can act on. */
+    {
+        const char *r = ERR_reason_error_string(last);
+
+        if (r)
+            snprintf(buf, len, "%s", r);
+    }
+    return buf;
+}
+
+char *xl_tls_default_path(const char *name)
+{
+    const char *dir = run_dir;
+    char *p;
+
+    if (!dir)
+        dir = getenv("FERRY_RUNDIR");
+    if (!dir)
+        dir = "/run/ferry";
+    if (asprintf(&p, "%s/tls/%s", dir, name) < 0)
+        return NULL;
+    return p;
+}
+
+/* ---- waiting --------------------------------------------------------- */
+
+/*
+ * Whether a TCP link is down: nothing has come back from the peer for
+ * LINK_DEAD_MS although it owes us something: an acknowledgement of bytes
+ * in flight, or answers to window probes (the kernel counts the probes
+ * still unanswered; a live peer answers each, so the count stays at 0 or
+ * 1 however far apart the backed-off probes are).
+ *
+ * Why not TCP_USER_TIMEOUT: Linux applies it to a closed window too, so a
+ * receiver that is alive but does not read for that long (a slow restore,
+ * a sanitizer build) had its connection killed.  An idle link (nothing
+ * owed) is watched by keepalive instead.
+ */
+static bool link_dead(struct xl_chan *ch, int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return false;
+    if (ti.tcpi_unacked == 0 && ti.tcpi_probes < 2)
+        return false;
+    if (ti.tcpi_last_ack_recv < LINK_DEAD_MS)
+        return false;
+    if (ch->io)
+        sr_io_fail(ch->io, -ETIMEDOUT, "no acknowledgement from %s for "
+                   "%u s: the link is down", ch->peer[0] ? ch->peer : "peer",
+                   LINK_DEAD_MS / 1000);
+    return true;
+}
+
+/*
+ * Wait until fd is ready for events.  POLLERR/POLLHUP count as ready: the
+ * operation that follows reports what happened.  TCP links are checked
+ * every WATCH_SLICE_MS while we wait.
+ */
+static int wait_fd(struct xl_chan *ch, int fd, short events)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    int64_t start = now_ms();
+    int n, slice;
+
+    for (;;) {
+        slice = ch->tcp ? WATCH_SLICE_MS : -1;
+        if (ch->timeout_ms > 0) {
+            int64_t left = start + ch->timeout_ms - now_ms();
+
+            if (left <= 0)
+                return -ETIMEDOUT;
+            if (slice < 0 || left < slice)
+                slice = (int)left;
+        }
+        n = poll(&p, 1, slice);
+        if (n > 0)
+            return 0;
+        if (n < 0) {
+            if (errno != EINTR)
+                return -errno;
+            if (cancelled(ch))
+                return -ECANCELED;
+            continue;
+        }
+        if (ch->tcp && link_dead(ch, fd))
+            return -ETIMEDOUT;
+    }
+}
+
+/* ---- raw fd and TLS transfer ----------------------------------------- */
+
+static bool is_socket_kind(enum xl_chan_kind k)
+{
+    return k == XL_CHAN_TCP || k == XL_CHAN_TLS || k == XL_CHAN_FD;
+}
+
+static ssize_t fd_read(struct xl_chan *ch, void *buf, size_t len)
+{
+    bool blocking = ch->kind == XL_CHAN_STDIO;
+    ssize_t n;
+    int rc;
+
+    for (;;) {
+        if (blocking && (rc = wait_fd(ch, ch->rfd, POLLIN)))
+            return rc;
+        n = read(ch->rfd, buf, len);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN) {
+            if ((rc = wait_fd(ch, ch->rfd, POLLIN)))
+                return rc;
+        } else if (errno == EINTR) {
+            if (cancelled(ch))
+                return -ECANCELED;
+        } else {
+            return -errno;
+        }
+    }
+}
+
+static ssize_t fd_write(struct xl_chan *ch, const void *buf, size_t len)
+{
+    bool blocking = ch->kind == XL_CHAN_STDIO;
+    ssize_t n;
+    int rc;
+
+    if (ch->wfd < 0)
+        return -EPIPE;
+    for (;;) {
+        if (blocking && (rc = wait_fd(ch, ch->wfd, POLLOUT)))
+            return rc;
+        if (is_socket_kind(ch->kind))
+            n = send(ch->wfd, buf, len, MSG_NOSIGNAL);
+        else
+            n = write(ch->wfd, buf, len);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN) {
+            if ((rc = wait_fd(ch, ch->wfd, POLLOUT)))
+                return rc;
+        } else if (errno == EINTR) {
+            if (cancelled(ch))
+                return -ECANCELED;
+        } else {
+            return -errno;
+        }
+    }
+}
+
+/*
+ * After an SSL call returned r <= 0: wait and retry (1), end of stream
+ * (0), or fail (-errno, message stored on the io).
+ */
+static int tls_want(struct xl_chan *ch, int r, const char *what)
+{
+    char msg[256];
+    int e = SSL_get_error(ch->ssl, r), rc;
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        rc = wait_fd(ch, ch->rfd, POLLIN);
+        return rc ? rc : 1;
+    case SSL_ERROR_WANT_WRITE:
+        rc = wait_fd(ch, ch->rfd, POLLOUT);
+        return rc ? rc : 1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+            /* The peer vanished without close_notify: for reads that is
+             * end-of-stream (the stream has its own end markers). */
+            if (errno == 0 || errno == EAGAIN)
+                return 0;
+            if (errno == EINTR)
+                return cancelled(ch) ? -ECANCELED : 1;
+            return -errno;
+        }
+        /* fall through */
+    default:
+        ssl_errstr(msg, sizeof(msg));
+        if (ch->io)
+            sr_io_fail(ch->io, -EPROTO, "TLS %s with %s failed: %s", what,
+                       ch->peer[0] ? ch->peer : "peer", msg);
+        return -EPROTO;
+    }
+}
+
+static ssize_t tls_read(struct xl_chan *ch, void *buf, size_t len)
+{
+    int r, rc;
+
+    if (len > INT_MAX)
+        len = INT_MAX;
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_read(ch->ssl, buf, (int)len);
+        if (r > 0)
+            return r;
+        rc = tls_want(ch, r, "read");
+        if (rc <= 0)
+            return rc;
+    }
+}
+
+static ssize_t tls_write(struct xl_chan *ch, const void *buf, size_t len)
+{
+    int r, rc;
+
+    if (ch->tls_shut)
+        return -EPIPE;
+    if (len > INT_MAX)
+        len = INT_MAX;
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_write(ch->ssl, buf, (int)len);
+        if (r > 0)
+            return r;
+        rc = tls_want(ch, r, "write");
+        if (rc == 0)
+            return -EPIPE;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static ssize_t raw_read(struct xl_chan *ch, void *buf, size_t len)
+{
+    return ch->ssl ? tls_read(ch, buf, len) : fd_read(ch, buf, len);
+}
+
+/* ---- the sr_io backend ----------------------------------------------- */
+
+static ssize_t chan_io_read(void *arg, void *buf, size_t len)
+{
+    struct xl_chan *ch = arg;
+    ssize_t n;
+
+    if (ch->rpos == ch->rlen) {
+        if (len >= RBUF_SIZE)
+            return raw_read(ch, buf, len);
+        n = raw_read(ch, ch->rbuf, RBUF_SIZE);
+        if (n <= 0)
+            return n;
+        ch->rpos = 0;
+        ch->rlen = (size_t)n;
+    }
+    n = (ssize_t)(ch->rlen - ch->rpos < len ? ch->rlen - ch->rpos : len);
+    memcpy(buf, ch->rbuf + ch->rpos, (size_t)n);
+    ch->rpos += (size_t)n;
+    return n;
+}
+
+static ssize_t chan_io_write(void *arg, const void *buf, size_t len)
+{
+    struct xl_chan *ch = arg;
+
+    return ch->ssl ? tls_write(ch, buf, len) : fd_write(ch, buf, len);
+}
+
+/* The channel, not the io, owns the fds: xl_chan_close releases them. */
+static const struct sr_io_user_ops chan_io_ops = {
+    .read = chan_io_read,
+    .write = chan_io_write,
+};
+
+/* ---- construction ---------------------------------------------------- */
+
+static int chan_new(struct xl_chan **chp, enum xl_chan_kind kind)
+{
+    struct xl_chan *ch = calloc(1, sizeof(*ch));
+    int rc;
+
+    *chp = NULL;
+    if (!ch)
+        return -ENOMEM;
+    ch->kind = kind;
+    ch->rfd = ch->wfd = -1;
+    ch->pid = -1;
+    ch->rbuf = malloc(RBUF_SIZE);
+    rc = ch->rbuf ? sr_io_open_user(&ch->io, &chan_io_ops, ch) : -ENOMEM;
+    if (rc) {
+        free(ch->rbuf);
+        free(ch);
+        return rc;
+    }
+    /* A dead peer must be EPIPE, not a fatal signal. */
+    signal(SIGPIPE, SIG_IGN);
+    *chp = ch;
+    return 0;
+}
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static int save_opts(struct xl_chan *ch, const char *target,
+                     const struct xl_chan_opts *o)
+{
+    size_t n = 0;
+
+    ch->target = strdup(target);
+    if (!ch->target)
+        return -ENOMEM;
+    if (!o)
+        return 0;
+    ch->connect_timeout_ms = o->connect_timeout_ms;
+    if (o->ssh_command && !(ch->ssh_command = strdup(o->ssh_command)))
+        return -ENOMEM;
+    if ((o->tls.cert && !(ch->tls_cert = strdup(o->tls.cert))) ||
+        (o->tls.key && !(ch->tls_key = strdup(o->tls.key))) ||
+        (o->tls.ca && !(ch->tls_ca = strdup(o->tls.ca))))
+        return -ENOMEM;
+    if (!o->recv_args)
+        return 0;
+    while (o->recv_args[n])
+        n++;
+    ch->recv_args = calloc(n + 1, sizeof(char *));
+    if (!ch->recv_args)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(ch->recv_args[i] = strdup(o->recv_args[i])))
+            return -ENOMEM;
+    return 0;
+}
+
+/* ---- HOST and local: a child on pipes -------------------------------- */
+
+/* xl's global options to pass on: [-t] [-T] [-v...], into argv. */
+static int global_flags(const char **argv)
+{
+    static const char *const vs[] = { "-v", "-vv", "-vvv" };
+    int n = 0, v = XC_WARN - minmsglevel;
+
+    if (progress_use_cr || isatty(2) > 0)
+        argv[n++] = "-t";
+    if (timestamps)
+        argv[n++] = "-T";
+    if (v > 0)
+        argv[n++] = vs[v > 3 ? 2 : v - 1];
+    return n;
+}
+
+/* Shell-quote s onto the end of *buf (for the ssh command line). */
+static int append_quoted(char **buf, const char *s)
+{
+    char *old = *buf, *out;
+    size_t len = strlen(old), extra = 3;
+    bool plain = *s != '\0';
+
+    for (const char *p = s; *p; p++) {
+        extra += *p == '\'' ? 4 : 1;
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789-_./=:,@+%", *p))
+            plain = false;
+    }
+    out = realloc(old, len + extra + 1);
+    if (!out)
+        return -ENOMEM;
+    *buf = out;
+    out += len;
+    *out++ = ' ';
+    if (plain) {
+        strcpy(out, s);
+        return 0;
+    }
+    *out++ = '\'';
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') {
+            memcpy(out, "'\\''", 4);
+            out += 4;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out++ = '\'';
+    *out = '\0';
+    return 0;
+}
+
+/* Xen's rune: "exec <ssh> HOST xl [-t] [-T] [-v..] migrate-receive ...". */
+static int build_rune(struct xl_chan *ch)
+{
+    const char *flags[4];
+    const char *ssh = ch->ssh_command ? ch->ssh_command : "ssh";
+    int nflags, rc = 0;
+
+    if (!*ssh) {
+        ch->rune = strdup(ch->target);
+        return ch->rune ? 0 : -ENOMEM;
+    }
+    if (asprintf(&ch->rune, "exec %s %s xl", ssh, ch->target) < 0) {
+        ch->rune = NULL;
+        return -ENOMEM;
+    }
+    nflags = global_flags(flags);
+    for (int i = 0; !rc && i < nflags; i++)
+        rc = append_quoted(&ch->rune, flags[i]);
+    if (!rc)
+        rc = append_quoted(&ch->rune, "migrate-receive");
+    for (char **a = ch->recv_args; !rc && a && *a; a++)
+        rc = append_quoted(&ch->rune, *a);
+    return rc;
+}
+
+/*
+ * Start argv[0] (a path, not searched) with the child's stdin reading
+ * what we write and its stdout coming back to us.  The child gets its own
+ * process group when own_pgrp, so a Ctrl-C at the terminal reaches only
+ * xl migrate, which decides what to do about it.
+ */
+static int spawn_child(struct xl_chan *ch, char *const argv[], bool own_pgrp,
+                       char *err, size_t errlen)
+{
+    int to_child[2] = { -1, -1 }, from_child[2] = { -1, -1 }, rc;
+    pid_t pid;
+
+    if (pipe2(to_child, O_CLOEXEC) < 0 || pipe2(from_child, O_CLOEXEC) < 0) {
+        rc = -errno;
+        set_err(err, errlen, rc, "cannot create pipes for the migration "
+                "receiver: %s", strerror(-rc));
+        goto fail;
+    }
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        set_err(err, errlen, rc, "cannot fork the migration receiver: %s",
+                strerror(-rc));
+        goto fail;
+    }
+    if (pid == 0) {
+        /* dup2 clears close-on-exec on the new fds 0 and 1 only. */
+        signal(SIGPIPE, SIG_DFL);
+        if (own_pgrp)
+            setpgid(0, 0);
+        if (dup2(to_child[0], 0) < 0 || dup2(from_child[1], 1) < 0)
+            _exit(127);
+        execv(argv[0], argv);
+        dprintf(2, "failed to exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    ch->pid = pid;
+    ch->wfd = to_child[1];
+    ch->rfd = from_child[0];
+    if ((rc = set_nonblock(ch->wfd)) || (rc = set_nonblock(ch->rfd)))
+        return set_err(err, errlen, rc, "fcntl: %s", strerror(-rc));
+    return 0;
+
+ fail:
+    for (int i = 0; i < 2; i++) {
+        if (to_child[i] >= 0)
+            close(to_child[i]);
+        if (from_child[i] >= 0)
+            close(from_child[i]);
+    }
+    return rc;
+}
+
+static int connect_ssh(struct xl_chan *ch, char *err, size_t errlen)
+{
+    const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+    int rc = build_rune(ch);
+
+    if (rc)
+        return set_err(err, errlen, rc, "out of memory");
+    argv[2] = ch->rune;
+    return spawn_child(ch, (char *const *)argv, false, err, errlen);
+}
+
+static int connect_local(struct xl_chan *ch, const char *dir, char *err,
+                         size_t errlen)
+{
+    const char *argv[64];
+    char exe[PATH_MAX];
+    ssize_t n;
+    int argc = 0, nargs = 0;
+
+    if (!*dir)
+        return set_err(err, errlen, -EINVAL,
+                       "local: target needs a run directory: local:RUNDIR");
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n < 0)
+        return set_err(err, errlen, -errno, "cannot find this xl binary "
+                       "(/proc/self/exe): %s", strerror(errno));
+    exe[n] = '\0';
+    for (char **a = ch->recv_args; a && *a; a++)
+        nargs++;
+    if (nargs > 50)
+        return set_err(err, errlen, -E2BIG, "too many receiver arguments");
+    argv[argc++] = exe;
+    argv[argc++] = "-H";
+    argv[argc++] = dir;
+    argc += global_flags(argv + argc);
+    argv[argc++] = "migrate-receive";
+    for (char **a = ch->recv_args; a && *a; a++)
+        argv[argc++] = *a;
+    argv[argc] = NULL;
+    return spawn_child(ch, (char *const *)argv, true, err, errlen);
+}
+
+/* ---- tcp:// and tls:// ----------------------------------------------- */
+
+/*
+ * No delay for the handshake's small messages; keepalive after 5 s idle,
+ * every 2 s, 3 probes, so an idle link that died fails within ~11 s.  A
+ * link with unacknowledged data is watched by link_dead().  Returns
+ * whether fd is TCP (a test's socketpair is not, and works without).
+ */
+static bool tune_tcp(int fd)
+{
+    int one = 1, idle = 5, intvl = 2, cnt = 3;
+
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    return true;
+}
+
+static void format_peer(struct xl_chan *ch, const struct sockaddr *sa)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned int port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(ch->peer, sizeof(ch->peer), "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(ch->peer, sizeof(ch->peer), "[%s]:%u", host, port);
+    }
+}
+
+/* Split "HOST:PORT" or "[V6]:PORT" into host and port (in place). */
+static int split_hostport(char *s, char **host, char **port)
+{
+    char *colon;
+
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+
+        if (!close || close[1] != ':')
+            return -EINVAL;
+        *close = '\0';
+        *host = s + 1;
+        *port = close + 2;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon)
+            return -EINVAL;
+        *colon = '\0';
+        *host = s;
+        *port = colon + 1;
+    }
+    if (!**host || !**port || strspn(*port, "0123456789") != strlen(*port))
+        return -EINVAL;
+    return 0;
+}
+
+/* One non-blocking connect attempt, bounded by deadline. */
+static int try_connect(struct xl_chan *ch, const struct addrinfo *ai,
+                       int64_t deadline)
+{
+    int fd, rc, soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    struct pollfd p;
+
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+                SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        goto connected;
+    if (errno != EINPROGRESS) {
+        rc = -errno;
+        goto fail;
+    }
+    for (;;) {
+        int64_t left = deadline - now_ms();
+
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            goto fail;
+        }
+        p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+        rc = poll(&p, 1, (int)left);
+        if (rc > 0)
+            break;
+        if (rc < 0 && errno != EINTR) {
+            rc = -errno;
+            goto fail;
+        }
+        if (cancelled(ch)) {
+            rc = -ECANCELED;
+            goto fail;
+        }
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        soerr = errno;
+    if (soerr) {
+        rc = -soerr;
+        goto fail;
+    }
+ connected:
+    ch->tcp = tune_tcp(fd);
+    format_peer(ch, ai->ai_addr);
+    ch->rfd = ch->wfd = fd;
+    return 0;
+ fail:
+    close(fd);
+    return rc;
+}
+
+static int tcp_connect(struct xl_chan *ch, const char *hostport,
+                       int64_t deadline, char *err, size_t errlen)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+    };
+    struct addrinfo *res = NULL;
+    char *copy = strdup(hostport), *host, *port;
+    int rc, gai;
+
+    if (!copy)
+        return set_err(err, errlen, -ENOMEM, "out of memory");
+    if (split_hostport(copy, &host, &port)) {
+        rc = set_err(err, errlen, -EINVAL, "invalid target %s: expected "
+                     "%s://ADDR:PORT (IPv6: [ADDR]:PORT)", ch->target,
+                     ch->kind == XL_CHAN_TLS ? "tls" : "tcp");
+        goto out;
+    }
+    gai = getaddrinfo(host, port, &hints, &res);
+    if (gai) {
+        rc = set_err(err, errlen, -EHOSTUNREACH, "cannot resolve %s: %s",
+                     host, gai_strerror(gai));
+        goto out;
+    }
+    rc = -EHOSTUNREACH;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        rc = try_connect(ch, ai, deadline);
+        if (!rc || rc == -ECANCELED)
+            break;
+    }
+    if (rc)
+        set_err(err, errlen, rc, "cannot connect to %s: %s", ch->target,
+                strerror(-rc));
+ out:
+    if (res)
+        freeaddrinfo(res);
+    free(copy);
+    return rc;
+}
+
+/* Check a TLS file before OpenSSL gives a vaguer error about it. */
+static int check_file(const char *what, const char *path, char *err,
+                      size_t errlen)
+{
+    if (access(path, R_OK) == 0)
+        return 0;
+    return set_err(err, errlen, -errno, "TLS %s %s: %s", what, path,
+                   strerror(errno));
+}
+
+/*
+ * A context with our certificate and key and the CA the peer must chain
+ * to: TLS 1.2+, peer verification mandatory (also for the server, which
+ * refuses a client without a certificate).
+ */
+static int tls_make_ctx(struct xl_chan *ch, bool server, const char *cert,
+                        const char *key, const char *ca, char *err,
+                        size_t errlen)
+{
+    char msg[256];
+    int rc;
+
+    if ((rc = check_file("certificate", cert, err, errlen)) ||
+        (rc = check_file("key", key, err, errlen)) ||
+        (rc = check_file("CA file", ca, err, errlen)))
+        return rc;
+    ERR_clear_error();
+    ch->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!ch->ctx)
+        return set_err(err, errlen, -ENOMEM, "TLS: cannot create a "
+                       "context: %s", ssl_errstr(msg, sizeof(msg)));
+    SSL_CTX_set_min_proto_version(ch->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ch->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(ch->ctx, cert) != 1)
+        return set_err(err, errlen, -EINVAL, "TLS certificate %s: %s", cert,
+                       ssl_errstr(msg, sizeof(msg)));
+    if (SSL_CTX_use_PrivateKey_file(ch->ctx, key, SSL_FILETYPE_PEM) != 1)
+        return set_err(err, errlen, -EINVAL, "TLS key %s: %s", key,
+                       ssl_errstr(msg, sizeof(msg)));
+    if (SSL_CTX_check_private_key(ch->ctx) != 1)
+        return set_err(err, errlen, -EINVAL, "TLS key %s does not match "
+                       "certificate %s", key, cert);
+    if (SSL_CTX_load_verify_locations(ch->ctx, ca, NULL) != 1)
+        return set_err(err, errlen, -EINVAL, "TLS CA file %s: %s", ca,
+                       ssl_errstr(msg, sizeof(msg)));
+    if (server) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+
+        if (names)
+            SSL_CTX_set_client_CA_list(ch->ctx, names);
+        SSL_CTX_set_verify(ch->ctx, SSL_VERIFY_PEER |
+                           SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    } else {
+        SSL_CTX_set_verify(ch->ctx, SSL_VERIFY_PEER, NULL);
+    }
+    ch->ssl = SSL_new(ch->ctx);
+    if (!ch->ssl || SSL_set_fd(ch->ssl, ch->rfd) != 1)
+        return set_err(err, errlen, -ENOMEM, "TLS: cannot create a "
+                       "session: %s", ssl_errstr(msg, sizeof(msg)));
+    return 0;
+}
+
+/* Why a handshake failed, in words a person can act on. */
+static void tls_explain(struct xl_chan *ch, bool server, char *buf,
+                        size_t len)
+{
+    unsigned long e = 0, x;
+    long vr = SSL_get_verify_result(ch->ssl);
+    int reason;
+    char msg[200];
+
+    while ((x = ERR_get_error()))
+        e = x;
+    reason = e ? ERR_GET_REASON(e) : 0;
+    if (e)
+        ERR_error_string_n(e, msg, sizeof(msg));
+    if (e && ERR_reason_error_string(e))
+        snprintf(msg, sizeof(msg), "%s", ERR_reason_error_string(e));
+    if (!e)
+        snprintf(msg, sizeof(msg), "%s", errno ? strerror(errno)
+                 : "connection closed during the handshake");
+
+    if (vr != X509_V_OK && reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
+        snprintf(buf, len, "certificate verify failed: the %s's "
+                 "certificate is not signed by our CA (%s)",
+                 server ? "client" : "target",
+                 X509_verify_cert_error_string(vr));
+    else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+        snprintf(buf, len, "the client presented no certificate (%s)", msg);
+    else if (!server && (reason == SSL_R_WRONG_VERSION_NUMBER ||
+                         reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+                         reason == SSL_R_UNEXPECTED_RECORD))
+        snprintf(buf, len, "the target did not answer in TLS (%s); is it "
+                 "a plain tcp:// listener?", msg);
+    else if (!server && (strstr(msg, "unknown ca") ||
+                         strstr(msg, "bad certificate") ||
+                         strstr(msg, "certificate required") ||
+                         strstr(msg, "handshake failure")))
+        snprintf(buf, len, "the target refused our certificate (%s)", msg);
+    else
+        snprintf(buf, len, "%s", msg);
+}
+
+/* Drive a handshake on the non-blocking socket until done or deadline. */
+static int tls_handshake(struct xl_chan *ch, bool server, int64_t deadline,
+                         char *err, size_t errlen)
+{
+    char why[400];
+    int r, e, saved = ch->timeout_ms;
+
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        short ev;
+
+        if (left <= 0) {
+            ch->timeout_ms = saved;
+            return set_err(err, errlen, -ETIMEDOUT, "TLS handshake with %s "
+                           "timed out%s", ch->peer, server ? " (a plain "
+                           "tcp:// client on a TLS listener?)" : "");
+        }
+        ERR_clear_error();
+        errno = 0;
+        r = server ? SSL_accept(ch->ssl) : SSL_connect(ch->ssl);
+        if (r == 1)
+            break;
+        e = SSL_get_error(ch->ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            ch->timeout_ms = saved;
+            tls_explain(ch, server, why, sizeof(why));
+            return set_err(err, errlen, -EPROTO, "TLS handshake with %s "
+                           "failed: %s", ch->peer, why);
+        }
+        ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        ch->timeout_ms = (int)left;
+        r = wait_fd(ch, ch->rfd, ev);
+        if (r == -ECANCELED) {
+            ch->timeout_ms = saved;
+            return set_err(err, errlen, r, "TLS handshake cancelled");
+        }
+    }
+    ch->timeout_ms = saved;
+    return 0;
+}
+
+/*
+ * Wait for the receiver's first byte without consuming it.  Its banner is
+ * the first thing a receiver sends, so this proves it is alive and, over
+ * TLS 1.3 where the server checks our certificate only after our side of
+ * the handshake is done, makes a refusal of our certificate show here, as
+ * a connect error, rather than as a garbled banner.
+ */
+static int await_first_byte(struct xl_chan *ch, int64_t deadline,
+                            char *err, size_t errlen)
+{
+    char c, why[400];
+    int r, e;
+
+    for (;;) {
+        int64_t left = deadline - now_ms();
+
+        if (left <= 0)
+            return set_err(err, errlen, -ETIMEDOUT, "%s did not send its "
+                           "banner within %d ms", ch->target,
+                           ch->connect_timeout_ms > 0 ?
+                           ch->connect_timeout_ms : CONNECT_TIMEOUT_MS);
+        ERR_clear_error();
+        errno = 0;
+        if (ch->ssl) {
+            r = SSL_peek(ch->ssl, &c, 1);
+            if (r > 0)
+                return 0;
+            e = SSL_get_error(ch->ssl, r);
+            if (e == SSL_ERROR_ZERO_RETURN ||
+                (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+                 errno == 0))
+                goto eof;
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                tls_explain(ch, false, why, sizeof(why));
+                return set_err(err, errlen, -EPROTO, "TLS session with %s "
+                               "failed: %s", ch->peer, why);
+            }
+        } else {
+            r = (int)recv(ch->rfd, &c, 1, MSG_PEEK);
+            if (r > 0)
+                return 0;
+            if (r == 0)
+                goto eof;
+            if (errno != EAGAIN && errno != EINTR)
+                return set_err(err, errlen, -errno, "connection to %s "
+                               "failed: %s", ch->target, strerror(errno));
+        }
+        {
+            struct pollfd p = { .fd = ch->rfd, .events = POLLIN };
+
+            if (poll(&p, 1, (int)left) < 0 && errno == EINTR &&
+                cancelled(ch))
+                return set_err(err, errlen, -ECANCELED, "cancelled");
+        }
+    }
+ eof:
+    return set_err(err, errlen, -ECONNRESET, "%s closed the connection "
+                   "before sending its banner%s", ch->target,
+                   ch->kind == XL_CHAN_TCP ? " (is it a tls:// listener, "
+                   "or at its limit of concurrent migrations?)"
+                   : " (see the target's ferry-hv.log)");
+}
+
+static int connect_net(struct xl_chan *ch, const char *hostport,
+                       char *err, size_t errlen)
+{
+    int tmo = ch->connect_timeout_ms > 0 ? ch->connect_timeout_ms
+                                         : CONNECT_TIMEOUT_MS;
+    int64_t deadline = now_ms() + tmo;
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    int rc;
+
+    rc = tcp_connect(ch, hostport, deadline, err, errlen);
+    if (rc || ch->kind != XL_CHAN_TLS)
+        goto banner;
+    cert = ch->tls_cert ? strdup(ch->tls_cert)
+                        : xl_tls_default_path("host.pem");
+    key = ch->tls_key ? strdup(ch->tls_key) : xl_tls_default_path("host.key");
+    ca = ch->tls_ca ? strdup(ch->tls_ca) : xl_tls_default_path("ca.pem");
+    if (!cert || !key || !ca) {
+        rc = set_err(err, errlen, -ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = tls_make_ctx(ch, false, cert, key, ca, err, errlen);
+    if (!rc)
+        rc = tls_handshake(ch, false, deadline, err, errlen);
+ banner:
+    if (!rc)
+        rc = await_first_byte(ch, deadline, err, errlen);
+ out:
+    free(cert);
+    free(key);
+    free(ca);
+    return rc;
+}
+
+/* ---- public: sender -------------------------------------------------- */
+
+static int chan_connect(struct xl_chan *ch, char *err, size_t errlen)
+{
+    const char *t = ch->target;
+
+    if (!strncmp(t, "local:", 6)) {
+        ch->kind = XL_CHAN_LOCAL;
+        return connect_local(ch, t + 6, err, errlen);
+    }
+    if (!strncmp(t, "tcp://", 6)) {
+        ch->kind = XL_CHAN_TCP;
+        return connect_net(ch, t + 6, err, errlen);
+    }
+    if (!strncmp(t, "tls://", 6)) {
+        ch->kind = XL_CHAN_TLS;
+        return connect_net(ch, t + 6, err, errlen);
+    }
+    if (!*t || strstr(t, "://"))
+        return set_err(err, errlen, -EINVAL, "invalid migration target "
+                       "'%s': expected HOST, local:RUNDIR, tcp://ADDR:PORT "
+                       "or tls://ADDR:PORT", t);
+    ch->kind = XL_CHAN_SSH;
+    return connect_ssh(ch, err, errlen);
+}
+
+int xl_chan_connect(struct xl_chan **chp, const char *target,
+                    const struct xl_chan_opts *opts,
+                    char *err, size_t errlen)
+{
+    struct xl_chan *ch;
+    int rc;
+
+    *chp = NULL;
+    rc = chan_new(&ch, XL_CHAN_SSH);
+    if (rc)
+        return set_err(err, errlen, rc, "out of memory");
+    rc = save_opts(ch, target, opts);
+    if (rc) {
+        set_err(err, errlen, rc, "out of memory");
+        goto fail;
+    }
+    rc = chan_connect(ch, err, errlen);
+    if (rc)
+        goto fail;
+    *chp = ch;
+    return 0;
+
+ fail:
+    xl_chan_close(ch, NULL);
+    return rc;
+}
+
+int xl_chan_reopen(const struct xl_chan *old, struct xl_chan **newp,
+                   char *err, size_t errlen)
+{
+    struct xl_chan_opts o = {
+        .ssh_command = old->ssh_command,
+        .recv_args = (const char *const *)old->recv_args,
+        .tls = { old->tls_cert, old->tls_key, old->tls_ca },
+        .connect_timeout_ms = old->connect_timeout_ms,
+    };
+
+    if (!old->target)
+        return set_err(err, errlen, -EINVAL, "a receiver's channel cannot "
+                       "be reopened");
+    return xl_chan_connect(newp, old->target, &o, err, errlen);
+}
+
+const char *xl_chan_rune(const struct xl_chan *ch)
+{
+    return ch->kind == XL_CHAN_SSH ? ch->rune : NULL;
+}
+
+/* ---- public: receiver ------------------------------------------------ */
+
+/* Take stdin/stdout for the stream and point fds 0 and 1 at /dev/null, so
+ * a stray printf cannot corrupt the stream. */
+static int take_stdio(struct xl_chan *ch, char *err, size_t errlen)
+{
+    int null;
+
+    ch->rfd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+    ch->wfd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    if (ch->rfd < 0 || ch->wfd < 0)
+        return set_err(err, errlen, -errno, "cannot take stdin/stdout for "
+                       "the migration stream: %s", strerror(errno));
+    fflush(stdout);
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        close(null);
+    }
+    return 0;
+}
+
+static int take_socket(struct xl_chan *ch, int fd, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int type = 0, rc;
+    socklen_t tl = sizeof(type);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+        type != SOCK_STREAM)
+        return set_err(err, errlen, -ENOTSOCK, "--fd %d is not a connected "
+                       "stream socket", fd);
+    ch->rfd = ch->wfd = fd;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if ((rc = set_nonblock(fd)))
+        return set_err(err, errlen, rc, "fcntl: %s", strerror(-rc));
+    ch->tcp = tune_tcp(fd);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        format_peer(ch, (struct sockaddr *)&ss);
+    if (!ch->peer[0])
+        snprintf(ch->peer, sizeof(ch->peer), "fd %d", fd);
+    return 0;
+}
+
+int xl_chan_accept(struct xl_chan **chp, int fd,
+                   const struct xl_tls_files *tls,
+                   char *err, size_t errlen)
+{
+    struct xl_chan *ch;
+    int rc;
+
+    *chp = NULL;
+    if (tls && fd < 0)
+        return set_err(err, errlen, -EINVAL, "TLS needs a socket (--fd N)");
+    if (tls && (!tls->cert || !tls->key || !tls->ca))
+        return set_err(err, errlen, -EINVAL, "TLS needs --tls-cert, "
+                       "--tls-key and --tls-ca");
+    rc = chan_new(&ch, fd < 0 ? XL_CHAN_STDIO : XL_CHAN_FD);
+    if (rc)
+        return set_err(err, errlen, rc, "out of memory");
+    rc = fd < 0 ? take_stdio(ch, err, errlen)
+                : take_socket(ch, fd, err, errlen);
+    if (!rc && tls) {
+        rc = tls_make_ctx(ch, true, tls->cert, tls->key, tls->ca, err,
+                          errlen);
+        if (!rc)
+            rc = tls_handshake(ch, true, now_ms() + ACCEPT_TIMEOUT_MS, err,
+                               errlen);
+    }
+    if (rc) {
+        xl_chan_close(ch, NULL);
+        return rc;
+    }
+    *chp = ch;
+    return 0;
+}
+
+const char *xl_chan_peer(const struct xl_chan *ch)
+{
+    return ch->peer;
+}
+
+/* ---- public: both sides ---------------------------------------------- */
+
+enum xl_chan_kind xl_chan_kind(const struct xl_chan *ch)
+{
+    return ch->kind;
+}
+
+struct sr_io *xl_chan_io(struct xl_chan *ch)
+{
+    return ch->io;
+}
+
+int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len)
+{
+    size_t n = 0;
+    int rc;
+
+    if (!len)
+        return -EINVAL;
+    while (n + 1 < len) {
+        rc = sr_io_read(ch->io, buf + n, 1);
+        if (rc)
+            return rc;
+        if (buf[n] == '\n') {
+            buf[n] = '\0';
+            return 0;
+        }
+        n++;
+    }
+    buf[n] = '\0';
+    return -E2BIG;
+}
+
+void xl_chan_set_cancel(struct xl_chan *ch, const _Atomic bool *cancel)
+{
+    ch->cancel = cancel;
+}
+
+void xl_chan_set_timeout(struct xl_chan *ch, int ms)
+{
+    ch->timeout_ms = ms > 0 ? ms : 0;
+}
+
+int xl_chan_shutdown_write(struct xl_chan *ch)
+{
+    int rc = 0;
+
+    if (ch->ssl && !ch->tls_shut) {
+        /* One close_notify; we do not wait for the peer's. */
+        ERR_clear_error();
+        SSL_shutdown(ch->ssl);
+        ch->tls_shut = true;
+    }
+    if (ch->wfd < 0)
+        return 0;
+    if (ch->rfd == ch->wfd) {
+        if (shutdown(ch->wfd, SHUT_WR) < 0 && errno != ENOTCONN)
+            rc = -errno;
+    } else {
+        close(ch->wfd);
+        ch->wfd = -1;
+    }
+    return rc;
+}
+
+pid_t xl_chan_pid(const struct xl_chan *ch)
+{
+    return ch->pid;
+}
+
+int xl_chan_wait(struct xl_chan *ch, int timeout_ms, int *status)
+{
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int delay = 1;
+    pid_t r;
+
+    if (ch->pid < 0)
+        return -ECHILD;
+    while (!ch->reaped) {
+        r = waitpid(ch->pid, &ch->status, WNOHANG);
+        if (r == ch->pid) {
+            ch->reaped = true;
+            break;
+        }
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        if (timeout_ms >= 0 && now_ms() >= deadline)
+            return -EAGAIN;
+        sleep_ms(delay);
+        if (delay < 20)
+            delay *= 2;
+    }
+    if (status)
+        *status = ch->status;
+    return 0;
+}
+
+int xl_chan_close(struct xl_chan *ch, int *status)
+{
+    int rc, st = -1;
+
+    if (!ch) {
+        if (status)
+            *status = -1;
+        return 0;
+    }
+    rc = sr_io_error(ch->io);
+    if (ch->ssl) {
+        /* Best effort: the socket is non-blocking, so this never
+         * waits for a peer that is gone. */
+        if (!ch->tls_shut) {
+            ERR_clear_error();
+            SSL_shutdown(ch->ssl);
+        }
+        SSL_free(ch->ssl);
+    }
+    SSL_CTX_free(ch->ctx);
+    if (ch->wfd >= 0 && ch->wfd != ch->rfd)
+        close(ch->wfd);
+    if (ch->rfd >= 0)
+        close(ch->rfd);
+    ch->rfd = ch->wfd = -1;
+    if (ch->pid > 0) {
+        if (xl_chan_wait(ch, CLOSE_WAIT_MS, &st) == -EAGAIN) {
+            st = -1;
+            if (ch->kind == XL_CHAN_SSH) {
+                kill(ch->pid, SIGTERM);
+                xl_chan_wait(ch, -1, &st);
+            }
+        }
+    }
+    if (status)
+        *status = st;
+    sr_io_close(ch->io);
+    free(ch->rbuf);
+    free(ch->target);
+    free(ch->rune);
+    free(ch->ssh_command);
+    free_strv(ch->recv_args);
+    free(ch->tls_cert);
+    free(ch->tls_key);
+    free(ch->tls_ca);
+    free(ch);
+    return rc;
+}
