@@ -1124,8 +1124,7 @@ void ctl_accept(int fd)
     pthread_mutex_unlock(&ctl.lock);
 }
 
-int ctl_init(const char *run_dir, const char *migrate_listen, char *err,
-             size_t errlen)
+int ctl_init(const char *run_dir, char *err, size_t errlen)
 {
     (void)run_dir;
     clock_gettime(CLOCK_MONOTONIC, &ctl.started);
@@ -1134,12 +1133,6 @@ int ctl_init(const char *run_dir, const char *migrate_listen, char *err,
     {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
-    }
-    if ( migrate_listen )
-    {
-        snprintf(err, errlen, "--migrate-listen %s: incoming migration is not available in this version of ferry-hv",
-                 migrate_listen);
-        return -EOPNOTSUPP;
     }
     return 0;
 }

@@ -15,8 +15,7 @@
 /* Connections served at once (each holds one vCPU of domain 0). */
 #define CTL_MAX_CONNECTIONS 32
 
-int ctl_init(const char *run_dir, const char *migrate_listen, char *err,
-             size_t errlen);
+int ctl_init(const char *run_dir, char *err, size_t errlen);
 /* Serve a freshly accepted connection (takes ownership of fd). */
 void ctl_accept(int fd);
 /* Stop serving: waits for the connection threads to finish. */

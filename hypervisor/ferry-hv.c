@@ -882,7 +882,7 @@ int main(int argc, char **argv)
     lfd = listen_control(o.run_dir, err, sizeof(err));
     if ( lfd < 0 )
         goto fail;
-    rc = ctl_init(o.run_dir, NULL, err, sizeof(err));
+    rc = ctl_init(o.run_dir, err, sizeof(err));
     if ( rc )
         goto fail;
     if ( migrate_init(&o, logpath, err, sizeof(err)) )

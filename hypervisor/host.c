@@ -443,6 +443,14 @@ void host_dispose(void)
      * is not "self" to domain_kill() and no kill is preempted.
      */
     set_current(NULL);
+    /*
+     * Guest vCPUs may still be running (a daemon stopped with guests up):
+     * their runner threads validate tables against the idle L4's Xen
+     * slots, so they stop before those are torn down.
+     */
+    for ( unsigned int id = 0; id < ARRAY_SIZE(host.domain_by_id); id++ )
+        if ( host.domain_by_id[id] )
+            domain_rt_stop(host.domain_by_id[id]);
     if ( host.idle_pg_table )
         xenmap_dispose();
     for ( unsigned int id = 0; id < ARRAY_SIZE(host.domain_by_id); id++ )

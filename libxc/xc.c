@@ -950,11 +950,15 @@ static int mapped_copy(xc_interface *xch, const void *mapped, uint8_t *rbuf,
                        const uint8_t *wbuf, size_t len)
 {
     bool write = wbuf != NULL;
-    const uint8_t *base = write ? xch->mem_rw : xch->mem_ro;
     const uint8_t *p = mapped;
+    /* A frame mapped for writing may be read too, through either view. */
+    const uint8_t *base = !write && xch->mem_rw && p >= xch->mem_rw &&
+                          (uint64_t)(p - xch->mem_rw) < xch->mem_bytes
+                          ? xch->mem_rw
+                          : write ? xch->mem_rw : xch->mem_ro;
     size_t done = 0;
 
-    if ( p < base || (uint64_t)(p - base) > xch->mem_bytes ||
+    if ( !base || p < base || (uint64_t)(p - base) > xch->mem_bytes ||
          len > xch->mem_bytes - (uint64_t)(p - base) )
     {
         errno = EINVAL;

@@ -174,11 +174,18 @@ int sr__normalise_pagetable(struct sr__pt_ctx *ctx, uint32_t type,
         {
             mfn = sr__pte_to_frame(pte);
 
+            /*
+             * Xen's saver finds this fatal at any time.  But while the
+             * guest runs, the page typed as a table may have been freed
+             * and reused as data since it was typed (ferry's pagetables
+             * guest recycles its tables every round): defer it like a bad
+             * MFN, and refuse it only once the guest is paused.
+             */
             if ( level > 1 && (pte & _PAGE_PSE) )
             {
                 pt_msg(ctx, "Cannot migrate superpage (L%u[%u]: 0x%016"
                        PRIx64 ")", level, i, pte);
-                rc = -E2BIG;
+                rc = (ctx->flags & SR__PT_LIVE) ? -EAGAIN : -E2BIG;
                 goto out;
             }
 

@@ -82,10 +82,12 @@ struct restore_ctx
     uint64_t *p2m;                  /* pfn -> new mfn */
     uint32_t *pfn_types;            /* XEN_DOMCTL_PFINFO_* per pfn */
     uint64_t *p2m_pfns;             /* the guest's P2M frames */
+    void **p2m_maps;                /* and their mappings, once mapped */
     uint64_t nr_p2m_frames;
     uint8_t shinfo[SR_SHARED_INFO_SIZE];
     struct mfn_pfn *old;            /* the saved guest P2M, inverted */
     uint64_t nr_old;
+    size_t old_bytes;               /* mapping of old (and sort space) */
     struct vcpu_guest_context **vcpus;
     char ptmsg[SR__PT_MSG_SIZE];
     struct sr__pt_ctx pt;
@@ -767,18 +769,6 @@ static int process_record(struct restore_ctx *ctx, const struct sr_rec *rec)
     }
 }
 
-/* ------------------------------------------------------------------------
- * End of stream (Xen's x86_pv_stream_complete)
- * ------------------------------------------------------------------------ */
-
-static void *map_pfn(struct restore_ctx *ctx, uint64_t pfn)
-{
-    if ( pfn > ctx->max_pfn || ctx->p2m[pfn] == SR__INVALID_FRAME )
-        return NULL;
-    return xc_map_foreign_frame(ctx->xch, ctx->domid, XC_MAP_WRITE,
-                                ctx->p2m[pfn]);
-}
-
 /* The start_info page named by vCPU 0's rdx (an MFN again by now). */
 static int process_start_info(struct restore_ctx *ctx, uint64_t mfn,
                               uint64_t shinfo_mfn)
@@ -972,30 +962,116 @@ static uint64_t new_mfn_of(const struct restore_ctx *ctx, uint64_t old_mfn,
 }
 
 /*
+ * Map the guest's P2M frames, all in one call: they must be populated data
+ * pages of the new domain.  Each is then read and written through the
+ * machine-memory file (xc_mapped_read/write), which costs no page faults.
+ */
+static int map_p2m_frames(struct restore_ctx *ctx)
+{
+    xen_pfn_t *mfns;
+    int *errs;
+    int rc = 0;
+
+    ctx->p2m_maps = calloc(ctx->nr_p2m_frames, sizeof(*ctx->p2m_maps));
+    mfns = malloc(ctx->nr_p2m_frames * sizeof(*mfns));
+    errs = malloc(ctx->nr_p2m_frames * sizeof(*errs));
+    if ( !ctx->p2m_maps || !mfns || !errs )
+    {
+        rc = fail(ctx, -ENOMEM, "restore: out of memory");
+        goto out;
+    }
+    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
+    {
+        uint64_t pfn = ctx->p2m_pfns[i];
+
+        if ( pfn > ctx->max_pfn || ctx->p2m[pfn] == SR__INVALID_FRAME ||
+             ctx->pfn_types[pfn] != XEN_DOMCTL_PFINFO_NOTAB )
+        {
+            rc = fail(ctx, -EINVAL, "restore: X86_PV_P2M_FRAMES record"
+                      " (type %#x) at offset %" PRIu64 ": P2M frame %"
+                      PRIu64 " (pfn %#" PRIx64 ") is not a populated data"
+                      " page", SR_LIBXC_X86_PV_P2M_FRAMES,
+                      ctx->p2m_rec_off, i, pfn);
+            goto out;
+        }
+        mfns[i] = ctx->p2m[pfn];
+    }
+    if ( xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_WRITE, mfns,
+                               ctx->nr_p2m_frames, ctx->p2m_maps, errs) )
+        rc = fail(ctx, -EINVAL, "restore: cannot map the P2M frames of"
+                  " domain %u", ctx->domid);
+ out:
+    free(errs);
+    free(mfns);
+    return rc;
+}
+
+/*
+ * Sort n pairs by MFN: an LSD radix sort, a byte a pass, as many passes as
+ * the largest MFN needs (three for 64 GiB of machine memory).  tmp holds n
+ * pairs too.  This runs while the migrated domain is down, where qsort()
+ * cost tens of milliseconds for a GiB of guest.
+ */
+static void sort_by_mfn(struct mfn_pfn *a, struct mfn_pfn *tmp, uint64_t n)
+{
+    struct mfn_pfn *src = a, *dst = tmp, *t;
+    uint64_t max = 0, count[256];
+
+    for ( uint64_t i = 0; i < n; i++ )
+        if ( a[i].mfn > max )
+            max = a[i].mfn;
+    for ( unsigned int shift = 0; shift < 64 && (max >> shift); shift += 8 )
+    {
+        uint64_t sum = 0;
+
+        memset(count, 0, sizeof(count));
+        for ( uint64_t i = 0; i < n; i++ )
+            count[(src[i].mfn >> shift) & 0xff]++;
+        for ( unsigned int d = 0; d < 256; d++ )
+        {
+            uint64_t c = count[d];
+
+            count[d] = sum;
+            sum += c;
+        }
+        for ( uint64_t i = 0; i < n; i++ )
+            dst[count[(src[i].mfn >> shift) & 0xff]++] = src[i];
+        t = src;
+        src = dst;
+        dst = t;
+    }
+    /* After an odd number of passes the result is in the scratch half. */
+    if ( src != a )
+        memcpy(a, src, n * sizeof(*a));
+}
+
+/*
  * Remember the guest's P2M as it was saved (old MFNs), inverted, so that
  * the frame-list tree the saver walks (shared_info's root, then the mid
  * pages, all old MFNs) can be relinked to the new frames.
  */
 static int read_old_p2m(struct restore_ctx *ctx)
 {
+    uint64_t frame[FPP];
     uint64_t n = 0;
+    int rc = map_p2m_frames(ctx);
 
-    ctx->old = malloc((ctx->max_pfn + 1) * sizeof(*ctx->old));
-    if ( !ctx->old )
+    if ( rc )
+        return rc;
+    ctx->old_bytes = 2 * (ctx->max_pfn + 1) * sizeof(*ctx->old);
+    ctx->old = mmap(NULL, ctx->old_bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if ( ctx->old == MAP_FAILED )
+    {
+        ctx->old = NULL;
         return fail(ctx, -ENOMEM, "restore: out of memory");
+    }
     for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
     {
-        uint64_t pfn = ctx->p2m_pfns[i], *frame;
-
-        if ( pfn > ctx->max_pfn ||
-             ctx->pfn_types[pfn] != XEN_DOMCTL_PFINFO_NOTAB ||
-             !(frame = map_pfn(ctx, pfn)) )
-            return fail(ctx, -EINVAL, "restore: X86_PV_P2M_FRAMES record"
-                        " (type %#x) at offset %" PRIu64 ": P2M frame %"
-                        PRIu64 " (pfn %#" PRIx64 ") is not a populated data"
-                        " page", SR_LIBXC_X86_PV_P2M_FRAMES,
-                        ctx->p2m_rec_off,
-                        i, pfn);
+        if ( xc_mapped_read(ctx->xch, ctx->p2m_maps[i], frame,
+                            sizeof(frame)) )
+            return fail(ctx, -errno, "restore: cannot read P2M frame %"
+                        PRIu64 ": %s", i, strerror(errno));
         for ( uint64_t j = 0; j < FPP && i * FPP + j <= ctx->max_pfn; j++ )
         {
             if ( frame[j] == SR__INVALID_FRAME )
@@ -1004,7 +1080,7 @@ static int read_old_p2m(struct restore_ctx *ctx)
             ctx->old[n++].pfn = i * FPP + j;
         }
     }
-    qsort(ctx->old, n, sizeof(*ctx->old), cmp_mfn);
+    sort_by_mfn(ctx->old, ctx->old + ctx->max_pfn + 1, n);
     ctx->nr_old = n;
     return 0;
 }
@@ -1012,19 +1088,20 @@ static int read_old_p2m(struct restore_ctx *ctx)
 /* Copy the local P2M over the guest's P2M frames (Xen's update_guest_p2m). */
 static int update_guest_p2m(struct restore_ctx *ctx)
 {
+    uint64_t frame[FPP];
+
     for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
     {
-        uint64_t *frame = map_pfn(ctx, ctx->p2m_pfns[i]);
-
-        if ( !frame )
-            return fail(ctx, -EINVAL, "restore: cannot map P2M frame %"
-                        PRIu64, i);
         for ( uint64_t j = 0; j < FPP; j++ )
         {
             uint64_t p = i * FPP + j;
 
             frame[j] = p <= ctx->max_pfn ? ctx->p2m[p] : SR__INVALID_FRAME;
         }
+        if ( xc_mapped_write(ctx->xch, ctx->p2m_maps[i], frame,
+                             sizeof(frame)) )
+            return fail(ctx, -errno, "restore: cannot write P2M frame %"
+                        PRIu64 ": %s", i, strerror(errno));
     }
     return 0;
 }
@@ -1373,7 +1450,9 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     free(ctx.p2m);
     free(ctx.pfn_types);
     free(ctx.p2m_pfns);
-    free(ctx.old);
+    free(ctx.p2m_maps);
+    if ( ctx.old )
+        munmap(ctx.old, ctx.old_bytes);
     free(ctx.ext);
     free(ctx.pop_pfns);
     free(ctx.mfns);

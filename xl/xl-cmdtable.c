@@ -37,7 +37,8 @@ const struct cmd_spec cmd_table[] = {
     { "console", &main_console, false, false,
       "Attach to domain's console",
       "[options] <Domain>\n"
-      "-t <type>       console type, pv only for ferry's PV guests",
+      "-t <type>       console type, pv only for ferry's PV guests\n"
+      "--dump          print what the guest wrote so far and exit (ferry)",
       NULL },
     { "pause", &main_pause, false, true,
       "Pause execution of a domain",

@@ -100,21 +100,6 @@ static void *read_file(const char *path, size_t *len)
  * Creating
  * ------------------------------------------------------------------------ */
 
-static bool name_in_use(xc_interface *xch, const char *name)
-{
-    xc_domaininfo_t info[256];
-    int n = xc_domain_getinfolist(xch, 1, 256, info);
-
-    for (int i = 0; i < n; i++) {
-        char other[XC_DOMAIN_NAME_MAX];
-
-        if (!strcmp(domain_name(xch, info[i].domain, other, sizeof(other)),
-                    name))
-            return true;
-    }
-    return false;
-}
-
 int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,
                      bool paused, uint32_t *domid_r)
 {
@@ -137,7 +122,7 @@ int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,
                 strerror(errno));
         goto out;
     }
-    if (name_in_use(xch, dc->name)) {
+    if (name_in_use(xch, 1, dc->name)) {
         fprintf(stderr, "Domain with name \"%s\" already exists.\n", dc->name);
         goto out;
     }
@@ -407,17 +392,25 @@ int main_shutdown(int argc, char **argv)
 
 int main_console(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "dump", no_argument, NULL, 'D' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
     struct timespec tick = { 0, 50 * 1000 * 1000 };
     xc_interface *xch;
     uint32_t domid;
     uint64_t cursor = 0, lost;
     char buf[16384];
+    bool dump = false;
     int opt, rc = EXIT_SUCCESS;
 
-    while ((opt = xl_getopt(argc, argv, "t:n:e:h", NULL, "console", 1,
+    while ((opt = xl_getopt(argc, argv, "t:n:e:h", opts, "console", 1,
                             &rc)) != -1) {
         if (opt == -2)
             return rc;
+        if (opt == 'D')
+            dump = true;
         if (opt == 't' && strcmp(optarg, "pv")) {
             fprintf(stderr, "console type %s is not available for a PV domain\n",
                     optarg);
@@ -428,9 +421,10 @@ int main_console(int argc, char **argv)
     if (find_domain(xch, argv[optind], &domid))
         return EXIT_FAILURE;
     /*
-     * Print what the guest wrote so far, then follow it until the domain
-     * is gone (or, on a terminal, until interrupted: SIGINT and SIGTERM
-     * keep their default action, as there is nothing to clean up).
+     * Print what the guest wrote so far, then (unless --dump, ferry's
+     * extension for scripts) follow it until the domain is gone (or, on a
+     * terminal, until interrupted: SIGINT and SIGTERM keep their default
+     * action, as there is nothing to clean up).
      */
     for (;;) {
         int64_t got = xc_console_read(xch, domid, buf, sizeof(buf), &cursor,
@@ -447,6 +441,8 @@ int main_console(int argc, char **argv)
             fflush(stdout);
             continue;
         }
+        if (dump)
+            break;
         if (xc_domain_getinfo_single(xch, domid, &info) ||
             (info.flags & XEN_DOMINF_dying))
             break;

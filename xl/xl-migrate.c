@@ -382,21 +382,6 @@ static int find_by_uuid(xc_interface *xch, const uint8_t uuid[16],
     return -1;
 }
 
-static bool name_taken(xc_interface *xch, const char *name)
-{
-    xc_domaininfo_t info[1024];
-    int n = xc_domain_getinfolist(xch, 0, 1024, info);
-
-    for (int i = 0; i < n; i++) {
-        char other[XC_DOMAIN_NAME_MAX];
-
-        if (!strcmp(domain_name(xch, info[i].domain, other, sizeof(other)),
-                    name))
-            return true;
-    }
-    return false;
-}
-
 static bool is_suspended(xc_interface *xch, uint32_t domid)
 {
     xc_domaininfo_t info;
@@ -489,7 +474,7 @@ static const char *recv_admit(xc_interface *xch, const struct preamble *pre,
                  (pre->max_memkb + 1023) / 1024);
         return msg;
     }
-    if (name_taken(xch, pre->name) || name_taken(xch, incoming)) {
+    if (name_in_use(xch, 0, pre->name) || name_in_use(xch, 0, incoming)) {
         snprintf(msg, len, "a domain named \"%s\" already exists on the"
                  " target", pre->name);
         return msg;
@@ -1684,7 +1669,7 @@ int main_migrate_resolve(int argc, char **argv)
     /* The domain as the sender left it: "<name>--migratedaway", or still
      * "<name>" if it stopped before renaming it. */
     snprintf(away, sizeof(away), "%s--migratedaway", arg);
-    if (!name_taken(xch, arg) && name_taken(xch, away))
+    if (!name_in_use(xch, 0, arg) && name_in_use(xch, 0, away))
         arg = away;
     if (find_domain(xch, arg, &domid) ||
         xc_domain_getinfo_single(xch, domid, &info))

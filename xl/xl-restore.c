@@ -95,21 +95,6 @@ static int show_header(const char *file, char **config_r)
     return rc ? -1 : 0;
 }
 
-static bool name_in_use(xc_interface *xch, const char *name)
-{
-    xc_domaininfo_t info[256];
-    int n = xc_domain_getinfolist(xch, 1, 256, info);
-
-    for (int i = 0; i < n; i++) {
-        char other[XC_DOMAIN_NAME_MAX];
-
-        if (!strcmp(domain_name(xch, info[i].domain, other, sizeof(other)),
-                    name))
-            return true;
-    }
-    return false;
-}
-
 int main_restore(int argc, char **argv)
 {
     struct ferry_domain_config dc;
@@ -169,7 +154,7 @@ int main_restore(int argc, char **argv)
     if (debug)
         printf("%s\n", json);
     xch = xl_open_host();
-    if (name_in_use(xch, dc.name)) {
+    if (name_in_use(xch, 1, dc.name)) {
         fprintf(stderr, "Domain with name \"%s\" already exists.\n",
                 dc.name);
         goto out;

@@ -133,9 +133,12 @@ static int save_domain(xc_interface *xch, uint32_t domid,
         free(json);
         return EXIT_FAILURE;
     }
-    fprintf(stderr, "Saving to %s new xl format (info 0x%" PRIx32 "/0x0/%"
-            PRIu32 ")\n", filename,
+    /* The flags the engine writes: ferry's digest is announced in an
+     * optional flag, which Xen's xl ignores. */
+    fprintf(stderr, "Saving to %s new xl format (info 0x%" PRIx32 "/0x%"
+            PRIx32 "/%" PRIu32 ")\n", filename,
             SR_XL_FLAG_STREAMV2 | SR_XL_FLAG_JSON | args.xl_mandatory_flags,
+            (uint32_t)SR_XL_OPTFLAG_FERRY_POLY1305,
             (uint32_t)(sizeof(uint32_t) + strlen(json) + 1));
 
     args.config_json = json;

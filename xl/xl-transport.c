@@ -245,6 +245,21 @@ static bool is_socket_kind(enum xl_chan_kind k)
     return k == XL_CHAN_TCP || k == XL_CHAN_TLS || k == XL_CHAN_FD;
 }
 
+/*
+ * After a read or write on fd failed: 0 to try it again (once fd is ready
+ * for events, if it would have blocked), or the -errno that ends it.
+ */
+static int io_failed(struct xl_chan *ch, int fd, short events)
+{
+    int e = errno;
+
+    if (e == EAGAIN)
+        return wait_fd(ch, fd, events);
+    if (e == EINTR)
+        return cancelled(ch) ? -ECANCELED : 0;
+    return -e;
+}
+
 static ssize_t fd_read(struct xl_chan *ch, void *buf, size_t len)
 {
     bool blocking = ch->kind == XL_CHAN_STDIO;
@@ -257,15 +272,8 @@ static ssize_t fd_read(struct xl_chan *ch, void *buf, size_t len)
         n = read(ch->rfd, buf, len);
         if (n >= 0)
             return n;
-        if (errno == EAGAIN) {
-            if ((rc = wait_fd(ch, ch->rfd, POLLIN)))
-                return rc;
-        } else if (errno == EINTR) {
-            if (cancelled(ch))
-                return -ECANCELED;
-        } else {
-            return -errno;
-        }
+        if ((rc = io_failed(ch, ch->rfd, POLLIN)))
+            return rc;
     }
 }
 
@@ -286,15 +294,8 @@ static ssize_t fd_write(struct xl_chan *ch, const void *buf, size_t len)
             n = write(ch->wfd, buf, len);
         if (n >= 0)
             return n;
-        if (errno == EAGAIN) {
-            if ((rc = wait_fd(ch, ch->wfd, POLLOUT)))
-                return rc;
-        } else if (errno == EINTR) {
-            if (cancelled(ch))
-                return -ECANCELED;
-        } else {
-            return -errno;
-        }
+        if ((rc = io_failed(ch, ch->wfd, POLLOUT)))
+            return rc;
     }
 }
 

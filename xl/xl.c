@@ -125,6 +125,26 @@ const char *domain_name(xc_interface *xch, uint32_t domid, char *buf,
     return buf;
 }
 
+/*
+ * Looks at up to 1024 domains, as find_domain does.  Create and restore
+ * start at 1, the first domain a guest can be; migration's checks start
+ * at 0.
+ */
+bool name_in_use(xc_interface *xch, uint32_t first, const char *name)
+{
+    xc_domaininfo_t info[1024];
+    int n = xc_domain_getinfolist(xch, first, 1024, info);
+
+    for (int i = 0; i < n; i++) {
+        char other[XC_DOMAIN_NAME_MAX];
+
+        if (!strcmp(domain_name(xch, info[i].domain, other, sizeof(other)),
+                    name))
+            return true;
+    }
+    return false;
+}
+
 int find_domain(xc_interface *xch, const char *p, uint32_t *domid)
 {
     xc_domaininfo_t info[1024];

@@ -63,6 +63,8 @@ int find_domain(xc_interface *xch, const char *p, uint32_t *domid);
 /* The name of a domain ("Domain-0" for 0); buf gets it. */
 const char *domain_name(xc_interface *xch, uint32_t domid, char *buf,
                         size_t len);
+/* Whether a domain with ID first or above is called name. */
+bool name_in_use(xc_interface *xch, uint32_t first, const char *name);
 
 struct ferry_domain_config;
 /* Create, name, build and (unless paused) start a domain from dc. */

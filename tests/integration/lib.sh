@@ -34,7 +34,10 @@ cleanup() {
     # Domain monitors xl left behind exit when their host goes away.
     rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+# A signal ends the test; the EXIT trap cleans up on the way out (dash
+# would otherwise run cleanup and carry on with the script).
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 # Sanitizer builds: every process writes its reports to files in $T, so
 # that a report from a detached daemon is not lost with its stderr.
@@ -132,9 +135,16 @@ wait_for() {
 # The free memory (MiB) of a host, as xl info reports it.
 free_mib() { xlh "$1" info | awk -F': ' '/^free_memory/ {print $2}'; }
 
-# What a domain wrote on its console so far (xl console follows a running
-# domain for ever when stdout is not a terminal: take a second of it).
-console_of() { timeout 1 "$XL" -H "$1" console "$2" </dev/null 2>/dev/null; }
+# What a domain wrote on its console so far and in the next second (xl
+# console follows a running domain for ever when stdout is not a
+# terminal: take a second of it, longer in sanitizer builds, where xl
+# itself takes that long to start).
+console_of() {
+    timeout "${FERRY_TEST_TIMEOUT_MULTIPLIER:-1}" "$XL" -H "$1" console "$2" \
+        </dev/null 2>/dev/null
+}
+# What a domain wrote on its console until now, at once (ferry's --dump).
+console_dump() { "$XL" -H "$1" console --dump "$2" </dev/null 2>/dev/null; }
 
 # Whether the domain's console output contains a string.
 console_has() { console_of "$1" "$2" | grep -q -- "$3"; }
@@ -173,4 +183,72 @@ page_data_pages() {
         fi
         off=$((body + (len + 7) / 8 * 8))
     done
+}
+
+# ---- migration helpers: HOST is a run dir, NAME a domain name ------------
+# result_of HOST NAME: what a checksum guest printed as "result: ...".
+result_of() { console_dump "$1" "$2" | sed -n 's/^result: //p'; }
+# finished HOST NAME: the domain has shut down.
+finished() {
+    "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
+}
+no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
+domid_of() { "$XL" -H "$1" list "$2" 2>/dev/null | awk 'NR == 2 {print $2}'; }
+# running HOST NAME: running or blocked, neither paused nor shut down.
+running() {
+    "$XL" -H "$1" list "$2" 2>/dev/null |
+        awk 'NR == 2 && $5 !~ /[psc]/ { ok = 1 } END { exit !ok }'
+}
+# The last "memdirty: pass N" the guest printed so far.
+last_pass() {
+    console_dump "$1" "$2" |
+        sed -n 's/^memdirty: pass \([0-9]*\) .*/\1/p' | tail -1
+}
+# console_grows HOST NAME: a memdirty guest is making progress, its pass
+# count goes up (it prints one at most once a second).
+console_grows() {
+    p0=""
+    i=0
+    limit=$((40 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1}))
+    while [ -z "$p0" ] && [ $i -lt $limit ]; do
+        p0=$(last_pass "$1" "$2"); i=$((i + 1))
+        [ -n "$p0" ] || sleep 0.5
+    done
+    [ -n "$p0" ] || return 1
+    i=0
+    while [ $i -lt $limit ]; do
+        p1=$(last_pass "$1" "$2")
+        [ -n "$p1" ] && [ "$p1" -gt "$p0" ] && return 0
+        i=$((i + 1))
+        sleep 0.5
+    done
+    return 1
+}
+# no_leftovers HOST: no leftover of a migration on the host.
+no_leftovers() {
+    ! "$XL" -H "$1" list 2>/dev/null |
+        grep -q -- '--incoming\|--migratedaway\|--aborted'
+}
+
+# ---- test certificates (EC P-256, valid for 2 days) ----------------------
+# mkca DIR NAME: a self-signed CA, DIR/NAME.{key,pem}, CN=NAME.
+mkca() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -keyout "$1/$2.key" -out "$1/$2.pem" -days 2 \
+        -subj "/CN=$2" >/dev/null 2>&1
+}
+# mkcert DIR NAME CA: DIR/NAME.{key,pem}, CN=NAME, signed by DIR/CA.
+mkcert() {
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$1/$2.key" -out "$1/$2.csr" -subj "/CN=$2" \
+        >/dev/null 2>&1 &&
+    openssl x509 -req -in "$1/$2.csr" -CA "$1/$3.pem" -CAkey "$1/$3.key" \
+        -CAcreateserial -out "$1/$2.pem" -days 2 >/dev/null 2>&1
+}
+# fleet_certs DIR: a fleet CA with certificates hostA and hostB, and a
+# rogue CA with a certificate rogue; fails if openssl cannot make them.
+fleet_certs() {
+    mkdir -p "$1" && mkca "$1" fleet-ca && mkca "$1" rogue-ca &&
+        mkcert "$1" hostA fleet-ca && mkcert "$1" hostB fleet-ca &&
+        mkcert "$1" rogue rogue-ca
 }

@@ -12,7 +12,6 @@ A=$T/A B=$T/B
 EXPECT=d1bcb4f4bdcd6caa             # steps=100000, see ferry-guests(7)
 ex="$top_srcdir/examples"
 
-result_of() { console_of "$1" "$2" | sed -n 's/^result: //p'; }
 
 # Shift B's frames: a guest created and kept first, so checksum's MFNs on
 # B differ from A's.

@@ -23,7 +23,7 @@ if xlh "$h" save -c idle "$T/idle.save" >"$T/save.out" 2>&1; then
 else
     fail "xl save -c exits 0"; sed 's/^/# /' "$T/save.out"
 fi
-grep -q "^Saving to $T/idle.save new xl format (info 0x3/0x0/[0-9]*)$" \
+grep -q "^Saving to $T/idle.save new xl format (info 0x3/0x80000000/[0-9]*)$" \
     "$T/save.out" && ok "it prints xl's \"Saving to\" line" ||
     { fail "it prints xl's \"Saving to\" line"; sed 's/^/# /' "$T/save.out"; }
 [ "$(head -c 27 "$T/idle.save" 2>/dev/null)" = "$magic" ] &&

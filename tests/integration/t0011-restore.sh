@@ -19,7 +19,6 @@ A=$T/A B=$T/B
 ex="$top_srcdir/examples"
 STEPS='cmdline="steps=3000000"'
 
-result_of() { console_of "$1" "$2" | sed -n 's/^result: //p'; }
 finished() {
     "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
 }

@@ -21,7 +21,6 @@ ex="$top_srcdir/examples"
 # steps=3000000 gives this on every host, however the guest is moved.
 EXPECT=eedfe1be30feef87
 
-result_of() { console_of "$1" "$2" | sed -n 's/^result: //p'; }
 finished() {
     "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
 }

@@ -29,7 +29,6 @@ finished() {
 }
 # Finished, or not there at all (a failed step before): stop waiting.
 finished_or_gone() { finished "$1" "$2" || no_domain "$1" "$2"; }
-result_of() { console_of "$1" "$2" | sed -n 's/^result: //p'; }
 # The value of one key of a stream-info output file.
 key() { sed -n "s/^$2: //p" "$1"; }
 # The count column of one record type in the table.
@@ -58,7 +57,7 @@ rc=$?
 psize=$(wc -c <"$T/plain.save") zsize=$(wc -c <"$T/z.save")
 diag "idle: plain $psize bytes, -z $zsize bytes"
 if [ $rc -eq 0 ] && [ $((zsize * 20)) -lt "$psize" ] &&
-   grep -q "^Saving to $T/z.save new xl format (info 0x80000003/0x0/" \
+   grep -q "^Saving to $T/z.save new xl format (info 0x80000003/0x80000000/" \
        "$T/z.out"; then
     ok "xl save -z: flag 0x80000000, under 1/20 of the plain file"
 else

@@ -23,44 +23,6 @@ ex="$top_srcdir/examples"
 STEPS='cmdline="steps=3000000"'
 EXPECT=eedfe1be30feef87
 
-result_of() { console_of "$1" "$2" | sed -n 's/^result: //p'; }
-finished() {
-    "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
-}
-no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
-domid_of() { "$XL" -H "$1" list "$2" 2>/dev/null | awk 'NR == 2 {print $2}'; }
-# Running or blocked, neither paused nor shut down.
-running() {
-    "$XL" -H "$1" list "$2" 2>/dev/null |
-        awk 'NR == 2 && $5 !~ /[psc]/ { ok = 1 } END { exit !ok }'
-}
-# The last "memdirty: pass N" the guest printed (what 2 s of console show).
-last_pass() {
-    timeout 2 "$XL" -H "$1" console "$2" </dev/null 2>/dev/null |
-        sed -n 's/^memdirty: pass \([0-9]*\) .*/\1/p' | tail -1
-}
-# The guest is making progress: its pass count goes up.
-console_grows() {
-    p0=""
-    i=0
-    while [ -z "$p0" ] && [ $i -lt 10 ]; do
-        p0=$(last_pass "$1" "$2"); i=$((i + 1))
-    done
-    [ -n "$p0" ] || return 1
-    i=0
-    while [ $i -lt 10 ]; do
-        p1=$(last_pass "$1" "$2")
-        [ -n "$p1" ] && [ "$p1" -gt "$p0" ] && return 0
-        i=$((i + 1))
-    done
-    return 1
-}
-# No leftover of a migration on a host.
-no_leftovers() {
-    ! "$XL" -H "$1" list 2>/dev/null |
-        grep -q -- '--incoming\|--migratedaway\|--aborted'
-}
-
 # The compare-and-swap rename, on two idle domains.
 check "A: idle domain cas1" \
     xlh "$A" create -e "$ex/idle.cfg" 'name="cas1"'

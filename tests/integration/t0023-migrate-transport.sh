@@ -19,21 +19,7 @@ plan 29
 
 # ---- certificates: a fleet CA, host certificates, and a rogue CA ----------
 C=$T/certs
-mkdir -p "$C"
-mkca() {
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-        -nodes -keyout "$C/$1.key" -out "$C/$1.pem" -days 2 \
-        -subj "/CN=$1" >/dev/null 2>&1
-}
-mkcert() { # NAME CA
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout "$C/$1.key" -out "$C/$1.csr" -subj "/CN=$1" \
-        >/dev/null 2>&1 &&
-    openssl x509 -req -in "$C/$1.csr" -CA "$C/$2.pem" -CAkey "$C/$2.key" \
-        -CAcreateserial -out "$C/$1.pem" -days 2 >/dev/null 2>&1
-}
-mkca fleet-ca && mkca rogue-ca && mkcert hostA fleet-ca &&
-    mkcert hostB fleet-ca && mkcert rogue rogue-ca || {
+fleet_certs "$C" || {
     echo "Bail out! cannot make test certificates with openssl"; exit 99; }
 fleet="--tls-ca $C/fleet-ca.pem"
 asB="--tls-cert $C/hostB.pem --tls-key $C/hostB.key $fleet"

@@ -18,8 +18,6 @@ if ! grep -q '"evacuate"' "$top_srcdir/xl/xl-cmdtable.c" ||
     exit 77
 fi
 export FERRY_DATADIR="$top_srcdir/share"
-# A signal ends the test (lib.sh's EXIT trap cleans up on the way out).
-trap 'exit 1' INT TERM
 
 plan 29
 start_host S 512M || exit 99
@@ -173,7 +171,6 @@ echo "$report" | grep -o '"domain":"[a-z0-9]*"[^}]*"downtime_ms":[0-9]*' |
 
 # ---- the guests run on where they went ----------------------------------
 host_of() { grep "\"domain\":\"$1\"" "$T/plan.dry" | field target; }
-result_of() { console_of "$1" "$2" | sed -n 's/^result: //p'; }
 finished() { "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'; }
 running() {
     case $("$XL" -H "$1" list "$2" 2>/dev/null | awk 'NR == 2 {print $5}') in

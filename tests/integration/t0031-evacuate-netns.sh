@@ -26,8 +26,6 @@ netns_cleanup() {
     ip netns del "$NS_C" 2>/dev/null
 }
 trap netns_cleanup EXIT
-# A signal ends the test (cleaning up on the way out, by the EXIT trap).
-trap 'exit 1' INT TERM
 # ns NAME VETH SUBNET: a namespace joined to this one by a /30 link; this
 # side is SUBNET.1, the namespace's SUBNET.2.
 ns() {
@@ -49,14 +47,9 @@ ns "$NS_C" "few$n" "10.232.$n" || skip "cannot make a second namespace"
 # ---- certificates: the fleet CA, one for the source, one for C ---------
 C=$T/certs
 mkdir -p "$C"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$C/ca.key" -out "$C/ca.pem" -days 2 -subj "/CN=fleet-ca" \
-    >/dev/null 2>&1 || skip "openssl cannot make a CA"
+mkca "$C" fleet-ca || skip "openssl cannot make a CA"
 for c in src hostC; do
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout "$C/$c.key" -out "$C/$c.csr" -subj "/CN=$c" >/dev/null 2>&1
-    openssl x509 -req -in "$C/$c.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" \
-        -CAcreateserial -out "$C/$c.pem" -days 2 >/dev/null 2>&1
+    mkcert "$C" $c fleet-ca
 done
 
 plan 8
@@ -73,7 +66,7 @@ in_ns "$NS_B"
 FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 10.231.$n.2:0"
 start_host B 128M || exit 99
 in_ns "$NS_C"
-FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen tls://10.232.$n.2:0 --tls-cert $C/hostC.pem --tls-key $C/hostC.key --tls-ca $C/ca.pem"
+FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen tls://10.232.$n.2:0 --tls-cert $C/hostC.pem --tls-key $C/hostC.key --tls-ca $C/fleet-ca.pem"
 start_host C 128M || exit 99
 HV=$HV_REAL FERRY_HV_EXTRA_ARGS=
 S=$T/S
@@ -87,7 +80,7 @@ cat >"$T/fleet.xml" <<EOF
   <host name="S" transport="local" address="S"/>
   <host name="B" transport="tcp" address="$ADDR_B" run-dir="B"/>
   <host name="C" transport="tls" address="$ADDR_C">
-    <tls cert="certs/src.pem" key="certs/src.key" ca="certs/ca.pem"/>
+    <tls cert="certs/src.pem" key="certs/src.key" ca="certs/fleet-ca.pem"/>
   </host>
 </fleet>
 EOF
