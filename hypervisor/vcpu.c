@@ -85,7 +85,7 @@ struct domain_rt
     pthread_cond_t wake;            /* runners wait here */
     pthread_cond_t parked;          /* domain_rt_sync waits here */
     unsigned int nr_running;
-    bool stopping;
+    _Atomic bool stopping;      /* read unlocked by runnable() */
 
     pthread_mutex_t con_lock;
     char *con;
