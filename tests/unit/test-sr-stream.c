@@ -23,37 +23,11 @@
 
 #include "harness.h"
 #include "sr.h"
+#include "srtest.h"
 
 /* ---------------------------------------------------------------------
  * Helpers
  * --------------------------------------------------------------------- */
-
-static struct sr_io *writer(void)
-{
-    struct sr_io *io;
-
-    ASSERT_EQ(sr_io_open_mem_writer(&io), 0);
-    return io;
-}
-
-static struct sr_io *reader(const void *buf, size_t len)
-{
-    struct sr_io *io;
-
-    ASSERT_EQ(sr_io_open_mem_reader(&io, buf, len), 0);
-    return io;
-}
-
-/* A copy of what io wrote (caller frees). */
-static uint8_t *take(struct sr_io *io, size_t *len)
-{
-    const uint8_t *p = sr_io_mem_data(io, len);
-    uint8_t *copy = malloc(*len + 1);
-
-    ASSERT(copy);
-    memcpy(copy, p, *len);
-    return copy;
-}
 
 static void put32(uint8_t *p, uint32_t v)
 {

@@ -15,34 +15,9 @@
 
 #include "harness.h"
 #include "sr.h"
+#include "srtest.h"
 
 #define HDR_LEN 48
-
-static struct sr_io *writer(void)
-{
-    struct sr_io *io;
-
-    ASSERT_EQ(sr_io_open_mem_writer(&io), 0);
-    return io;
-}
-
-static struct sr_io *reader(const void *buf, size_t len)
-{
-    struct sr_io *io;
-
-    ASSERT_EQ(sr_io_open_mem_reader(&io, buf, len), 0);
-    return io;
-}
-
-static uint8_t *take(struct sr_io *io, size_t *len)
-{
-    const uint8_t *p = sr_io_mem_data(io, len);
-    uint8_t *copy = malloc(*len + 1);
-
-    ASSERT(copy);
-    memcpy(copy, p, *len);
-    return copy;
-}
 
 /* Half zero pages, half a xorshift sequence: some of each kind. */
 static uint8_t *payload(size_t len)
