@@ -291,11 +291,10 @@ static int h_create(struct ctl_conn *c, const void *p, size_t len)
     if ( q->domid != DOMID_ANY && (q->domid == 0 ||
                                    q->domid >= DOMID_FIRST_RESERVED) )
         return -EINVAL;
-    rc = domain_create(q->domid, 0, q->max_vcpus, &d);
+    rc = domain_create_as(q->domid, 0, q->max_vcpus, q->handle, q->ssidref,
+                          &d);
     if ( rc )
         return rc;
-    memcpy(d->handle, q->handle, sizeof(d->handle));
-    d->ssidref = q->ssidref;
     r.domid = d->domain_id;
     printk("d%u: created (%u vCPUs)", d->domain_id, q->max_vcpus);
     return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;

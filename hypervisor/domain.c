@@ -216,6 +216,13 @@ static int shared_info_init(struct domain *d)
 int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
                   struct domain **d_out)
 {
+    return domain_create_as(domid, flags, max_vcpus, NULL, 0, d_out);
+}
+
+int domain_create_as(domid_t domid, unsigned int flags,
+                     unsigned int max_vcpus, const uint8_t handle[16],
+                     uint32_t ssidref, struct domain **d_out)
+{
     bool special = flags & DOMCREATE_privileged;
     struct domain *d = calloc(1, sizeof(*d));
     domid_t id;
@@ -232,6 +239,9 @@ int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
     d->is_privileged = special;
     d->translated = flags & DOMCREATE_translated;
     d->max_vcpus = max_vcpus;
+    if ( handle )
+        memcpy(d->handle, handle, sizeof(d->handle));
+    d->ssidref = ssidref;
     d->vcpu = calloc(max_vcpus ? max_vcpus : 1, sizeof(*d->vcpu));
     if ( !d->vcpu )
         goto nomem;
@@ -258,6 +268,7 @@ int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
     if ( !special && (shared_info_init(d) || domain_rt_init(d)) )
         goto fail;
 
+    atomic_store_explicit(&d->listed, true, memory_order_release);
     *d_out = d;
     return 0;
 
@@ -279,7 +290,8 @@ struct domain *get_domain_by_id(domid_t domid)
         return NULL;
     spin_lock(&host.domlist_lock);
     d = host.domain_by_id[domid];
-    if ( d && !get_domain(d) )
+    if ( d && (!atomic_load_explicit(&d->listed, memory_order_acquire) ||
+               !get_domain(d)) )
         d = NULL;
     spin_unlock(&host.domlist_lock);
     return d;

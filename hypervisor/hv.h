@@ -265,7 +265,12 @@ struct host
     uint64_t alloc_hint;
 
     spinlock_t domlist_lock;
-    struct domain *domain_by_id[0x8000];    /* indexed by domid */
+    /*
+     * Indexed by domid.  Written under domlist_lock; read without it by
+     * page_get_owner() and by the listings, which take a reference
+     * (get_domain_by_id) before they use what they found: hence atomic.
+     */
+    struct domain *_Atomic domain_by_id[0x8000];
     domid_t last_domid;
 
     struct domain *dom_xen;         /* owner of the hypervisor's own frames */
@@ -422,6 +427,13 @@ struct domain
     _Atomic uint32_t nr_l4_pages;
 
     _Atomic int controller_pause_count;
+    /*
+     * Set (release) once domain_create has built the domain: until then
+     * get_domain_by_id does not find it, as Xen inserts a domain into its
+     * list only at the end of domain_create.  domain_by_id holds it from
+     * the start so that the domid is taken and page_get_owner works.
+     */
+    _Atomic bool listed;
     _Atomic bool creation_finished;
     _Atomic bool is_shutting_down;
     _Atomic bool is_shut_down;
@@ -465,6 +477,11 @@ static inline void set_current(struct vcpu *v) { current = v; }
 /* Creates a domain with domid (DOMID_ANY: the next free one). */
 int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
                   struct domain **d_out);
+/* The same, with the toolstack's handle and ssidref (Xen's createdomain
+ * config) in place before any lookup can find the domain. */
+int domain_create_as(domid_t domid, unsigned int flags,
+                     unsigned int max_vcpus, const uint8_t handle[16],
+                     uint32_t ssidref, struct domain **d_out);
 /* Look up and take a reference (NULL if absent); put_domain drops it. */
 struct domain *get_domain_by_id(domid_t domid);
 bool get_domain(struct domain *d);

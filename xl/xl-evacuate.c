@@ -528,10 +528,6 @@ static bool has_suffix(const char *s, const char *suffix)
 static const char *state_reason(const xc_domaininfo_t *i, const char *name,
                                 char *buf, size_t len)
 {
-    static const char *const reasons[] = {
-        "poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset",
-    };
-
     if (i->flags & XEN_DOMINF_dying)
         return "it is dying";
     if (i->flags & XEN_DOMINF_shutdown) {
@@ -539,7 +535,7 @@ static const char *state_reason(const xc_domaininfo_t *i, const char *name,
                          XEN_DOMINF_shutdownmask;
 
         snprintf(buf, len, "it has shut down (%s)",
-                 r < 6 ? reasons[r] : "unknown reason");
+                 xl_shutdown_reason_name(r));
         return buf;
     }
     /* A PV guest suspends itself for the last pass of a live migration;

@@ -53,7 +53,6 @@ static const char msg_report[] = "my copy unpause results are as follows";
 #define PREAMBLE_TAG "ferry-migrate "
 #define PREAMBLE_TAG_LEN (sizeof(PREAMBLE_TAG) - 1)
 #define PREAMBLE_MAX 4096
-#define SUSPEND_TIMEOUT_TICKS 600   /* of 50 ms: 30 seconds */
 #define RESOLVE_TIMEOUT_S 30
 #define RESOLVE_IO_TIMEOUT_MS 10000
 
@@ -380,16 +379,6 @@ static int find_by_uuid(xc_interface *xch, const uint8_t uuid[16],
         return 0;
     }
     return -1;
-}
-
-static bool is_suspended(xc_interface *xch, uint32_t domid)
-{
-    xc_domaininfo_t info;
-
-    return !xc_domain_getinfo_single(xch, domid, &info) &&
-           (info.flags & XEN_DOMINF_shutdown) &&
-           ((info.flags >> XEN_DOMINF_shutdownshift) &
-            XEN_DOMINF_shutdownmask) == SHUTDOWN_suspend;
 }
 
 /* ------------------------------------------------------------------------
@@ -924,7 +913,7 @@ static int source_resume(xc_interface *xch, uint32_t domid, const char *name,
     /* A sender killed in the live phase leaves log-dirty on: end it. */
     xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0, 0,
                       NULL);
-    if (is_suspended(xch, domid) && xc_domain_resume(xch, domid, true)) {
+    if (xl_is_suspended(xch, domid) && xc_domain_resume(xch, domid, true)) {
         fprintf(stderr, "migration sender: cannot resume domain %u\n",
                 domid);
         rc = -1;
@@ -1061,26 +1050,18 @@ static void send_progress_cb(void *arg, const struct sr_progress *p)
 static int send_suspend_cb(void *arg)
 {
     struct mig *m = arg;
+    int rc;
 
     if (!m->live_fired) {       /* a non-live save has no live pass */
         m->live_fired = true;
         fault_hit("send", "live");
     }
-    if (atomic_load(&cancel_requested))
-        return -ECANCELED;
-    if (xc_domain_shutdown_request(m->xch, m->domid, SHUTDOWN_suspend))
-        return -errno;
-    for (int i = 0; i < SUSPEND_TIMEOUT_TICKS; i++) {
-        struct timespec tick = { 0, 50 * 1000 * 1000 };
-
-        if (is_suspended(m->xch, m->domid)) {
-            m->suspended = true;
-            fault_hit("send", "suspended");
-            return 0;
-        }
-        nanosleep(&tick, NULL);
+    rc = xl_suspend_domain(m->xch, m->domid, &cancel_requested);
+    if (rc == 0) {
+        m->suspended = true;
+        fault_hit("send", "suspended");
     }
-    return -ETIMEDOUT;
+    return rc;
 }
 
 /* The config to send: -C's file, else the domain's own. */

@@ -24,14 +24,12 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "xl.h"
 #include "xl-cfg.h"
 #include "xl-progress.h"
 #include "../saverestore/sr.h"
 
-#define SUSPEND_TIMEOUT_TICKS 600   /* of 50 ms: 30 seconds */
 
 /* The config JSON for the file: the [cfg] given, else the domain's own.
  * Returns a malloc'd NUL-terminated string, or NULL with a message. */
@@ -70,28 +68,6 @@ static char *save_config(xc_interface *xch, uint32_t domid,
     return json;
 }
 
-/* Ask the guest to suspend and wait until it is shut down for suspend. */
-static int suspend_domain(xc_interface *xch, uint32_t domid)
-{
-    xc_domaininfo_t info;
-
-    if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
-        return -1;
-    for (int i = 0; i < SUSPEND_TIMEOUT_TICKS; i++) {
-        struct timespec tick = { 0, 50 * 1000 * 1000 };
-
-        if (xc_domain_getinfo_single(xch, domid, &info))
-            return -1;
-        if ((info.flags & XEN_DOMINF_shutdown) &&
-            ((info.flags >> XEN_DOMINF_shutdownshift) &
-             XEN_DOMINF_shutdownmask) == SHUTDOWN_suspend)
-            return 0;
-        nanosleep(&tick, NULL);
-    }
-    fprintf(stderr, "domain %u did not suspend within 30 seconds\n", domid);
-    return -1;
-}
-
 struct suspend_arg {
     xc_interface *xch;
     uint32_t domid;
@@ -102,7 +78,7 @@ static int suspend_cb(void *arg)
 {
     struct suspend_arg *s = arg;
 
-    return suspend_domain(s->xch, s->domid) ? -ETIMEDOUT : 0;
+    return xl_suspend_domain(s->xch, s->domid, NULL);
 }
 
 static int save_domain(xc_interface *xch, uint32_t domid,
@@ -157,7 +133,10 @@ static int save_domain(xc_interface *xch, uint32_t domid,
 
     if (rc) {
         fprintf(stderr, "Failed to save domain, resuming domain\n");
-        xc_domain_resume(xch, domid, true);
+        /* Only a guest this save suspended: resuming one that shut
+         * down by itself would undo its poweroff or crash. */
+        if (xl_is_suspended(xch, domid))
+            xc_domain_resume(xch, domid, true);
         return EXIT_FAILURE;
     }
     if (leavepaused || checkpoint) {

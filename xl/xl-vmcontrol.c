@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "xl.h"
 
@@ -73,7 +72,6 @@ int main_unpause(int argc, char **argv)
 int main_suspend(int argc, char **argv)
 {
     xc_interface *xch;
-    xc_domaininfo_t info;
     uint32_t domid;
     int opt, rc = EXIT_SUCCESS;
 
@@ -83,21 +81,7 @@ int main_suspend(int argc, char **argv)
     xch = xl_open_host();
     if (find_domain(xch, argv[optind], &domid))
         return EXIT_FAILURE;
-    if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
-        return EXIT_FAILURE;
-    for (int i = 0; i < 600; i++) {
-        struct timespec tick = { 0, 50 * 1000 * 1000 };
-
-        if (xc_domain_getinfo_single(xch, domid, &info))
-            return EXIT_FAILURE;
-        if ((info.flags & XEN_DOMINF_shutdown) &&
-            ((info.flags >> XEN_DOMINF_shutdownshift) & 0xff) ==
-            SHUTDOWN_suspend)
-            return EXIT_SUCCESS;
-        nanosleep(&tick, NULL);
-    }
-    fprintf(stderr, "domain %u did not suspend within 30 seconds\n", domid);
-    return EXIT_FAILURE;
+    return xl_suspend_domain(xch, domid, NULL) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main_resume(int argc, char **argv)

@@ -9,8 +9,10 @@
  * Style: Xen's xl/libxl style (four spaces, K&R braces).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xl.h"
@@ -143,6 +145,92 @@ bool name_in_use(xc_interface *xch, uint32_t first, const char *name)
             return true;
     }
     return false;
+}
+
+const char *xl_shutdown_reason_name(unsigned int reason)
+{
+    static const char *const names[] = {
+        "poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset",
+    };
+
+    return reason < sizeof(names) / sizeof(names[0]) ? names[reason]
+                                                      : "unknown reason";
+}
+
+static unsigned int shutdown_reason(const xc_domaininfo_t *info)
+{
+    return (info->flags >> XEN_DOMINF_shutdownshift) &
+           XEN_DOMINF_shutdownmask;
+}
+
+bool xl_is_suspended(xc_interface *xch, uint32_t domid)
+{
+    xc_domaininfo_t info;
+
+    return !xc_domain_getinfo_single(xch, domid, &info) &&
+           (info.flags & XEN_DOMINF_shutdown) &&
+           shutdown_reason(&info) == SHUTDOWN_suspend;
+}
+
+/*
+ * Why the guest cannot act on a suspend request, or NULL.  A PV guest
+ * suspends itself: one that has shut down, is dying or is paused would
+ * leave the caller waiting out the whole timeout.
+ */
+static const char *cannot_suspend(const xc_domaininfo_t *info, char *buf,
+                                  size_t len)
+{
+    if (info->flags & XEN_DOMINF_dying)
+        return "it is dying";
+    if (info->flags & XEN_DOMINF_shutdown) {
+        snprintf(buf, len, "it has shut down (%s)",
+                 xl_shutdown_reason_name(shutdown_reason(info)));
+        return buf;
+    }
+    if (info->flags & XEN_DOMINF_paused)
+        return "it is paused, and a PV guest must run to suspend itself "
+               "(xl unpause it first)";
+    return NULL;
+}
+
+int xl_suspend_domain(xc_interface *xch, uint32_t domid,
+                      const _Atomic bool *cancel)
+{
+    xc_domaininfo_t info;
+    const char *why;
+    char buf[64];
+
+    if (xc_domain_getinfo_single(xch, domid, &info))
+        return -errno;
+    if ((info.flags & XEN_DOMINF_shutdown) &&
+        shutdown_reason(&info) == SHUTDOWN_suspend)
+        return 0;
+    if ((why = cannot_suspend(&info, buf, sizeof(buf)))) {
+        fprintf(stderr, "domain %u cannot suspend: %s\n", domid, why);
+        return -EINVAL;
+    }
+    if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
+        return -errno;
+    for (int i = 0; i < XL_SUSPEND_TIMEOUT_S * 20; i++) {
+        struct timespec tick = { 0, 50 * 1000 * 1000 };
+
+        if (cancel && atomic_load(cancel))
+            return -ECANCELED;
+        if (xc_domain_getinfo_single(xch, domid, &info))
+            return -errno;
+        if ((info.flags & XEN_DOMINF_shutdown) &&
+            shutdown_reason(&info) == SHUTDOWN_suspend)
+            return 0;
+        /* The guest powered off, crashed or was paused meanwhile. */
+        if ((why = cannot_suspend(&info, buf, sizeof(buf)))) {
+            fprintf(stderr, "domain %u did not suspend: %s\n", domid, why);
+            return -EINVAL;
+        }
+        nanosleep(&tick, NULL);
+    }
+    fprintf(stderr, "domain %u did not suspend within %d seconds\n", domid,
+            XL_SUSPEND_TIMEOUT_S);
+    return -ETIMEDOUT;
 }
 
 int find_domain(xc_interface *xch, const char *p, uint32_t *domid)

@@ -66,6 +66,21 @@ const char *domain_name(xc_interface *xch, uint32_t domid, char *buf,
 /* Whether a domain with ID first or above is called name. */
 bool name_in_use(xc_interface *xch, uint32_t first, const char *name);
 
+/*
+ * Suspend: ask the guest to suspend itself and wait until it has, at most
+ * XL_SUSPEND_TIMEOUT_S seconds or until *cancel (if given) is set.  0 once
+ * the domain is shut down for suspend; -EINVAL at once (with a message)
+ * if it cannot act on the request: shut down for another reason, dying,
+ * or paused; -ETIMEDOUT (with a message), -ECANCELED, or another -errno.
+ */
+#define XL_SUSPEND_TIMEOUT_S 30
+int xl_suspend_domain(xc_interface *xch, uint32_t domid,
+                      const _Atomic bool *cancel);
+/* Whether the domain is shut down for suspend. */
+bool xl_is_suspended(xc_interface *xch, uint32_t domid);
+/* "poweroff", "reboot", ... for a SHUTDOWN_* reason. */
+const char *xl_shutdown_reason_name(unsigned int reason);
+
 struct ferry_domain_config;
 /* Create, name, build and (unless paused) start a domain from dc. */
 int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,

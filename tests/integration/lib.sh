@@ -135,16 +135,12 @@ wait_for() {
 # The free memory (MiB) of a host, as xl info reports it.
 free_mib() { xlh "$1" info | awk -F': ' '/^free_memory/ {print $2}'; }
 
-# What a domain wrote on its console so far and in the next second (xl
-# console follows a running domain for ever when stdout is not a
-# terminal: take a second of it, longer in sanitizer builds, where xl
-# itself takes that long to start).
-console_of() {
-    timeout "${FERRY_TEST_TIMEOUT_MULTIPLIER:-1}" "$XL" -H "$1" console "$2" \
-        </dev/null 2>/dev/null
-}
 # What a domain wrote on its console until now, at once (ferry's --dump).
+# Tests poll this: a reader that follows the console for a time window
+# costs that window on every poll, long enough in a sanitizer build for a
+# short guest to finish between two steps of a test.
 console_dump() { "$XL" -H "$1" console --dump "$2" </dev/null 2>/dev/null; }
+console_of() { console_dump "$@"; }
 
 # Whether the domain's console output contains a string.
 console_has() { console_of "$1" "$2" | grep -q -- "$3"; }
@@ -223,6 +219,17 @@ console_grows() {
         sleep 0.5
     done
     return 1
+}
+# cpu_grows HOST NAME: the domain's CPU time (xl list's Time(s)) goes up
+# within a few seconds, for guests that print nothing while they work.
+cpu_time() { "$XL" -H "$1" list "$2" 2>/dev/null | awk 'NR == 2 {print $6}'; }
+cpu_above() { awk -v a="$(cpu_time "$1" "$2")" -v b="$3" \
+    'BEGIN { exit !(a != "" && a + 0 > b + 0) }'; }
+cpu_grows() {
+    t0=$(cpu_time "$1" "$2")
+    [ -n "$t0" ] &&
+        wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) \
+            cpu_above "$1" "$2" "$t0"
 }
 # no_leftovers HOST: no leftover of a migration on the host.
 no_leftovers() {

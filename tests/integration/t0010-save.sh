@@ -5,10 +5,11 @@
 # was and lets the guest run on; a save that fails once the guest is
 # suspended (ticker shuts down for suspend without unmapping shared_info,
 # which is not its own frame) leaves an existing file untouched and the
-# domain in place; the auditor agrees throughout.
+# domain in place; a guest that has powered off or is paused is refused
+# at once and left as it was; the auditor agrees throughout.
 . "$(dirname "$0")/lib.sh"
 
-plan 22
+plan 25
 start_host A 64M || exit 99
 h=$T/A
 free0=$(free_mib "$h")
@@ -100,5 +101,32 @@ grep -q "Bad mfn for L1" "$T/tick.out" &&
 xlh "$h" list tick >/dev/null 2>&1 && ok "the domain is not destroyed" ||
     fail "the domain is not destroyed"
 xlh "$h" destroy tick
+
+# A guest that cannot suspend is refused at once, not after the timeout,
+# and is left as it was: a save must not resume a powered-off guest.
+check "xl create checksum (a short run)" xlh "$h" create -e \
+    "$top_srcdir/examples/checksum.cfg" 'cmdline="steps=1000"'
+wait_for 20 finished "$h" checksum || diag "checksum did not finish"
+s0=$(date +%s)
+xlh "$h" save checksum "$T/off.save" >"$T/off.out" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && [ $(($(date +%s) - s0)) -lt 10 ] &&
+   grep -q "^domain [0-9]* cannot suspend: it has shut down (poweroff)$" \
+       "$T/off.out" && [ ! -e "$T/off.save" ] && finished "$h" checksum; then
+    ok "a powered-off domain: refused at once, says why, stays shut down"
+else
+    fail "a powered-off domain: refused at once (rc $rc)"
+    sed 's/^/# /' "$T/off.out"; xlh "$h" list | sed 's/^/# /'
+fi
+xlh "$h" destroy checksum
+xlh "$h" create -p -e "$top_srcdir/examples/idle.cfg" >/dev/null 2>&1
+xlh "$h" suspend idle >"$T/paused.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "cannot suspend: it is paused" "$T/paused.out" &&
+    xlh "$h" list idle | grep -q -- '--p---' &&
+    ok "a paused domain: xl suspend refuses it at once and it stays paused" ||
+    { fail "a paused domain: xl suspend refuses it (rc $rc)"
+      sed 's/^/# /' "$T/paused.out"; }
+xlh "$h" destroy idle
 check "the auditor is clean at the end" xlh "$h" audit
 done_testing

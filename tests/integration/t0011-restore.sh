@@ -19,11 +19,6 @@ A=$T/A B=$T/B
 ex="$top_srcdir/examples"
 STEPS='cmdline="steps=3000000"'
 
-finished() {
-    "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
-}
-no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
-
 # The reference: one uninterrupted run on A.
 check "A: checksum, uninterrupted" \
     xlh "$A" create -e "$ex/checksum.cfg" "$STEPS"

@@ -16,7 +16,6 @@ plan 8
 start_host A 256M || exit 99
 A=$T/A
 ex="$top_srcdir/examples"
-no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
 
 # A byte inside the first plain (NOTAB) data page that starts at least
 # 100 KiB into the file.

@@ -21,9 +21,6 @@ ex="$top_srcdir/examples"
 # steps=3000000 gives this on every host, however the guest is moved.
 EXPECT=eedfe1be30feef87
 
-finished() {
-    "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
-}
 suspended() {
     "$XL" -H "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $5 }' |
         grep -q '^...s'

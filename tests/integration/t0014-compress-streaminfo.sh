@@ -23,10 +23,6 @@ start_host B 256M || exit 99
 A=$T/A B=$T/B
 ex="$top_srcdir/examples"
 
-no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
-finished() {
-    "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'
-}
 # Finished, or not there at all (a failed step before): stop waiting.
 finished_or_gone() { finished "$1" "$2" || no_domain "$1" "$2"; }
 # The value of one key of a stream-info output file.

@@ -26,7 +26,6 @@ start_host A 96M || exit 99
 start_host B 128M || exit 99
 A=$T/A B=$T/B
 ex="$top_srcdir/examples"
-no_domain() { ! "$XL" -H "$1" list "$2" >/dev/null 2>&1; }
 ndomains() { "$XL" -H "$B" list | grep -c .; }
 last_tick() { console_of "$B" tick | sed -n 's/^tick //p' | tail -1; }
 

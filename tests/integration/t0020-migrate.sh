@@ -54,7 +54,7 @@ if [ $rc -eq 0 ] && grep -q '^Migration successful.$' "$T/mig.err" &&
 else
     fail "A->B: xl migrate exits 0 with Xen's messages (rc $rc)"
 fi
-sed 's/^/# /' "$T/mig.err" | grep -v '\r' | tail -20
+sed 's/.*\r//; s/^/# /' "$T/mig.err" | tail -20
 
 # --json: progress objects, then exactly one summary, last; nothing else.
 NUM='[0-9][0-9]*'

@@ -171,7 +171,6 @@ echo "$report" | grep -o '"domain":"[a-z0-9]*"[^}]*"downtime_ms":[0-9]*' |
 
 # ---- the guests run on where they went ----------------------------------
 host_of() { grep "\"domain\":\"$1\"" "$T/plan.dry" | field target; }
-finished() { "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'; }
 running() {
     case $("$XL" -H "$1" list "$2" 2>/dev/null | awk 'NR == 2 {print $5}') in
     r-----|-b----|------) return 0 ;;

@@ -133,7 +133,6 @@ echo "$report" | sed 's/^/# /'
      wc -l)" = 4 ] && ok "the report: 4 migrated, with where" ||
     fail "the report: 4 migrated, with where"
 hc=$T/$(grep '"domain":"cs1"' "$T/plan.dry" | field target)
-finished() { "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'; }
 wait_for 120 finished "$hc" cs1 || diag "cs1 did not finish"
 r=$(console_of "$hc" cs1 | sed -n 's/^result: //p')
 [ "$r" = eedfe1be30feef87 ] && ok "cs1: result $r on its new host" ||
