@@ -375,6 +375,27 @@ static int h_getinfo(struct ctl_conn *c, const void *p, size_t len)
     return buf_put(&c->out, &info, sizeof(info)) ? 0 : -ENOMEM;
 }
 
+static int h_wait(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_wait_req *q = p;
+    struct xen_domctl_getdomaininfo info;
+    struct domain *d;
+    int rc;
+
+    if ( len != sizeof(*q) || q->pad )
+        return -EINVAL;
+    d = q->domid < DOMID_FIRST_RESERVED ? get_domain_by_id(q->domid) : NULL;
+    if ( !d )
+        return -ESRCH;
+    domain_wait_shutdown(d, q->timeout_ms < FERRY_CTL_WAIT_MAX_MS
+                            ? q->timeout_ms : FERRY_CTL_WAIT_MAX_MS);
+    rc = domctl_getdomaininfo(d, &info);
+    put_domain(d);
+    if ( rc )
+        return rc;
+    return buf_put(&c->out, &info, sizeof(info)) ? 0 : -ENOMEM;
+}
+
 static int h_list(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_list_req *q = p;
@@ -938,6 +959,8 @@ static const struct
 {
     const char *name;
     ctl_handler fn;
+    /* Sleeps: kept out of the audit bracket, which would stall audits. */
+    bool blocks;
 } ops[FERRY_CTL_NR_OPS] = {
     [FERRY_CTL_HELLO] = { "hello", h_hello },
     [FERRY_CTL_HOST_INFO] = { "host_info", h_host_info },
@@ -964,6 +987,7 @@ static const struct
     [FERRY_CTL_AUDIT] = { "audit", h_audit },
     [FERRY_CTL_DOMAIN_RESUME] = { "domain_resume", h_resume },
     [FERRY_CTL_DOMAIN_RENAME] = { "domain_rename", h_rename },
+    [FERRY_CTL_DOMAIN_WAIT] = { "domain_wait", h_wait, .blocks = true },
 };
 
 /* ------------------------------------------------------------------------
@@ -1015,6 +1039,8 @@ static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
         rc = -EPROTO;
     else if ( h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn || h.rc || h.pad )
         rc = h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn ? -ENOSYS : -EINVAL;
+    else if ( ops[h.op].blocks )
+        rc = ops[h.op].fn(c, *payload, h.len);
     else
     {
         /* Bracketed like a hypercall, so that --audit sees no op half-done. */

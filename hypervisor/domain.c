@@ -26,6 +26,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hv.h"
 
@@ -383,6 +384,40 @@ void domain_shutdown(struct domain *d, unsigned int reason)
     atomic_compare_exchange_strong(&d->shutdown_code, &none, (int)reason);
     atomic_store(&d->is_shutting_down, true);
     atomic_store(&d->is_shut_down, true);
+    domain_state_changed();
+}
+
+void domain_state_changed(void)
+{
+    pthread_mutex_lock(&host.state_lock);
+    pthread_cond_broadcast(&host.state_cond);
+    pthread_mutex_unlock(&host.state_lock);
+}
+
+/*
+ * The flags are set before domain_state_changed() takes state_lock, and
+ * read here under it: a change between our check and the wait cannot be
+ * missed.
+ */
+void domain_wait_shutdown(struct domain *d, unsigned int timeout_ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if ( until.tv_nsec >= 1000000000L )
+    {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&host.state_lock);
+    while ( !atomic_load(&d->is_shut_down) &&
+            atomic_load(&d->state) == DOMSTATE_ALIVE &&
+            pthread_cond_timedwait(&host.state_cond, &host.state_lock,
+                                   &until) == 0 )
+        ;
+    pthread_mutex_unlock(&host.state_lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -830,6 +865,7 @@ int domain_kill(struct domain *d)
         for_each_vcpu ( d, v )
             vcpu_pause(v);
         atomic_store(&d->state, DOMSTATE_DYING);
+        domain_state_changed();
         /*
          * End the runner threads now, before any resource goes: a parked
          * runner still fires its vCPU's timer into shared_info, which the

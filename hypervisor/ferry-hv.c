@@ -821,18 +821,17 @@ int main(int argc, char **argv)
     struct options o = { 0 };
     struct host_params hp = { 0 };
     char err[512] = "";
-    char *mempath = NULL, *logpath = NULL, *sockpath = NULL, *pidpath = NULL;
+    char *logpath = NULL, *sockpath = NULL, *pidpath = NULL;
     FILE *log = NULL;
     int rc, lockfd = -1, lfd = -1, sfd = -1, ready = -1;
 
     rc = parse_options(argc, argv, &o);
     if ( rc )
         return rc;
-    mempath = path_in(o.run_dir, "memory");
     logpath = path_in(o.run_dir, "ferry-hv.log");
     sockpath = path_in(o.run_dir, FERRY_CTL_SOCKET);
     pidpath = path_in(o.run_dir, "ferry-hv.pid");
-    if ( !mempath || !logpath || !sockpath || !pidpath )
+    if ( !logpath || !sockpath || !pidpath )
         return 1;
 
     lockfd = lock_run_dir(o.run_dir, err, sizeof(err));
@@ -861,17 +860,13 @@ int main(int argc, char **argv)
                     o.verbose ? HVLOG_DEBUG : HVLOG_INFO);
 
     sfd = setup_signals();
-    /* A memory file left by a daemon that crashed: we hold the lock now. */
-    unlink(mempath);
     hp.memory_bytes = o.memory_bytes;
-    hp.mem_path = mempath;
     hp.nr_control_vcpus = CTL_MAX_CONNECTIONS;
     rc = host_init(&hp);
     if ( rc )
     {
-        snprintf(err, sizeof(err), "cannot set up %llu MiB of machine memory in %s: %s",
-                 (unsigned long long)(o.memory_bytes >> 20), mempath,
-                 strerror(-rc));
+        snprintf(err, sizeof(err), "cannot set up %llu MiB of machine memory: %s",
+                 (unsigned long long)(o.memory_bytes >> 20), strerror(-rc));
         goto fail;
     }
     host.preempt_every = HV_PREEMPT_BUDGET;
@@ -888,9 +883,9 @@ int main(int argc, char **argv)
     if ( migrate_init(&o, logpath, err, sizeof(err)) )
         goto fail;
 
-    printk("ferry-hv %s: %llu MiB of machine memory (%llu frames) in %s, control socket %s",
+    printk("ferry-hv %s: %llu MiB of machine memory (%llu frames), control socket %s",
            PACKAGE_VERSION, (unsigned long long)(host.max_page >> 8),
-           (unsigned long long)host.max_page, mempath, sockpath);
+           (unsigned long long)host.max_page, sockpath);
     report_ready(ready, "");
     ready = -1;
 
@@ -923,7 +918,6 @@ int main(int argc, char **argv)
  out:
     if ( log )
         fclose(log);
-    free(mempath);
     free(logpath);
     free(sockpath);
     free(pidpath);

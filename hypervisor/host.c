@@ -297,18 +297,15 @@ static void *map_populated(size_t len, int fd)
     return p == MAP_FAILED ? NULL : p;
 }
 
-static int open_machine_memory(const struct host_params *p, size_t len)
+/*
+ * Machine memory is an anonymous memfd, shared with the toolstack by
+ * passing its descriptor (HELLO).  Not a file on disk: the kernel would
+ * write every page a guest dirties back to it.
+ */
+static int open_machine_memory(size_t len)
 {
-    int fd;
+    int fd = memfd_create("ferry-machine-memory", MFD_CLOEXEC);
 
-    if ( p->mem_path )
-    {
-        fd = open(p->mem_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if ( fd >= 0 )
-            host.mem_path = strdup(p->mem_path);
-    }
-    else
-        fd = memfd_create("ferry-machine-memory", MFD_CLOEXEC);
     if ( fd < 0 )
         return -errno;
     if ( ftruncate(fd, (off_t)len) < 0 ||
@@ -377,6 +374,18 @@ static int special_domains_init(unsigned int nr_control_vcpus)
     return 0;
 }
 
+/* DOMAIN_WAIT's condition: its timeouts count on the monotonic clock. */
+static void state_wait_init(void)
+{
+    pthread_condattr_t attr;
+
+    pthread_mutex_init(&host.state_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&host.state_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 int host_init(const struct host_params *p)
 {
     size_t len;
@@ -387,13 +396,14 @@ int host_init(const struct host_params *p)
     host.opt_pv_linear_pt = true;
     spin_lock_init(&host.heap_lock);
     spin_lock_init(&host.domlist_lock);
+    state_wait_init();
 
     host.max_page = p->memory_bytes >> PAGE_SHIFT;
     if ( host.max_page < 1024 || host.max_page > (1ULL << 32) - 2 )
         return -EINVAL;
     len = host.max_page << PAGE_SHIFT;
 
-    rc = open_machine_memory(p, len);
+    rc = open_machine_memory(len);
     if ( rc < 0 )
         goto fail;
     host.mem_fd = rc;
@@ -473,10 +483,9 @@ void host_dispose(void)
         munmap(host.frame_table, host.max_page * sizeof(struct page_info));
     if ( host.mem_fd >= 0 )
         close(host.mem_fd);
-    if ( host.mem_path )
-        unlink(host.mem_path);
-    free(host.mem_path);
     free(host.free_bitmap);
+    pthread_cond_destroy(&host.state_cond);
+    pthread_mutex_destroy(&host.state_lock);
     memset(&host, 0, sizeof(host));
     host.mem_fd = -1;
 }

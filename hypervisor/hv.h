@@ -244,7 +244,6 @@ struct vcpu;
 struct host_params
 {
     uint64_t memory_bytes;      /* machine memory; rounded down to frames */
-    const char *mem_path;       /* NULL: an anonymous memfd */
     unsigned int nr_control_vcpus;  /* vCPUs of domain 0 (toolstack threads) */
 };
 
@@ -253,7 +252,6 @@ struct host
     uint64_t max_page;              /* number of machine frames */
     uint8_t *mem;                   /* machine memory, max_page frames */
     int mem_fd;
-    char *mem_path;                 /* NULL for an anonymous memfd */
     struct page_info *frame_table;
     uint64_t *m2p;                  /* machine_to_phys_mapping */
     mfn_t m2p_first_mfn;            /* M2P storage: contiguous frames */
@@ -265,6 +263,9 @@ struct host
     uint64_t alloc_hint;
 
     spinlock_t domlist_lock;
+    /* Broadcast when a domain shuts down or starts dying (DOMAIN_WAIT). */
+    pthread_mutex_t state_lock;
+    pthread_cond_t state_cond;      /* on CLOCK_MONOTONIC */
     /*
      * Indexed by domid.  Written under domlist_lock; read without it by
      * page_get_owner() and by the listings, which take a reference
@@ -482,6 +483,13 @@ int domain_create(domid_t domid, unsigned int flags, unsigned int max_vcpus,
 int domain_create_as(domid_t domid, unsigned int flags,
                      unsigned int max_vcpus, const uint8_t handle[16],
                      uint32_t ssidref, struct domain **d_out);
+/*
+ * Wake the toolstack's waiters (DOMAIN_WAIT) after a domain's shutdown or
+ * dying state changed; domain_wait_shutdown blocks until d has shut down
+ * or is dying, or until timeout_ms has passed.
+ */
+void domain_state_changed(void);
+void domain_wait_shutdown(struct domain *d, unsigned int timeout_ms);
 /* Look up and take a reference (NULL if absent); put_domain drops it. */
 struct domain *get_domain_by_id(domid_t domid);
 bool get_domain(struct domain *d);

@@ -439,6 +439,29 @@ int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
     return 0;
 }
 
+int xc_domain_wait_shutdown(xc_interface *xch, uint32_t domid,
+                            unsigned int timeout_ms, xc_domaininfo_t *info)
+{
+    struct ferry_ctl_wait_req q = { .domid = (domid_t)domid,
+                                    .timeout_ms = timeout_ms };
+
+    if ( xc__call(xch, FERRY_CTL_DOMAIN_WAIT, &q, sizeof(q), NULL, 0,
+                  &xch->resp) < 0 )
+    {
+        if ( errno != ESRCH )
+            xc__log(xch, XC_ERROR, errno, "cannot wait for domain %u",
+                    domid);
+        return -1;
+    }
+    if ( xch->resp.len != sizeof(*info) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(info, xch->resp.buf, sizeof(*info));
+    return 0;
+}
+
 int xc_domain_getinfolist(xc_interface *xch, uint32_t first,
                           unsigned int max, xc_domaininfo_t *info)
 {

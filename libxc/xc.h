@@ -104,6 +104,14 @@ int xc_domain_unpause(xc_interface *xch, uint32_t domid);
 int xc_domain_resume(xc_interface *xch, uint32_t domid, bool cancel);
 int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
                              xc_domaininfo_t *info);
+/*
+ * Block until the domain has shut down (any reason) or is dying, or until
+ * timeout_ms has passed (the hypervisor caps one call at a second: loop
+ * for longer); *info is its state then, whichever came first.  Fails with
+ * errno ESRCH once the domain is gone.
+ */
+int xc_domain_wait_shutdown(xc_interface *xch, uint32_t domid,
+                            unsigned int timeout_ms, xc_domaininfo_t *info);
 /* Fills up to max entries for domains with id >= first; returns count. */
 int xc_domain_getinfolist(xc_interface *xch, uint32_t first,
                           unsigned int max, xc_domaininfo_t *info);

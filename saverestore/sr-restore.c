@@ -60,7 +60,7 @@ struct demand
     unsigned int level;
 };
 
-/* One entry of the guest's P2M as saved: an old-host MFN and its PFN. */
+/* An old-host MFN of the saved guest and its PFN. */
 struct mfn_pfn
 {
     uint64_t mfn, pfn;
@@ -85,9 +85,10 @@ struct restore_ctx
     void **p2m_maps;                /* and their mappings, once mapped */
     uint64_t nr_p2m_frames;
     uint8_t shinfo[SR_SHARED_INFO_SIZE];
-    struct mfn_pfn *old;            /* the saved guest P2M, inverted */
-    uint64_t nr_old;
-    size_t old_bytes;               /* mapping of old (and sort space) */
+    uint64_t *old_p2m;              /* the guest's P2M as saved (old MFNs) */
+    size_t old_p2m_bytes;           /* its mapping, populated in advance */
+    struct mfn_pfn *known;          /* old MFN -> PFN, sorted by MFN, for */
+    uint64_t nr_known, known_cap;   /* the frames of the frame-list tree */
     struct vcpu_guest_context **vcpus;
     char ptmsg[SR__PT_MSG_SIZE];
     struct sr__pt_ctx pt;
@@ -242,6 +243,32 @@ static int grow_p2m(struct restore_ctx *ctx, uint64_t max_pfn)
     return 0;
 }
 
+/*
+ * The buffer the guest's old P2M is read into once the stream is
+ * complete, while the domain is down: populated now, when the P2M frames
+ * are announced, so that reading into it then costs no page faults.
+ */
+static int grow_old_p2m(struct restore_ctx *ctx)
+{
+    size_t bytes = ctx->nr_p2m_frames * SR_PAGE_SIZE;
+    void *p;
+
+    if ( bytes <= ctx->old_p2m_bytes )
+        return 0;
+    p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if ( p == MAP_FAILED )
+        return -ENOMEM;
+    /* Populated is not enough: the first touch of each page from user
+     * space still faults on this host (its shadow page tables). */
+    memset(p, 0xff, bytes);
+    if ( ctx->old_p2m )
+        munmap(ctx->old_p2m, ctx->old_p2m_bytes);
+    ctx->old_p2m = p;
+    ctx->old_p2m_bytes = bytes;
+    return 0;
+}
+
 static int handle_p2m_frames(struct restore_ctx *ctx,
                              const struct sr_rec *rec)
 {
@@ -277,7 +304,8 @@ static int handle_p2m_frames(struct restore_ctx *ctx,
     for ( uint64_t i = 0; i < count; i++ )
         ctx->p2m_pfns[first + i] = pfns[i];
     ctx->p2m_rec_off = rec->offset;
-    return 0;
+    return grow_old_p2m(ctx) ? fail_rec(ctx, rec, -ENOMEM, "out of memory")
+                             : 0;
 }
 
 static bool populatable(unsigned int type)
@@ -949,13 +977,20 @@ static int cmp_mfn(const void *a, const void *b)
     return x->mfn < y->mfn ? -1 : x->mfn > y->mfn;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 /* The new MFN of the frame the guest knew as @old_mfn, or @dflt. */
 static uint64_t new_mfn_of(const struct restore_ctx *ctx, uint64_t old_mfn,
                            uint64_t dflt)
 {
     struct mfn_pfn key = { .mfn = old_mfn }, *e;
 
-    e = bsearch(&key, ctx->old, ctx->nr_old, sizeof(*e), cmp_mfn);
+    e = bsearch(&key, ctx->known, ctx->nr_known, sizeof(*e), cmp_mfn);
     if ( !e || ctx->p2m[e->pfn] == SR__INVALID_FRAME )
         return dflt;
     return ctx->p2m[e->pfn];
@@ -1006,100 +1041,157 @@ static int map_p2m_frames(struct restore_ctx *ctx)
     return rc;
 }
 
-/*
- * Sort n pairs by MFN: an LSD radix sort, a byte a pass, as many passes as
- * the largest MFN needs (three for 64 GiB of machine memory).  tmp holds n
- * pairs too.  This runs while the migrated domain is down, where qsort()
- * cost tens of milliseconds for a GiB of guest.
- */
-static void sort_by_mfn(struct mfn_pfn *a, struct mfn_pfn *tmp, uint64_t n)
+/* How many P2M frames from i on are adjacent in machine memory (their
+ * mappings are too), at most max: one read or write covers them. */
+static uint64_t p2m_run(const struct restore_ctx *ctx, uint64_t i,
+                        uint64_t max)
 {
-    struct mfn_pfn *src = a, *dst = tmp, *t;
-    uint64_t max = 0, count[256];
+    uint64_t n = 1;
 
-    for ( uint64_t i = 0; i < n; i++ )
-        if ( a[i].mfn > max )
-            max = a[i].mfn;
-    for ( unsigned int shift = 0; shift < 64 && (max >> shift); shift += 8 )
+    while ( i + n < max && (const uint8_t *)ctx->p2m_maps[i + n] ==
+                           (const uint8_t *)ctx->p2m_maps[i] +
+                           n * SR_PAGE_SIZE )
+        n++;
+    return n;
+}
+
+/* The PFNs the old P2M covers: up to max_pfn, within the P2M frames. */
+static uint64_t old_p2m_entries(const struct restore_ctx *ctx)
+{
+    uint64_t n = ctx->nr_p2m_frames * FPP;
+
+    return ctx->max_pfn + 1 < n ? ctx->max_pfn + 1 : n;
+}
+
+static int add_known(struct restore_ctx *ctx, uint64_t mfn, uint64_t pfn)
+{
+    if ( ctx->nr_known == ctx->known_cap )
     {
-        uint64_t sum = 0;
+        uint64_t cap = ctx->known_cap ? 2 * ctx->known_cap : 1024;
+        struct mfn_pfn *k = realloc(ctx->known, cap * sizeof(*k));
 
-        memset(count, 0, sizeof(count));
-        for ( uint64_t i = 0; i < n; i++ )
-            count[(src[i].mfn >> shift) & 0xff]++;
-        for ( unsigned int d = 0; d < 256; d++ )
-        {
-            uint64_t c = count[d];
-
-            count[d] = sum;
-            sum += c;
-        }
-        for ( uint64_t i = 0; i < n; i++ )
-            dst[count[(src[i].mfn >> shift) & 0xff]++] = src[i];
-        t = src;
-        src = dst;
-        dst = t;
+        if ( !k )
+            return -ENOMEM;
+        ctx->known = k;
+        ctx->known_cap = cap;
     }
-    /* After an odd number of passes the result is in the scratch half. */
-    if ( src != a )
-        memcpy(a, src, n * sizeof(*a));
+    ctx->known[ctx->nr_known].mfn = mfn;
+    ctx->known[ctx->nr_known++].pfn = pfn;
+    return 0;
 }
 
 /*
- * Remember the guest's P2M as it was saved (old MFNs), inverted, so that
- * the frame-list tree the saver walks (shared_info's root, then the mid
- * pages, all old MFNs) can be relinked to the new frames.
+ * Read the guest's P2M as it was saved (old MFNs) before it is
+ * overwritten, and note the old MFN of each P2M frame: the frame-list
+ * tree the saver walks (shared_info's root, the mid pages, then the P2M
+ * frames, all old MFNs) is relinked through these.  Runs while the
+ * migrated domain is down: a few large reads into a buffer populated in
+ * advance, and a table of only the frames the tree can name, rather than
+ * the whole P2M inverted and sorted.
  */
 static int read_old_p2m(struct restore_ctx *ctx)
 {
-    uint64_t frame[FPP];
-    uint64_t n = 0;
+    uint64_t n;
     int rc = map_p2m_frames(ctx);
 
     if ( rc )
         return rc;
-    ctx->old_bytes = 2 * (ctx->max_pfn + 1) * sizeof(*ctx->old);
-    ctx->old = mmap(NULL, ctx->old_bytes, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if ( ctx->old == MAP_FAILED )
+    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i += n )
     {
-        ctx->old = NULL;
-        return fail(ctx, -ENOMEM, "restore: out of memory");
+        n = p2m_run(ctx, i, ctx->nr_p2m_frames);
+        if ( xc_mapped_read(ctx->xch, ctx->p2m_maps[i],
+                            ctx->old_p2m + i * FPP, n * SR_PAGE_SIZE) )
+            return fail(ctx, -errno, "restore: cannot read P2M frame %"
+                        PRIu64 ": %s", i, strerror(errno));
     }
     for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
     {
-        if ( xc_mapped_read(ctx->xch, ctx->p2m_maps[i], frame,
-                            sizeof(frame)) )
-            return fail(ctx, -errno, "restore: cannot read P2M frame %"
-                        PRIu64 ": %s", i, strerror(errno));
-        for ( uint64_t j = 0; j < FPP && i * FPP + j <= ctx->max_pfn; j++ )
-        {
-            if ( frame[j] == SR__INVALID_FRAME )
-                continue;
-            ctx->old[n].mfn = frame[j];
-            ctx->old[n++].pfn = i * FPP + j;
-        }
+        uint64_t pfn = ctx->p2m_pfns[i], old;
+
+        if ( pfn >= old_p2m_entries(ctx) )
+            continue;
+        old = ctx->old_p2m[pfn];
+        if ( old != SR__INVALID_FRAME && add_known(ctx, old, pfn) )
+            return fail(ctx, -ENOMEM, "restore: out of memory");
     }
-    sort_by_mfn(ctx->old, ctx->old + ctx->max_pfn + 1, n);
-    ctx->nr_old = n;
+    qsort(ctx->known, ctx->nr_known, sizeof(*ctx->known), cmp_mfn);
     return 0;
 }
 
-/* Copy the local P2M over the guest's P2M frames (Xen's update_guest_p2m). */
+/*
+ * Make new_mfn_of() answer for each of mfns[0..n) that names a frame of
+ * the saved guest: those not yet known (the frame-list root and mid
+ * pages, whose PFNs no record gives) are looked for in one pass over the
+ * old P2M.
+ */
+static int resolve_old_mfns(struct restore_ctx *ctx, const uint64_t *mfns,
+                            unsigned int n)
+{
+    uint64_t miss[FPP];
+    unsigned int nr_miss = 0;
+    uint64_t nr_entries = old_p2m_entries(ctx);
+    bool added = false;
+
+    for ( unsigned int i = 0; i < n && i < FPP; i++ )
+    {
+        struct mfn_pfn key = { .mfn = mfns[i] };
+
+        if ( mfns[i] != SR__INVALID_FRAME && mfns[i] &&
+             !bsearch(&key, ctx->known, ctx->nr_known, sizeof(key),
+                      cmp_mfn) )
+            miss[nr_miss++] = mfns[i];
+    }
+    if ( !nr_miss )
+        return 0;
+    qsort(miss, nr_miss, sizeof(*miss), cmp_u64);
+    for ( uint64_t pfn = 0; pfn < nr_entries; pfn++ )
+    {
+        uint64_t v = ctx->old_p2m[pfn];
+
+        if ( v < miss[0] || v > miss[nr_miss - 1] ||
+             !bsearch(&v, miss, nr_miss, sizeof(v), cmp_u64) )
+            continue;
+        if ( add_known(ctx, v, pfn) )
+            return fail(ctx, -ENOMEM, "restore: out of memory");
+        added = true;
+    }
+    if ( added )
+        qsort(ctx->known, ctx->nr_known, sizeof(*ctx->known), cmp_mfn);
+    return 0;
+}
+
+/*
+ * Copy the local P2M over the guest's P2M frames (Xen's update_guest_p2m):
+ * straight from the local P2M for runs of adjacent whole frames, through
+ * a frame-sized buffer for the last one, which max_pfn may end inside.
+ */
 static int update_guest_p2m(struct restore_ctx *ctx)
 {
+    uint64_t whole = (ctx->max_pfn + 1) / FPP, n;
     uint64_t frame[FPP];
 
-    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
+    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i += n )
     {
-        for ( uint64_t j = 0; j < FPP; j++ )
-        {
-            uint64_t p = i * FPP + j;
+        const uint64_t *src = ctx->p2m + i * FPP;
 
-            frame[j] = p <= ctx->max_pfn ? ctx->p2m[p] : SR__INVALID_FRAME;
+        if ( i < whole )
+        {
+            n = p2m_run(ctx, i, whole);
         }
-        if ( xc_mapped_write(ctx->xch, ctx->p2m_maps[i], frame,
-                             sizeof(frame)) )
+        else
+        {
+            n = 1;
+            for ( uint64_t j = 0; j < FPP; j++ )
+            {
+                uint64_t p = i * FPP + j;
+
+                frame[j] = p <= ctx->max_pfn ? ctx->p2m[p]
+                                              : SR__INVALID_FRAME;
+            }
+            src = frame;
+        }
+        if ( xc_mapped_write(ctx->xch, ctx->p2m_maps[i], src,
+                             n * SR_PAGE_SIZE) )
             return fail(ctx, -errno, "restore: cannot write P2M frame %"
                         PRIu64 ": %s", i, strerror(errno));
     }
@@ -1127,10 +1219,13 @@ static uint64_t *map_data_mfn(struct restore_ctx *ctx, uint64_t mfn)
 static int relink_frame_list(struct restore_ctx *ctx, uint64_t top_mfn)
 {
     uint64_t *top = map_data_mfn(ctx, top_mfn), *mid;
+    int rc;
 
     if ( !top )
         return fail(ctx, -EINVAL, "restore: the P2M frame-list root is"
                     " not a data page of the guest");
+    if ( (rc = resolve_old_mfns(ctx, top, FPP)) )
+        return rc;
     for ( unsigned int i = 0; i < FPP; i++ )
     {
         uint64_t m = new_mfn_of(ctx, top[i], SR__INVALID_FRAME);
@@ -1141,6 +1236,8 @@ static int relink_frame_list(struct restore_ctx *ctx, uint64_t top_mfn)
         if ( !(mid = map_data_mfn(ctx, m)) )
             return fail(ctx, -EINVAL, "restore: P2M frame-list page %u is"
                         " not a data page of the guest", i);
+        if ( (rc = resolve_old_mfns(ctx, mid, FPP)) )
+            return rc;
         for ( unsigned int j = 0; j < FPP; j++ )
             mid[j] = new_mfn_of(ctx, mid[j], mid[j]);
     }
@@ -1158,6 +1255,7 @@ static int handle_shared_info(struct restore_ctx *ctx, uint64_t shinfo_mfn)
 {
     uint8_t *si;
     uint64_t fll;
+    int rc;
 
     if ( !ctx->have_shinfo )
         return 0;
@@ -1169,6 +1267,8 @@ static int handle_shared_info(struct restore_ctx *ctx, uint64_t shinfo_mfn)
     memcpy(si + SHINFO_MAX_PFN, ctx->shinfo + SHINFO_MAX_PFN,
            SHINFO_P2M_GENERATION + 8 - SHINFO_MAX_PFN);
     memcpy(&fll, ctx->shinfo + SHINFO_PFN_TO_MFN_FLL, sizeof(fll));
+    if ( (rc = resolve_old_mfns(ctx, &fll, 1)) )
+        return rc;
     fll = new_mfn_of(ctx, fll, 0);
     memcpy(si + SHINFO_PFN_TO_MFN_FLL, &fll, sizeof(fll));
     memset(si + SHINFO_FERRY_CONTROL, 0, 8);
@@ -1451,8 +1551,9 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     free(ctx.pfn_types);
     free(ctx.p2m_pfns);
     free(ctx.p2m_maps);
-    if ( ctx.old )
-        munmap(ctx.old, ctx.old_bytes);
+    if ( ctx.old_p2m )
+        munmap(ctx.old_p2m, ctx.old_p2m_bytes);
+    free(ctx.known);
     free(ctx.ext);
     free(ctx.pop_pfns);
     free(ctx.mfns);

@@ -172,7 +172,9 @@ static enum ferry_action action_for(const struct ferry_domain_config *dc,
 
 /*
  * Watch domid until it is gone or left for good.  Runs in a detached
- * child: it polls, because ferry has no xenstore watch to block on.
+ * child, blocked in the hypervisor until the guest shuts down (ferry's
+ * stand-in for xl's xenstore watch); a domain suspended for a save or a
+ * migration is looked at again every 100 ms until it runs on or goes.
  */
 static void monitor(const char *rundir, uint32_t domid,
                     struct ferry_domain_config *dc)
@@ -184,15 +186,18 @@ static void monitor(const char *rundir, uint32_t domid,
         xc_domaininfo_t info;
         unsigned int reason;
 
-        nanosleep(&tick, NULL);
-        if (xc_domain_getinfo_single(xch, domid, &info))
-            break;                          /* gone */
+        if (xc_domain_wait_shutdown(xch, domid, 1000,
+                                    &info) ||
+            (info.flags & XEN_DOMINF_dying))
+            break;                          /* gone, or being destroyed */
         if (!(info.flags & XEN_DOMINF_shutdown))
             continue;
         reason = (info.flags >> XEN_DOMINF_shutdownshift) &
                  XEN_DOMINF_shutdownmask;
-        if (reason == SHUTDOWN_suspend)
-            continue;                       /* a save or migration's */
+        if (reason == SHUTDOWN_suspend) {
+            nanosleep(&tick, NULL);         /* a save or migration's */
+            continue;
+        }
         switch (action_for(dc, reason)) {
         case FERRY_ACTION_DESTROY:
         case FERRY_ACTION_COREDUMP_DESTROY:
@@ -319,15 +324,12 @@ int main_create(int argc, char **argv)
 
 static bool wait_shutdown(xc_interface *xch, uint32_t domid, int timeout_s)
 {
-    struct timespec tick = { 0, 50 * 1000 * 1000 };
-
-    for (int i = 0; timeout_s <= 0 || i < timeout_s * 20; i++) {
+    for (int i = 0; timeout_s <= 0 || i < timeout_s * 10; i++) {
         xc_domaininfo_t info;
 
-        if (xc_domain_getinfo_single(xch, domid, &info) ||
+        if (xc_domain_wait_shutdown(xch, domid, 100, &info) ||
             (info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying)))
             return true;
-        nanosleep(&tick, NULL);
     }
     return false;
 }

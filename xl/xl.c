@@ -12,7 +12,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "xl.h"
@@ -211,12 +210,12 @@ int xl_suspend_domain(xc_interface *xch, uint32_t domid,
     }
     if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
         return -errno;
-    for (int i = 0; i < XL_SUSPEND_TIMEOUT_S * 20; i++) {
-        struct timespec tick = { 0, 50 * 1000 * 1000 };
-
+    /* The hypervisor answers the moment the guest shuts down: the guest
+     * is down from then on, and a poll would add its period to that. */
+    for (int i = 0; i < XL_SUSPEND_TIMEOUT_S * 10; i++) {
         if (cancel && atomic_load(cancel))
             return -ECANCELED;
-        if (xc_domain_getinfo_single(xch, domid, &info))
+        if (xc_domain_wait_shutdown(xch, domid, 100, &info))
             return -errno;
         if ((info.flags & XEN_DOMINF_shutdown) &&
             shutdown_reason(&info) == SHUTDOWN_suspend)
@@ -226,7 +225,6 @@ int xl_suspend_domain(xc_interface *xch, uint32_t domid,
             fprintf(stderr, "domain %u did not suspend: %s\n", domid, why);
             return -EINVAL;
         }
-        nanosleep(&tick, NULL);
     }
     fprintf(stderr, "domain %u did not suspend within %d seconds\n", domid,
             XL_SUSPEND_TIMEOUT_S);

@@ -7,6 +7,7 @@
  * Reference sections 6 and 10 (tests 21-24); values are Xen's.
  */
 #include <pthread.h>
+#include <time.h>
 
 #include "hvtest.h"
 
@@ -193,6 +194,61 @@ TEST(getdomaininfo_no_vcpus_max_vcpu_id_invalid)
     ASSERT_HEX(info.max_vcpu_id, 0xFFFFFFFFU);
     ASSERT_EQ(info.nr_online_vcpus, 0);
     ASSERT_HEX(info.flags, XEN_DOMINF_paused | 0xFFFF0000U);
+    hvtest_destroy(d);
+    hvtest_done();
+}
+
+/* ------------------------------------------------------------------------
+ * DOMAIN_WAIT (ferry's VIRQ_DOM_EXC): blocks until the guest shuts down
+ * ------------------------------------------------------------------------ */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void *shut_down_later(void *arg)
+{
+    struct timespec nap = { 0, 100 * 1000 * 1000 };
+
+    nanosleep(&nap, NULL);
+    domain_shutdown(arg, SHUTDOWN_suspend);
+    return NULL;
+}
+
+TEST(wait_shutdown_times_out_wakes_on_shutdown_and_returns_at_once_after)
+{
+    struct domain *d;
+    pthread_t t;
+    uint64_t t0, waited;
+
+    hvtest_host(HVTEST_MEM_MB);
+    as_dom0();
+    d = hvtest_domain(16, 1);
+
+    /* Running: the full timeout passes. */
+    t0 = mono_ms();
+    domain_wait_shutdown(d, 150);
+    waited = mono_ms() - t0;
+    ASSERT(waited >= 150);
+    ASSERT(!atomic_load(&d->is_shut_down));
+
+    /* Woken by the shutdown itself, long before the timeout. */
+    ASSERT_EQ(pthread_create(&t, NULL, shut_down_later, d), 0);
+    t0 = mono_ms();
+    domain_wait_shutdown(d, 5000);
+    waited = mono_ms() - t0;
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT(atomic_load(&d->is_shut_down));
+    ASSERT(waited >= 50 && waited < 2000);
+
+    /* Already shut down: no wait at all. */
+    t0 = mono_ms();
+    domain_wait_shutdown(d, 5000);
+    ASSERT(mono_ms() - t0 < 1000);
     hvtest_destroy(d);
     hvtest_done();
 }

@@ -74,6 +74,7 @@ enum ferry_ctl_op
     FERRY_CTL_AUDIT,
     FERRY_CTL_DOMAIN_RESUME,        /* undo a (suspend) shutdown */
     FERRY_CTL_DOMAIN_RENAME,        /* compare-and-swap of the name */
+    FERRY_CTL_DOMAIN_WAIT,          /* block until it has shut down */
     FERRY_CTL_NR_OPS
 };
 
@@ -163,6 +164,22 @@ struct ferry_ctl_rename_req
     uint16_t pad[3];
     char expect[FERRY_NAME_MAX];
     char name[FERRY_NAME_MAX];
+};
+
+/*
+ * DOMAIN_WAIT: block until the domain has shut down (for any reason) or
+ * is dying, or until timeout_ms has passed (at most FERRY_CTL_WAIT_MAX_MS,
+ * so that a daemon stopping is never held up long); answers with its
+ * getdomaininfo, as DOMAIN_GETINFO does, whichever came first (-ESRCH if
+ * it is gone).  The control plane's VIRQ_DOM_EXC: a toolstack waiting for
+ * a guest to suspend sees it the moment it does, without polling.
+ */
+#define FERRY_CTL_WAIT_MAX_MS 1000
+struct ferry_ctl_wait_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t timeout_ms;
 };
 
 struct ferry_ctl_vcpu_req
@@ -259,6 +276,7 @@ _Static_assert(sizeof(struct ferry_ctl_hello_resp) == 72, "hello resp");
 _Static_assert(sizeof(struct ferry_ctl_create_req) == 32, "create req");
 _Static_assert(sizeof(struct ferry_ctl_meta) == 72, "meta");
 _Static_assert(sizeof(struct ferry_ctl_rename_req) == 136, "rename req");
+_Static_assert(sizeof(struct ferry_ctl_wait_req) == 8, "wait req");
 _Static_assert(sizeof(struct ferry_ctl_shadow_req) == 24, "shadow req");
 _Static_assert(sizeof(struct ferry_ctl_memop_req) == 24, "memop req");
 _Static_assert(sizeof(struct ferry_ctl_map_req) == 16, "map req");
