@@ -196,34 +196,32 @@ int xl_suspend_domain(xc_interface *xch, uint32_t domid,
                       const _Atomic bool *cancel)
 {
     xc_domaininfo_t info;
+    bool asked = false;
     const char *why;
     char buf[64];
 
-    if (xc_domain_getinfo_single(xch, domid, &info))
-        return -errno;
-    if ((info.flags & XEN_DOMINF_shutdown) &&
-        shutdown_reason(&info) == SHUTDOWN_suspend)
-        return 0;
-    if ((why = cannot_suspend(&info, buf, sizeof(buf)))) {
-        fprintf(stderr, "domain %u cannot suspend: %s\n", domid, why);
-        return -EINVAL;
-    }
-    if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
-        return -errno;
-    /* The hypervisor answers the moment the guest shuts down: the guest
-     * is down from then on, and a poll would add its period to that. */
-    for (int i = 0; i < XL_SUSPEND_TIMEOUT_S * 10; i++) {
+    /* Look first, then ask; after that the hypervisor answers the moment
+     * the guest shuts down: the guest is down from then on, and a poll
+     * would add its period to that. */
+    for (int i = 0; i <= XL_SUSPEND_TIMEOUT_S * 10; i++) {
         if (cancel && atomic_load(cancel))
             return -ECANCELED;
-        if (xc_domain_wait_shutdown(xch, domid, 100, &info))
+        if (asked ? xc_domain_wait_shutdown(xch, domid, 100, &info)
+                  : xc_domain_getinfo_single(xch, domid, &info))
             return -errno;
         if ((info.flags & XEN_DOMINF_shutdown) &&
             shutdown_reason(&info) == SHUTDOWN_suspend)
             return 0;
-        /* The guest powered off, crashed or was paused meanwhile. */
+        /* Shut down for another reason, dying or paused (maybe since). */
         if ((why = cannot_suspend(&info, buf, sizeof(buf)))) {
-            fprintf(stderr, "domain %u did not suspend: %s\n", domid, why);
+            fprintf(stderr, "domain %u %s: %s\n", domid,
+                    asked ? "did not suspend" : "cannot suspend", why);
             return -EINVAL;
+        }
+        if (!asked) {
+            if (xc_domain_shutdown_request(xch, domid, SHUTDOWN_suspend))
+                return -errno;
+            asked = true;
         }
     }
     fprintf(stderr, "domain %u did not suspend within %d seconds\n", domid,
