@@ -355,32 +355,34 @@ static int h_resume(struct ctl_conn *c, const void *p, size_t len)
     return domid_request(p, len, domctl_resumedomain);
 }
 
-static int h_getinfo(struct ctl_conn *c, const void *p, size_t len)
+/* Answer with d's getdomaininfo, and drop the caller's reference. */
+static int put_info(struct ctl_conn *c, struct domain *d)
 {
-    const struct ferry_ctl_domid *q = p;
     struct xen_domctl_getdomaininfo info;
-    struct domain *d;
-    int rc;
+    int rc = domctl_getdomaininfo(d, &info);
 
-    if ( len != sizeof(*q) )
-        return -EINVAL;
-    /* Domain 0 is listed too, as xl list shows Domain-0. */
-    d = q->domid < DOMID_FIRST_RESERVED ? get_domain_by_id(q->domid) : NULL;
-    if ( !d )
-        return -ESRCH;
-    rc = domctl_getdomaininfo(d, &info);
     put_domain(d);
     if ( rc )
         return rc;
     return buf_put(&c->out, &info, sizeof(info)) ? 0 : -ENOMEM;
 }
 
+static int h_getinfo(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+    struct domain *d;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    /* Domain 0 is listed too, as xl list shows Domain-0. */
+    d = q->domid < DOMID_FIRST_RESERVED ? get_domain_by_id(q->domid) : NULL;
+    return d ? put_info(c, d) : -ESRCH;
+}
+
 static int h_wait(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_wait_req *q = p;
-    struct xen_domctl_getdomaininfo info;
     struct domain *d;
-    int rc;
 
     if ( len != sizeof(*q) || q->pad )
         return -EINVAL;
@@ -389,11 +391,7 @@ static int h_wait(struct ctl_conn *c, const void *p, size_t len)
         return -ESRCH;
     domain_wait_shutdown(d, q->timeout_ms < FERRY_CTL_WAIT_MAX_MS
                             ? q->timeout_ms : FERRY_CTL_WAIT_MAX_MS);
-    rc = domctl_getdomaininfo(d, &info);
-    put_domain(d);
-    if ( rc )
-        return rc;
-    return buf_put(&c->out, &info, sizeof(info)) ? 0 : -ENOMEM;
+    return put_info(c, d);
 }
 
 static int h_list(struct ctl_conn *c, const void *p, size_t len)

@@ -425,11 +425,9 @@ int xc_domain_resume(xc_interface *xch, uint32_t domid, bool cancel)
     return domid_call(xch, FERRY_CTL_DOMAIN_RESUME, domid, "resume");
 }
 
-int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
-                             xc_domaininfo_t *info)
+/* The getdomaininfo that GETINFO and WAIT answer with. */
+static int info_answer(xc_interface *xch, xc_domaininfo_t *info)
 {
-    if ( domid_call(xch, FERRY_CTL_DOMAIN_GETINFO, domid, "getinfo") )
-        return -1;
     if ( xch->resp.len != sizeof(*info) )
     {
         errno = EPROTO;
@@ -437,6 +435,14 @@ int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
     }
     memcpy(info, xch->resp.buf, sizeof(*info));
     return 0;
+}
+
+int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
+                             xc_domaininfo_t *info)
+{
+    if ( domid_call(xch, FERRY_CTL_DOMAIN_GETINFO, domid, "getinfo") )
+        return -1;
+    return info_answer(xch, info);
 }
 
 int xc_domain_wait_shutdown(xc_interface *xch, uint32_t domid,
@@ -453,13 +459,7 @@ int xc_domain_wait_shutdown(xc_interface *xch, uint32_t domid,
                     domid);
         return -1;
     }
-    if ( xch->resp.len != sizeof(*info) )
-    {
-        errno = EPROTO;
-        return -1;
-    }
-    memcpy(info, xch->resp.buf, sizeof(*info));
-    return 0;
+    return info_answer(xch, info);
 }
 
 int xc_domain_getinfolist(xc_interface *xch, uint32_t first,

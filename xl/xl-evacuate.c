@@ -528,21 +528,12 @@ static bool has_suffix(const char *s, const char *suffix)
 static const char *state_reason(const xc_domaininfo_t *i, const char *name,
                                 char *buf, size_t len)
 {
-    if (i->flags & XEN_DOMINF_dying)
-        return "it is dying";
-    if (i->flags & XEN_DOMINF_shutdown) {
-        unsigned int r = (i->flags >> XEN_DOMINF_shutdownshift) &
-                         XEN_DOMINF_shutdownmask;
+    /* A PV guest suspends itself for the last pass of a live migration:
+     * one that cannot would leave xl migrate waiting for it in vain. */
+    const char *why = xl_cannot_suspend(i, buf, len);
 
-        snprintf(buf, len, "it has shut down (%s)",
-                 xl_shutdown_reason_name(r));
-        return buf;
-    }
-    /* A PV guest suspends itself for the last pass of a live migration;
-     * paused, it cannot, and xl migrate would wait for it in vain. */
-    if (i->flags & XEN_DOMINF_paused)
-        return "it is paused (a PV guest must run to suspend itself "
-               "for its migration)";
+    if (why)
+        return why;
     if (has_suffix(name, "--incoming") || has_suffix(name, "--migratedaway") ||
         has_suffix(name, "--aborted")) {
         snprintf(buf, len, "a migration of it is in progress (named %s)",

@@ -176,8 +176,8 @@ bool xl_is_suspended(xc_interface *xch, uint32_t domid)
  * suspends itself: one that has shut down, is dying or is paused would
  * leave the caller waiting out the whole timeout.
  */
-static const char *cannot_suspend(const xc_domaininfo_t *info, char *buf,
-                                  size_t len)
+const char *xl_cannot_suspend(const xc_domaininfo_t *info, char *buf,
+                              size_t len)
 {
     if (info->flags & XEN_DOMINF_dying)
         return "it is dying";
@@ -213,7 +213,7 @@ int xl_suspend_domain(xc_interface *xch, uint32_t domid,
             shutdown_reason(&info) == SHUTDOWN_suspend)
             return 0;
         /* Shut down for another reason, dying or paused (maybe since). */
-        if ((why = cannot_suspend(&info, buf, sizeof(buf)))) {
+        if ((why = xl_cannot_suspend(&info, buf, sizeof(buf)))) {
             fprintf(stderr, "domain %u %s: %s\n", domid,
                     asked ? "did not suspend" : "cannot suspend", why);
             return -EINVAL;

@@ -76,6 +76,10 @@ bool name_in_use(xc_interface *xch, uint32_t first, const char *name);
 #define XL_SUSPEND_TIMEOUT_S 30
 int xl_suspend_domain(xc_interface *xch, uint32_t domid,
                       const _Atomic bool *cancel);
+/* Why the guest cannot act on a suspend request (shut down, dying,
+ * paused), in buf or a constant, or NULL if it can. */
+const char *xl_cannot_suspend(const xc_domaininfo_t *info, char *buf,
+                              size_t len);
 /* Whether the domain is shut down for suspend. */
 bool xl_is_suspended(xc_interface *xch, uint32_t domid);
 /* "poweroff", "reboot", ... for a SHUTDOWN_* reason. */

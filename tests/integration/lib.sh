@@ -140,10 +140,9 @@ free_mib() { xlh "$1" info | awk -F': ' '/^free_memory/ {print $2}'; }
 # costs that window on every poll, long enough in a sanitizer build for a
 # short guest to finish between two steps of a test.
 console_dump() { "$XL" -H "$1" console --dump "$2" </dev/null 2>/dev/null; }
-console_of() { console_dump "$@"; }
 
 # Whether the domain's console output contains a string.
-console_has() { console_of "$1" "$2" | grep -q -- "$3"; }
+console_has() { console_dump "$1" "$2" | grep -q -- "$3"; }
 
 # ----------------------------------------------------------------------
 # Reading save files (the xl, libxl and libxc layouts of ferry-stream).

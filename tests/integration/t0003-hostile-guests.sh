@@ -13,7 +13,7 @@ mkcfg() {
     printf 'name = "%s"\nmemory = %s\nkernel = "%s"\n' "$1" "$2" "$G/$3.img" \
         >"$T/$1.cfg"
 }
-ticks() { console_of "$h" victim | grep -c '^tick'; }
+ticks() { console_dump "$h" victim | grep -c '^tick'; }
 
 mkcfg victim 8 ticker
 check "a victim domain starts" xlh "$h" create -e "$T/victim.cfg"
@@ -22,7 +22,7 @@ wait_for 10 console_has "$h" victim "tick 3" && ok "the victim ticks" || fail "t
 mkcfg hostile 8 hostile
 check "the hostile guest starts" xlh "$h" create -e "$T/hostile.cfg"
 wait_for 20 console_has "$h" hostile "hostile: done" || diag "hostile guest did not finish"
-console_of "$h" hostile >"$T/hostile.out"
+console_dump "$h" hostile >"$T/hostile.out"
 expect() {
     if grep -q "^hostile: $1 *rc=$2\$" "$T/hostile.out"; then ok "$3"; else
         fail "$3"; sed 's/^/# /' "$T/hostile.out"; fi

@@ -10,7 +10,7 @@ h=$T/A
 free0=$(free_mib "$h")
 printf 'name = "tick"\nmemory = 8\nkernel = "%s"\n' \
     "$top_builddir/tests/guests/ticker.img" >"$T/tick.cfg"
-ticks() { console_of "$h" tick | grep -c '^tick'; }
+ticks() { console_dump "$h" tick | grep -c '^tick'; }
 
 check "xl create (with its monitor)" xlh "$h" create "$T/tick.cfg"
 wait_for 10 console_has "$h" tick "tick 2" && ok "the guest makes progress" ||
@@ -47,7 +47,7 @@ if xlh "$h" resume idle && wait_for 10 console_has "$h" idle "idle: resumed, can
    xlh "$h" list idle | grep -Eq -- ' -b---- | r----- '; then
     ok "xl resume: the suspend hypercall returns 1 and the guest runs on"
 else
-    fail "xl resume: the guest runs on"; console_of "$h" idle | sed 's/^/# /'
+    fail "xl resume: the guest runs on"; console_dump "$h" idle | sed 's/^/# /'
 fi
 xlh "$h" destroy idle
 
@@ -58,7 +58,7 @@ if wait_for 10 console_has "$h" fault "fault: recovered after 1 fault(s)"; then
     ok "its handler ran once, mapped the page, and iret resumed the load"
 else
     fail "its handler ran once, mapped the page, and iret resumed the load"
-    console_of "$h" fault | sed 's/^/# /'; xlh "$h" dmesg | tail -3 | sed 's/^/# /'
+    console_dump "$h" fault | sed 's/^/# /'; xlh "$h" dmesg | tail -3 | sed 's/^/# /'
 fi
 xlh "$h" destroy fault
 done_testing

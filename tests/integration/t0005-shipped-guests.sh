@@ -41,13 +41,13 @@ for i in 1 2 3 4 5 6; do
 done
 [ $clean = yes ] && ok "the auditor stays clean while they run" ||
     fail "the auditor stays clean while they run"
-console_of "$A" pagetables >"$T/pt.out"
+console_dump "$A" pagetables >"$T/pt.out"
 rounds=$(sed -n 's/^pagetables: round //p' "$T/pt.out" | tail -1)
 [ "${rounds:-0}" -gt 100 ] && ok "pagetables made progress ($rounds rounds)" ||
     fail "pagetables made progress (${rounds:-0} rounds)"
 ! grep -q MISMATCH "$T/pt.out" && ok "pagetables: self-checks silent" ||
     { fail "pagetables: self-checks silent"; grep MISMATCH "$T/pt.out" | head -3 | sed 's/^/# /'; }
-console_of "$A" memdirty >"$T/md.out"
+console_dump "$A" memdirty >"$T/md.out"
 grep -q '^memdirty: pass' "$T/md.out" && ! grep -q MISMATCH "$T/md.out" &&
     ok "memdirty: passes, self-checks silent" ||
     { fail "memdirty: passes, self-checks silent"; tail -3 "$T/md.out" | sed 's/^/# /'; }

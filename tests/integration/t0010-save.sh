@@ -39,7 +39,7 @@ if wait_for 10 console_has "$h" idle "idle: resumed, cancelled=1" &&
    xlh "$h" list idle | grep -Eq -- ' -b---- | r----- '; then
     ok "-c: the suspend is cancelled and the guest runs on"
 else
-    fail "-c: the guest runs on"; console_of "$h" idle | sed 's/^/# /'
+    fail "-c: the guest runs on"; console_dump "$h" idle | sed 's/^/# /'
     xlh "$h" list | sed 's/^/# /'
 fi
 check "the auditor is clean after xl save -c" xlh "$h" audit

@@ -115,7 +115,7 @@ xlh "$B" unpause checksum
 wait_for 10 console_has "$B" checksum 'resumed' &&
     ok "B: the guest resumed in the new domain" ||
     { fail "B: the guest resumed in the new domain"
-      console_of "$B" checksum | sed 's/^/# /'; }
+      console_dump "$B" checksum | sed 's/^/# /'; }
 
 # Again, back to A: the restored guest's P2M and frame list must be
 # right for the saver to walk them.

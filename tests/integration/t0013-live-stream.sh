@@ -28,7 +28,7 @@ suspended() {
 # figure FILE KEY: one of sr-pipe's "key value" lines.
 figure() { sed -n "s/^$2 //p" "$1"; }
 # lines HOST DOMAIN TEXT: how many console lines contain TEXT.
-lines() { console_of "$1" "$2" | grep -c -- "$3"; }
+lines() { console_dump "$1" "$2" | grep -c -- "$3"; }
 at_least() { [ "$(lines "$1" "$2" "$3")" -ge "$4" ]; }
 
 # pipe NAME OUT ARGS...: copy domain NAME from A to B live.
@@ -90,7 +90,7 @@ at_least "$B" memdirty 'memdirty: resumed' 1 &&
     [ "$(lines "$B" memdirty MISMATCH)" = 0 ] &&
     ok "B: memdirty runs, its self-check silent" ||
     { fail "B: memdirty runs, its self-check silent"
-      console_of "$B" memdirty | tail -5 | sed 's/^/# /'; }
+      console_dump "$B" memdirty | tail -5 | sed 's/^/# /'; }
 xlh "$A" destroy memdirty
 xlh "$B" destroy memdirty
 
@@ -156,7 +156,7 @@ wait_for 30 at_least "$B" pagetables 'pagetables: round' 2 ||
 [ "$(lines "$B" pagetables MISMATCH)" = 0 ] &&
     ok "B: pagetables runs, its self-check silent" ||
     { fail "B: pagetables runs, its self-check silent"
-      console_of "$B" pagetables | tail -5 | sed 's/^/# /'; }
+      console_dump "$B" pagetables | tail -5 | sed 's/^/# /'; }
 xlh "$A" destroy pagetables
 # (A host stopped under a running guest trips a race in ferry-hv's exit.)
 xlh "$B" destroy pagetables

@@ -27,7 +27,7 @@ start_host B 128M || exit 99
 A=$T/A B=$T/B
 ex="$top_srcdir/examples"
 ndomains() { "$XL" -H "$B" list | grep -c .; }
-last_tick() { console_of "$B" tick | sed -n 's/^tick //p' | tail -1; }
+last_tick() { console_dump "$B" tick | sed -n 's/^tick //p' | tail -1; }
 
 check "A: checksum" xlh "$A" create -e "$ex/checksum.cfg" 'memory=8' \
     'cmdline="steps=100000000"'
@@ -145,7 +145,7 @@ rc=$?
       sed 's/^/# /' "$T/min.out"; }
 wait_for 10 console_has "$B" checksum 'checksum: resumed, cancelled=0' &&
     ok "its guest runs: 'checksum: resumed, cancelled=0'" ||
-    { fail "its guest runs"; console_of "$B" checksum | sed 's/^/# /'; }
+    { fail "its guest runs"; console_dump "$B" checksum | sed 's/^/# /'; }
 check "B: auditor clean at the end" xlh "$B" audit
 check "A: auditor clean at the end" xlh "$A" audit
 xlh "$B" destroy checksum

@@ -85,7 +85,7 @@ run_case() {
         {
             echo "not ok - $desc ($how, expected $exp): $why"
             echo "# console: p0=${p0:-} p1=${p1:-}"
-            console_of "$here" "$name" | tail -3 | sed 's/^/# console: /'
+            console_dump "$here" "$name" | tail -3 | sed 's/^/# console: /'
             echo "# A:"; "$XL" -H "$A" list 2>&1 | sed 's/^/#   /'
             echo "# B:"; "$XL" -H "$B" list 2>&1 | sed 's/^/#   /'
             sed 's/^/# S: /' "$out.err" | grep -v "$(printf '\r')" | tail -15

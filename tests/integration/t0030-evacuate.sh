@@ -181,7 +181,7 @@ diag "$(( $(date +%s) - t0 )) s: checking the guests"
 bad=""
 for n in md1 md2 pt1 pt2 id1 id2 id3 id4; do
     hd=$T/$(host_of "$n")
-    console_of "$hd" "$n" >"$T/con"
+    console_dump "$hd" "$n" >"$T/con"
     if ! grep -q 'resumed, cancelled=0' "$T/con" ||
        grep -q -e MISMATCH -e FAILED "$T/con" || ! running "$hd" "$n"
     then
@@ -202,7 +202,7 @@ for n in cs1 cs2 cs3 cs4; do
     r=$(result_of "$hd" "$n")
     [ "$r" = "$CS3M" ] && ok "$n: result $r after the move" ||
         { fail "$n: result '$r' after the move, expected $CS3M"
-          console_of "$hd" "$n" | sed 's/^/# /'; }
+          console_dump "$hd" "$n" | sed 's/^/# /'; }
 done
 check "T1: auditor clean" xlh "$T/T1" audit
 check "T2: auditor clean" xlh "$T/T2" audit

@@ -134,10 +134,10 @@ echo "$report" | sed 's/^/# /'
     fail "the report: 4 migrated, with where"
 hc=$T/$(grep '"domain":"cs1"' "$T/plan.dry" | field target)
 wait_for 120 finished "$hc" cs1 || diag "cs1 did not finish"
-r=$(console_of "$hc" cs1 | sed -n 's/^result: //p')
+r=$(console_dump "$hc" cs1 | sed -n 's/^result: //p')
 [ "$r" = eedfe1be30feef87 ] && ok "cs1: result $r on its new host" ||
     fail "cs1: result '$r', expected eedfe1be30feef87"
-console_of "$T/$(grep '"domain":"md1"' "$T/plan.dry" | field target)" md1 \
+console_dump "$T/$(grep '"domain":"md1"' "$T/plan.dry" | field target)" md1 \
     >"$T/md1.con"
 grep -q 'resumed, cancelled=0' "$T/md1.con" &&
     ! grep -q -e MISMATCH -e FAILED "$T/md1.con" &&
