@@ -14,6 +14,17 @@
  * check ferry against it line by line.  Functions of ferry's own carry the
  * hv_ prefix.
  *
+ * WHICH XEN
+ *
+ * ferry mirrors one build of one Xen: x86-64, release build, with shadow
+ * paging, i.e. Xen HEAD c447b73 built with CONFIG_SHADOW_PAGING=y,
+ * CONFIG_DEBUG=n and without CONFIG_PV32 or CONFIG_BIGMEM.  Shadow paging
+ * because PV log-dirty, which ferry models, needs it in Xen; that fixes the
+ * count_info layout (PGC_shadowed_pt at bit 56, a 56-bit count).  Release
+ * because that is what hosts run: where a rule differs between builds,
+ * ferry follows the release build.  Xen's gdprintk lines, debug-only in
+ * Xen, are nevertheless kept (see Logging below).
+ *
  * THE MODEL
  *
  * Machine memory is one shared mapping (a memfd, or a file in the host's run
@@ -175,7 +186,13 @@ void hv_log_set_sink(FILE *f, enum hv_loglvl max_lvl);
      (unsigned int)(((t) & PGT_type_mask) >> PG_shift(3)) : 0U)
 #define PGT_for_level(l) PG_mask((uint64_t)(l), 3)
 
-/* count_info (no shadow paging: the count is 57 bits wide) */
+/*
+ * count_info, as in an x86-64 Xen built with CONFIG_SHADOW_PAGING (see the
+ * top of this file): bit 56 is PGC_shadowed_pt and the count is 56 bits
+ * wide.  ferry's log-dirty does not build shadow tables, so it never sets
+ * PGC_shadowed_pt; the bit is named so that the count stops where Xen's
+ * does and no flag of ferry's can land on it.
+ */
 #define PGC_allocated       PG_mask(1, 1)
 #define PGC_xen_heap        PG_mask(1, 2)
 #define PGC_extra           PG_mask(1, 3)
@@ -186,7 +203,8 @@ void hv_log_set_sink(FILE *f, enum hv_loglvl max_lvl);
 #define PGC_state_offlined  PG_mask(2, 6)
 #define PGC_state_free      PG_mask(3, 6)
 #define PGC_need_scrub      PG_mask(1, 7)
-#define PGC_count_width     PG_shift(7)
+#define PGC_shadowed_pt     PG_mask(1, 8)
+#define PGC_count_width     PG_shift(8)
 #define PGC_count_mask      ((1ULL << PGC_count_width) - 1)
 
 /* Flags of _put_page_type and friends (xen/arch/x86/mm.c). */

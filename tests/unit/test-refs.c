@@ -197,6 +197,53 @@ TEST(count_limits_reserve_last_ref_for_get_page_light)
     hvtest_done();
 }
 
+/*
+ * The count_info layout of x86-64 Xen built with CONFIG_SHADOW_PAGING
+ * (xen/arch/x86/include/asm/mm.h at c447b73): flags in bits 63..56, the
+ * count in 55..0.  A build without shadow paging has a 57-bit count, but
+ * PV log-dirty needs shadow paging, so that layout is not the one ferry
+ * mirrors.
+ */
+TEST(count_info_layout_shadow_paging)
+{
+    struct domain *d;
+    mfn_t m;
+    struct page_info *pg;
+
+    ASSERT_HEX(PGC_allocated,       0x8000000000000000ULL);
+    ASSERT_HEX(PGC_xen_heap,        0x4000000000000000ULL);
+    ASSERT_HEX(PGC_extra,           0x2000000000000000ULL);
+    ASSERT_HEX(PGC_broken,          0x1000000000000000ULL);
+    ASSERT_HEX(PGC_state,           0x0C00000000000000ULL);
+    ASSERT_HEX(PGC_state_offlining, 0x0400000000000000ULL);
+    ASSERT_HEX(PGC_state_offlined,  0x0800000000000000ULL);
+    ASSERT_HEX(PGC_state_free,      0x0C00000000000000ULL);
+    ASSERT_HEX(PGC_need_scrub,      0x0200000000000000ULL);
+    ASSERT_HEX(PGC_shadowed_pt,     0x0100000000000000ULL);
+    ASSERT_EQ(PGC_count_width, 56);
+    ASSERT_HEX(PGC_count_mask,      0x00FFFFFFFFFFFFFFULL);
+    /* Every bit is a flag or count, and no two overlap. */
+    ASSERT_HEX(PGC_allocated | PGC_xen_heap | PGC_extra | PGC_broken |
+               PGC_state | PGC_need_scrub | PGC_shadowed_pt |
+               PGC_count_mask, ~0ULL);
+    ASSERT_HEX(PGC_shadowed_pt & PGC_count_mask, 0);
+
+    /* References count below bit 56 and leave it alone. */
+    d = setup();
+    m = hvtest_frame(d, 0x36);
+    pg = mfn_to_page(m);
+    atomic_store(&pg->count_info, ALLOC | PGC_shadowed_pt | 1);
+    ASSERT_EQ(get_page(pg, d), true);
+    ASSERT_HEX(hvtest_caf(m), 0x8100000000000002ULL);
+    put_page(pg);
+    atomic_store(&pg->count_info, ALLOC | 0x00FFFFFFFFFFFFFEULL);
+    ASSERT_EQ(get_page(pg, d), false);
+    get_page_light(pg);
+    ASSERT_HEX(hvtest_caf(m), 0x80FFFFFFFFFFFFFFULL);
+    atomic_store(&pg->count_info, ALLOC | 1);
+    hvtest_done();
+}
+
 TEST(validate_locked_page_preemptible_wait_returns_eintr)
 {
     struct domain *d = setup();
