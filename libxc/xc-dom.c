@@ -289,10 +289,13 @@ int xc_dom_build_pv(xc_interface *xch, uint32_t domid,
     /* Memory: populate PFNs 0..nr_pages-1. */
     for ( uint64_t pfn = 0; pfn < a->nr_pages; pfn++ )
         b.p2m[pfn] = pfn;
-    rc = -errno;
+    /* errno is only meaningful once the call has failed. */
     if ( xc_domain_populate_physmap_exact(xch, domid, a->nr_pages, 0, 0,
                                           b.p2m) )
+    {
+        rc = errno ? -errno : -ENOMEM;
         goto out;
+    }
     rc = xc_map_foreign_frames(xch, domid, XC_MAP_WRITE, b.p2m,
                                (unsigned int)a->nr_pages, b.va, err);
     if ( rc )
