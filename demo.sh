@@ -4,7 +4,8 @@
 #
 #   ./demo.sh
 #
-# It installs the build dependencies it lacks (Debian packages), builds in
+# It installs the build dependencies it lacks (Debian packages: the list
+# is need_pkgs in tests/run.sh, among them libjson-c-dev), builds in
 # build/plain, starts two ferry-hv daemons (hosts A and B, run directories
 # under a temporary directory), creates a memdirty guest on A and a
 # checksum guest on B, shows `xl list` on both hosts and the guests'

@@ -20,7 +20,7 @@ case "${1:-}" in
 esac
 
 need_pkgs="build-essential autoconf automake libtool pkg-config \
-libxml2-dev zlib1g-dev uuid-dev libssl-dev openssl iproute2"
+libxml2-dev zlib1g-dev uuid-dev libssl-dev libjson-c-dev openssl iproute2"
 
 install_deps() {
     missing=""

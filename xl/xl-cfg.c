@@ -9,7 +9,8 @@
  * typed getters behave as xl's do.  The second builds the PV domain
  * configuration from it with xl_parse.c's defaults and checks, renders it
  * back as xl.cfg text and as libxl_domain_config JSON, and reads that JSON
- * back with a small strict reader.
+ * back, checking every member's type and range.  JSON is written and
+ * parsed by json-c, as libxl uses a JSON library (yajl) for it.
  *
  * Style: this is an xl/ file, so it is written in Xen's xl/libxl style
  * (four-space indent, K&R braces, `if (x) {`), not the hypervisor style.
@@ -40,6 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "xl-cfg.h"
 
@@ -1841,195 +1844,224 @@ char *ferry_domain_config_to_xlcfg(const struct ferry_domain_config *dc)
 }
 
 /* ======================================================================
- * Rendering as libxl_domain_config JSON
+ * libxl_domain_config JSON, written and read with json-c
  *
- * The layout copies what libxl's yajl generator writes with beautify on:
- * four-space indentation, "key": value, one array element per line.
+ * libxl writes this JSON with yajl's beautifier: four spaces an indent
+ * level, "key": value, one array element per line.  json-c's pretty
+ * printer has the same shape but indents with tabs; a tab inside a json-c
+ * string is always written as \t, so every raw tab at the start of a line
+ * is indentation and becomes four spaces.
  * ====================================================================== */
 
-struct jgen {
-    struct sbuf sb;
-    unsigned int depth;
-    bool need_comma;
-};
-
-static void jg_indent(struct jgen *g)
+char *xlcfg_json_format(struct json_object *obj)
 {
-    unsigned int i;
+    const char *s;
+    struct sbuf sb = { 0 };
+    bool bol = true;
 
-    for (i = 0; i < g->depth; i++)
-        sb_puts(&g->sb, "    ");
+    s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+                                       JSON_C_TO_STRING_PRETTY_TAB |
+                                       JSON_C_TO_STRING_SPACED |
+                                       JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!s)
+        return NULL;
+    for (; *s; s++) {
+        if (bol && *s == '\t') {
+            sb_puts(&sb, "    ");
+            continue;
+        }
+        bol = *s == '\n';
+        sb_putc(&sb, *s);
+    }
+    sb_putc(&sb, '\n');
+    return sb_finish(&sb);
 }
 
-static void jg_string_body(struct sbuf *sb, const char *s)
+/* Add @v (which may be NULL after a failed allocation) as @key. */
+static int jadd(struct json_object *obj, const char *key,
+                struct json_object *v)
 {
-    sb_putc(sb, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    if (!v)
+        return -ENOMEM;
+    if (json_object_object_add(obj, key, v)) {
+        json_object_put(v);
+        return -ENOMEM;
+    }
+    return 0;
+}
 
-        switch (c) {
-        case '"':
-            sb_puts(sb, "\\\"");
-            break;
-        case '\\':
-            sb_puts(sb, "\\\\");
-            break;
-        case '\b':
-            sb_puts(sb, "\\b");
-            break;
-        case '\f':
-            sb_puts(sb, "\\f");
-            break;
-        case '\n':
-            sb_puts(sb, "\\n");
-            break;
-        case '\r':
-            sb_puts(sb, "\\r");
-            break;
-        case '\t':
-            sb_puts(sb, "\\t");
-            break;
-        default:
-            if (c < 0x20)
-                sb_printf(sb, "\\u%04x", c);
-            else
-                sb_putc(sb, c);
+/* The kernel and cmdline of b_info or of its deprecated type.pv twin. */
+static int jadd_boot(struct json_object *obj,
+                     const struct ferry_domain_config *dc)
+{
+    int rc = jadd(obj, "kernel",
+                  json_object_new_string(dc->kernel ? dc->kernel : ""));
+
+    if (!rc && dc->cmdline)
+        rc = jadd(obj, "cmdline", json_object_new_string(dc->cmdline));
+    return rc;
+}
+
+static struct json_object *config_to_json_object(
+    const struct ferry_domain_config *dc)
+{
+    struct json_object *root, *ci = NULL, *bi = NULL, *avail = NULL;
+    struct json_object *pv = NULL;
+    char uuid[37];
+    unsigned int i;
+    int rc;
+
+    uuid_unparse_lower(dc->uuid, uuid);
+    root = json_object_new_object();
+    if (!root)
+        return NULL;
+
+    rc = jadd(root, "c_info", ci = json_object_new_object());
+    if (!rc)
+        rc = jadd(ci, "type", json_object_new_string("pv"));
+    if (!rc)
+        rc = jadd(ci, "name",
+                  json_object_new_string(dc->name ? dc->name : ""));
+    if (!rc)
+        rc = jadd(ci, "uuid", json_object_new_string(uuid));
+
+    if (!rc)
+        rc = jadd(root, "b_info", bi = json_object_new_object());
+    if (!rc)
+        rc = jadd(bi, "max_vcpus", json_object_new_uint64(dc->maxvcpus));
+    if (!rc)
+        rc = jadd(bi, "avail_vcpus", avail = json_object_new_array());
+    for (i = 0; !rc && i < dc->vcpus; i++) {
+        struct json_object *bit = json_object_new_uint64(i);
+
+        if (!bit || json_object_array_add(avail, bit)) {
+            json_object_put(bit);
+            rc = -ENOMEM;
         }
     }
-    sb_putc(sb, '"');
-}
+    if (!rc)
+        rc = jadd(bi, "max_memkb",
+                  json_object_new_uint64(dc->maxmem_mib * 1024));
+    if (!rc)
+        rc = jadd(bi, "target_memkb",
+                  json_object_new_uint64(dc->memory_mib * 1024));
+    /* The generic fields and their deprecated type.pv twins, as libxl. */
+    if (!rc)
+        rc = jadd_boot(bi, dc);
+    if (!rc)
+        rc = jadd(bi, "type.pv", pv = json_object_new_object());
+    if (!rc)
+        rc = jadd_boot(pv, dc);
 
-/* Start an element: comma and newline after the previous one, indent,
- * and the key inside a map. */
-static void jg_element(struct jgen *g, const char *key)
-{
-    if (g->need_comma)
-        sb_putc(&g->sb, ',');
-    if (g->depth)
-        sb_putc(&g->sb, '\n');
-    jg_indent(g);
-    if (key) {
-        jg_string_body(&g->sb, key);
-        sb_puts(&g->sb, ": ");
+    if (!rc)
+        rc = jadd(root, "on_poweroff", json_object_new_string(
+                      ferry_action_json_name(dc->on_poweroff)));
+    if (!rc)
+        rc = jadd(root, "on_reboot", json_object_new_string(
+                      ferry_action_json_name(dc->on_reboot)));
+    if (!rc)
+        rc = jadd(root, "on_crash", json_object_new_string(
+                      ferry_action_json_name(dc->on_crash)));
+    if (rc) {
+        json_object_put(root);
+        return NULL;
     }
-    g->need_comma = true;
-}
-
-static void jg_open(struct jgen *g, const char *key, char bracket)
-{
-    jg_element(g, key);
-    sb_putc(&g->sb, bracket);
-    g->depth++;
-    g->need_comma = false;
-}
-
-static void jg_close(struct jgen *g, char bracket)
-{
-    g->depth--;
-    sb_putc(&g->sb, '\n');
-    jg_indent(g);
-    sb_putc(&g->sb, bracket);
-    g->need_comma = true;
-}
-
-static void jg_str(struct jgen *g, const char *key, const char *s)
-{
-    jg_element(g, key);
-    jg_string_body(&g->sb, s);
-}
-
-static void jg_u64(struct jgen *g, const char *key, uint64_t v)
-{
-    jg_element(g, key);
-    sb_printf(&g->sb, "%" PRIu64, v);
+    return root;
 }
 
 char *ferry_domain_config_to_json(const struct ferry_domain_config *dc)
 {
-    struct jgen g = { { 0 } };
-    char uuid[37];
-    unsigned int i;
+    struct json_object *root = config_to_json_object(dc);
+    char *s;
 
-    uuid_unparse_lower(dc->uuid, uuid);
-    jg_open(&g, NULL, '{');
-
-    jg_open(&g, "c_info", '{');
-    jg_str(&g, "type", "pv");
-    jg_str(&g, "name", dc->name ? dc->name : "");
-    jg_str(&g, "uuid", uuid);
-    jg_close(&g, '}');
-
-    jg_open(&g, "b_info", '{');
-    jg_u64(&g, "max_vcpus", dc->maxvcpus);
-    jg_open(&g, "avail_vcpus", '[');
-    for (i = 0; i < dc->vcpus; i++)
-        jg_u64(&g, NULL, i);
-    jg_close(&g, ']');
-    jg_u64(&g, "max_memkb", dc->maxmem_mib * 1024);
-    jg_u64(&g, "target_memkb", dc->memory_mib * 1024);
-    /* The generic fields and their deprecated type.pv twins, as libxl. */
-    jg_str(&g, "kernel", dc->kernel ? dc->kernel : "");
-    if (dc->cmdline)
-        jg_str(&g, "cmdline", dc->cmdline);
-    jg_open(&g, "type.pv", '{');
-    jg_str(&g, "kernel", dc->kernel ? dc->kernel : "");
-    if (dc->cmdline)
-        jg_str(&g, "cmdline", dc->cmdline);
-    jg_close(&g, '}');
-    jg_close(&g, '}');
-
-    jg_str(&g, "on_poweroff", ferry_action_json_name(dc->on_poweroff));
-    jg_str(&g, "on_reboot", ferry_action_json_name(dc->on_reboot));
-    jg_str(&g, "on_crash", ferry_action_json_name(dc->on_crash));
-    jg_close(&g, '}');
-    sb_putc(&g.sb, '\n');
-    return sb_finish(&g.sb);
+    if (!root)
+        return NULL;
+    s = xlcfg_json_format(root);
+    json_object_put(root);
+    return s;
 }
 
 /* ======================================================================
- * A small strict JSON reader (RFC 8259 syntax; no NUL in strings)
+ * Reading JSON with json-c
  * ====================================================================== */
 
-enum jtype { J_NULL, J_BOOL, J_NUMBER, J_STRING, J_ARRAY, J_OBJECT };
+int xlcfg_json_parse(const char *name, const char *text, size_t len,
+                     struct json_object **obj_r, struct xlcfg_error *err)
+{
+    struct json_tokener *tok = NULL;
+    struct json_object *obj = NULL;
+    enum json_tokener_error jerr;
+    const char *nul;
+    char *buf = NULL;
+    size_t end;
+    int rc = -EINVAL;
 
-struct jval {
-    enum jtype type;
-    size_t off;                 /* byte offset of the value's first char */
-    bool b;
-    char *str;                  /* STRING value, NUMBER text */
-    struct jval **items;        /* ARRAY items, OBJECT member values */
-    char **keys;                /* OBJECT member names */
-    unsigned int n, max;
-};
+    *obj_r = NULL;
+    if (!name)
+        name = "JSON";
+    /* json-c takes an int length that counts the terminating NUL. */
+    if (len >= INT_MAX) {
+        seterr(err, "%s: %zu bytes of JSON is too large", name, len);
+        goto out;
+    }
+    nul = memchr(text, '\0', len);
+    if (nul) {
+        seterr(err, "%s: offset %zu: NUL byte in the JSON text", name,
+               (size_t)(nul - text));
+        goto out;
+    }
+    buf = malloc(len + 1);
+    tok = json_tokener_new_ex(MAX_NESTING);
+    if (!buf || !tok) {
+        seterr(err, "%s: out of memory", name);
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+                           JSON_TOKENER_VALIDATE_UTF8);
+    obj = json_tokener_parse_ex(tok, buf, (int)len + 1);
+    jerr = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    if (end > len)
+        end = len;
+    if (!obj || jerr != json_tokener_success) {
+        if (jerr == json_tokener_success || jerr == json_tokener_continue)
+            jerr = json_tokener_error_parse_eof;
+        seterr(err, "%s: offset %zu: %s", name, end,
+               json_tokener_error_desc(jerr));
+        goto out;
+    }
+    *obj_r = obj;
+    obj = NULL;
+    rc = 0;
+
+ out:
+    json_object_put(obj);
+    if (tok)
+        json_tokener_free(tok);
+    free(buf);
+    return rc;
+}
+
+/* ======================================================================
+ * JSON -> domain configuration
+ *
+ * Every member is checked for type and range before it is used; members
+ * ferry does not know are ignored, as libxl ignores them.  Messages name
+ * the member by its path: "save.img: b_info.max_memkb: ...".
+ * ====================================================================== */
 
 struct jreader {
     const char *name;
-    const char *s;
-    size_t len, pos;
     struct xlcfg_error *err;
 };
 
-static void jval_free(struct jval *v)
-{
-    unsigned int i;
+static int jerr(struct jreader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-    if (!v)
-        return;
-    for (i = 0; i < v->n; i++) {
-        jval_free(v->items[i]);
-        if (v->keys)
-            free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
-    free(v->str);
-    free(v);
-}
-
-static int jerr(struct jreader *r, size_t off, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int jerr(struct jreader *r, size_t off, const char *fmt, ...)
+static int jerr(struct jreader *r, const char *fmt, ...)
 {
     char what[XLCFG_ERROR_MAX];
     va_list ap;
@@ -2037,7 +2069,7 @@ static int jerr(struct jreader *r, size_t off, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    seterr(r->err, "%s: offset %zu: %s", r->name, off, what);
+    seterr(r->err, "%s: %s", r->name, what);
     return -EINVAL;
 }
 
@@ -2047,575 +2079,199 @@ static int joom(struct jreader *r)
     return -ENOMEM;
 }
 
-static void jskip_ws(struct jreader *r)
+static const char *jtype_name(const struct json_object *v)
 {
-    while (r->pos < r->len && strchr(" \t\r\n", r->s[r->pos]) &&
-           r->s[r->pos])
-        r->pos++;
-}
-
-/* What is at the current position, for "expected X, found Y". */
-static const char *jfound(struct jreader *r, char buf[QUOTE_MAX])
-{
-    if (r->pos >= r->len)
-        return "end of input";
-    return quote_msg(buf, r->s + r->pos, 1);
-}
-
-static int jexpect(struct jreader *r, const char *what)
-{
-    char q[QUOTE_MAX];
-
-    return jerr(r, r->pos, "expected %s, found %s", what, jfound(r, q));
-}
-
-static int jhex4(struct jreader *r, size_t at, unsigned int *v_r)
-{
-    unsigned int v = 0, i;
-
-    if (at + 4 > r->len)
-        return -1;
-    for (i = 0; i < 4; i++) {
-        int h = hexval(r->s[at + i]);
-
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
+    switch (json_object_get_type(v)) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "a boolean";
+    case json_type_double:
+    case json_type_int: return "a number";
+    case json_type_object: return "an object";
+    case json_type_array: return "an array";
+    case json_type_string: return "a string";
     }
-    *v_r = v;
-    return 0;
+    return "an unknown value";
 }
 
-static void put_utf8(struct sbuf *sb, unsigned int cp)
+static const char *jwant_name(enum json_type t)
 {
-    if (cp < 0x80) {
-        sb_putc(sb, cp);
-    } else if (cp < 0x800) {
-        sb_putc(sb, 0xc0 | (cp >> 6));
-        sb_putc(sb, 0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        sb_putc(sb, 0xe0 | (cp >> 12));
-        sb_putc(sb, 0x80 | ((cp >> 6) & 0x3f));
-        sb_putc(sb, 0x80 | (cp & 0x3f));
-    } else {
-        sb_putc(sb, 0xf0 | (cp >> 18));
-        sb_putc(sb, 0x80 | ((cp >> 12) & 0x3f));
-        sb_putc(sb, 0x80 | ((cp >> 6) & 0x3f));
-        sb_putc(sb, 0x80 | (cp & 0x3f));
+    switch (t) {
+    case json_type_object: return "an object";
+    case json_type_array: return "an array";
+    case json_type_string: return "a string";
+    default: return "a number";
     }
-}
-
-/* A string starting at the opening quote; the result in *out. */
-static int jstring(struct jreader *r, char **out)
-{
-    struct sbuf sb = { 0 };
-    size_t start;
-    unsigned int cp, lo;
-    int rc = 0;
-
-    r->pos++;               /* the opening quote */
-    for (;;) {
-        unsigned char c;
-
-        if (r->pos >= r->len) {
-            rc = jerr(r, r->pos, "unterminated string");
-            goto out;
-        }
-        c = (unsigned char)r->s[r->pos];
-        if (c == '"') {
-            r->pos++;
-            break;
-        }
-        if (c < 0x20) {
-            rc = jerr(r, r->pos, "control character in string");
-            goto out;
-        }
-        if (c != '\\') {
-            sb_putc(&sb, c);
-            r->pos++;
-            continue;
-        }
-        start = r->pos;
-        if (r->pos + 1 >= r->len) {
-            rc = jerr(r, r->pos, "unterminated string");
-            goto out;
-        }
-        c = (unsigned char)r->s[r->pos + 1];
-        r->pos += 2;
-        switch (c) {
-        case '"': case '\\': case '/':
-            sb_putc(&sb, c);
-            break;
-        case 'b':
-            sb_putc(&sb, '\b');
-            break;
-        case 'f':
-            sb_putc(&sb, '\f');
-            break;
-        case 'n':
-            sb_putc(&sb, '\n');
-            break;
-        case 'r':
-            sb_putc(&sb, '\r');
-            break;
-        case 't':
-            sb_putc(&sb, '\t');
-            break;
-        case 'u':
-            if (jhex4(r, r->pos, &cp)) {
-                rc = jerr(r, start, "invalid \\u escape in string");
-                goto out;
-            }
-            r->pos += 4;
-            if (cp >= 0xdc00 && cp <= 0xdfff) {
-                rc = jerr(r, start, "unpaired surrogate in string");
-                goto out;
-            }
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (r->pos + 2 > r->len || r->s[r->pos] != '\\' ||
-                    r->s[r->pos + 1] != 'u' ||
-                    jhex4(r, r->pos + 2, &lo) || lo < 0xdc00 ||
-                    lo > 0xdfff) {
-                    rc = jerr(r, start, "unpaired surrogate in string");
-                    goto out;
-                }
-                r->pos += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            if (!cp) {
-                rc = jerr(r, start, "\\u0000 is not allowed in strings");
-                goto out;
-            }
-            put_utf8(&sb, cp);
-            break;
-        default:
-            rc = jerr(r, start, "invalid escape in string");
-            goto out;
-        }
-    }
-    *out = sb_finish(&sb);
-    if (!*out)
-        rc = joom(r);
- out:
-    if (rc)
-        free(sb_finish(&sb));
-    return rc;
-}
-
-static bool jdigit(struct jreader *r, size_t at)
-{
-    return at < r->len && r->s[at] >= '0' && r->s[at] <= '9';
-}
-
-/* The number grammar exactly; the text is kept for later conversion. */
-static int jnumber(struct jreader *r, struct jval *v)
-{
-    size_t i = r->pos;
-
-    if (i < r->len && r->s[i] == '-')
-        i++;
-    if (!jdigit(r, i))
-        return jerr(r, r->pos, "invalid number");
-    if (r->s[i] == '0') {
-        i++;
-        if (jdigit(r, i))
-            return jerr(r, r->pos, "invalid number (leading zero)");
-    } else {
-        while (jdigit(r, i))
-            i++;
-    }
-    if (i < r->len && r->s[i] == '.') {
-        i++;
-        if (!jdigit(r, i))
-            return jerr(r, r->pos, "invalid number");
-        while (jdigit(r, i))
-            i++;
-    }
-    if (i < r->len && (r->s[i] == 'e' || r->s[i] == 'E')) {
-        i++;
-        if (i < r->len && (r->s[i] == '+' || r->s[i] == '-'))
-            i++;
-        if (!jdigit(r, i))
-            return jerr(r, r->pos, "invalid number");
-        while (jdigit(r, i))
-            i++;
-    }
-    v->type = J_NUMBER;
-    v->str = strndup(r->s + r->pos, i - r->pos);
-    if (!v->str)
-        return joom(r);
-    r->pos = i;
-    return 0;
-}
-
-static int jvalue(struct jreader *r, unsigned int depth, struct jval **out);
-
-static int jappend(struct jreader *r, struct jval *v, char *key,
-                   struct jval *item)
-{
-    if (v->n == v->max) {
-        unsigned int max = v->max ? v->max * 2 : 4;
-        struct jval **items = realloc(v->items, max * sizeof(*items));
-
-        if (!items)
-            goto oom;
-        v->items = items;
-        if (v->type == J_OBJECT) {
-            char **keys = realloc(v->keys, max * sizeof(*keys));
-
-            if (!keys)
-                goto oom;
-            v->keys = keys;
-        }
-        v->max = max;
-    }
-    v->items[v->n] = item;
-    if (v->type == J_OBJECT)
-        v->keys[v->n] = key;
-    v->n++;
-    return 0;
-
- oom:
-    free(key);
-    jval_free(item);
-    return joom(r);
-}
-
-static int jarray(struct jreader *r, unsigned int depth, struct jval *v)
-{
-    struct jval *item;
-    int rc;
-
-    v->type = J_ARRAY;
-    r->pos++;
-    jskip_ws(r);
-    if (r->pos < r->len && r->s[r->pos] == ']') {
-        r->pos++;
-        return 0;
-    }
-    for (;;) {
-        rc = jvalue(r, depth + 1, &item);
-        if (!rc)
-            rc = jappend(r, v, NULL, item);
-        if (rc)
-            return rc;
-        jskip_ws(r);
-        if (r->pos < r->len && r->s[r->pos] == ']') {
-            r->pos++;
-            return 0;
-        }
-        if (r->pos >= r->len || r->s[r->pos] != ',')
-            return jexpect(r, "',' or ']' in array");
-        r->pos++;
-    }
-}
-
-static int jobject(struct jreader *r, unsigned int depth, struct jval *v)
-{
-    struct jval *item;
-    char *key;
-    size_t key_off;
-    unsigned int i;
-    int rc;
-
-    v->type = J_OBJECT;
-    r->pos++;
-    jskip_ws(r);
-    if (r->pos < r->len && r->s[r->pos] == '}') {
-        r->pos++;
-        return 0;
-    }
-    for (;;) {
-        jskip_ws(r);
-        if (r->pos >= r->len || r->s[r->pos] != '"')
-            return jexpect(r, "a string as object key");
-        key_off = r->pos;
-        rc = jstring(r, &key);
-        if (rc)
-            return rc;
-        for (i = 0; i < v->n; i++) {
-            if (!strcmp(v->keys[i], key)) {
-                char q[QUOTE_MAX];
-
-                rc = jerr(r, key_off, "duplicate key %s", quote_str(q, key));
-                free(key);
-                return rc;
-            }
-        }
-        jskip_ws(r);
-        if (r->pos >= r->len || r->s[r->pos] != ':') {
-            free(key);
-            return jexpect(r, "':' after object key");
-        }
-        r->pos++;
-        rc = jvalue(r, depth + 1, &item);
-        if (rc) {
-            free(key);
-            return rc;
-        }
-        rc = jappend(r, v, key, item);
-        if (rc)
-            return rc;
-        jskip_ws(r);
-        if (r->pos < r->len && r->s[r->pos] == '}') {
-            r->pos++;
-            return 0;
-        }
-        if (r->pos >= r->len || r->s[r->pos] != ',')
-            return jexpect(r, "',' or '}' in object");
-        r->pos++;
-    }
-}
-
-static bool jword(struct jreader *r, const char *w)
-{
-    size_t n = strlen(w);
-
-    if (r->pos + n > r->len || memcmp(r->s + r->pos, w, n))
-        return false;
-    r->pos += n;
-    return true;
-}
-
-static int jvalue(struct jreader *r, unsigned int depth, struct jval **out)
-{
-    struct jval *v;
-    int rc = 0;
-    char c;
-
-    *out = NULL;
-    jskip_ws(r);
-    if (depth >= MAX_NESTING)
-        return jerr(r, r->pos, "nested too deeply");
-    if (r->pos >= r->len)
-        return jexpect(r, "a value");
-    v = calloc(1, sizeof(*v));
-    if (!v)
-        return joom(r);
-    v->off = r->pos;
-    c = r->s[r->pos];
-    if (c == '{') {
-        rc = jobject(r, depth, v);
-    } else if (c == '[') {
-        rc = jarray(r, depth, v);
-    } else if (c == '"') {
-        v->type = J_STRING;
-        rc = jstring(r, &v->str);
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-        rc = jnumber(r, v);
-    } else if (jword(r, "true")) {
-        v->type = J_BOOL;
-        v->b = true;
-    } else if (jword(r, "false")) {
-        v->type = J_BOOL;
-    } else if (jword(r, "null")) {
-        v->type = J_NULL;
-    } else {
-        rc = jexpect(r, "a value");
-    }
-    if (rc) {
-        jval_free(v);
-        return rc;
-    }
-    *out = v;
-    return 0;
-}
-
-static int jparse(struct jreader *r, struct jval **out)
-{
-    int rc = jvalue(r, 0, out);
-
-    if (rc)
-        return rc;
-    jskip_ws(r);
-    if (r->pos < r->len) {
-        jval_free(*out);
-        *out = NULL;
-        return jerr(r, r->pos, "trailing characters after the JSON value");
-    }
-    return 0;
-}
-
-/* ======================================================================
- * JSON -> domain configuration
- * ====================================================================== */
-
-static const struct jval *jget(const struct jval *obj, const char *key)
-{
-    unsigned int i;
-
-    for (i = 0; i < obj->n; i++)
-        if (!strcmp(obj->keys[i], key))
-            return obj->items[i];
-    return NULL;
-}
-
-static const char *jtype_name(enum jtype t)
-{
-    static const char *const names[] = {
-        "null", "a boolean", "a number", "a string", "an array", "an object",
-    };
-
-    return names[t];
 }
 
 /*
  * Member @key of @obj (named @path in messages) with type @type.
- * -ENOENT (no message) when absent and optional.
+ * -ENOENT (no message) when absent and optional.  A string must not hold
+ * a NUL (\u0000): everything ferry keeps is a C string.
  */
-static int jmember(struct jreader *r, const struct jval *obj,
-                   const char *path, const char *key, enum jtype type,
-                   bool required, const struct jval **out)
+static int jmember(struct jreader *r, struct json_object *obj,
+                   const char *path, const char *key, enum json_type type,
+                   bool required, struct json_object **out)
 {
-    const struct jval *v = jget(obj, key);
+    struct json_object *v = NULL;
 
     *out = NULL;
-    if (!v) {
+    if (!json_object_object_get_ex(obj, key, &v)) {
         if (!required)
             return -ENOENT;
-        return jerr(r, obj->off, "%s: missing \"%s\"", path, key);
+        return jerr(r, "%s: missing \"%s\"", path, key);
     }
-    if (v->type != type)
-        return jerr(r, v->off, "%s.%s: expected %s, got %s", path, key,
-                    jtype_name(type), jtype_name(v->type));
+    if (!json_object_is_type(v, type))
+        return jerr(r, "%s.%s: expected %s, got %s", path, key,
+                    jwant_name(type), jtype_name(v));
+    if (type == json_type_string &&
+        strlen(json_object_get_string(v)) !=
+        (size_t)json_object_get_string_len(v))
+        return jerr(r, "%s.%s: \\u0000 is not allowed in strings", path,
+                    key);
     *out = v;
     return 0;
 }
 
 /* A non-negative integer in [min, max]. */
-static int jinteger(struct jreader *r, const struct jval *v,
+static int jinteger(struct jreader *r, struct json_object *v,
                     const char *path, uint64_t min, uint64_t max,
                     uint64_t *out)
 {
-    const char *s = v->str;
-    char *end;
-    unsigned long long u;
+    const char *text = json_object_to_json_string_ext(v,
+                                                      JSON_C_TO_STRING_PLAIN);
+    uint64_t u;
 
-    if (v->type != J_NUMBER)
-        return jerr(r, v->off, "%s: expected a number, got %s", path,
-                    jtype_name(v->type));
-    if (*s == '-' || strpbrk(s, ".eE"))
-        return jerr(r, v->off, "%s: expected a non-negative integer, got %s",
-                    path, s);
-    errno = 0;
-    u = strtoull(s, &end, 10);
-    if (errno || *end || u < min || u > max)
-        return jerr(r, v->off,
-                    "%s: %s is out of range [%" PRIu64 ", %" PRIu64 "]",
-                    path, s, min, max);
+    if (!json_object_is_type(v, json_type_int) &&
+        !json_object_is_type(v, json_type_double))
+        return jerr(r, "%s: expected a number, got %s", path,
+                    jtype_name(v));
+    if (!json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) < 0)
+        return jerr(r, "%s: expected a non-negative integer, got %s", path,
+                    text);
+    /* json-c saturates at UINT64_MAX, which every bound here is below. */
+    u = json_object_get_uint64(v);
+    if (u < min || u > max)
+        return jerr(r, "%s: %s%s is out of range [%" PRIu64 ", %" PRIu64 "]",
+                    path, text, u == UINT64_MAX ? " or more" : "", min, max);
     *out = u;
     return 0;
 }
 
-static int jdup(struct jreader *r, char **dst, const char *src)
+/* Required member @key of @obj (@path in messages), an integer. */
+static int jint_member(struct jreader *r, struct json_object *obj,
+                       const char *path, const char *key, uint64_t min,
+                       uint64_t max, uint64_t *out)
 {
-    *dst = strdup(src);
+    struct json_object *v;
+    char full[64];
+
+    if (!json_object_object_get_ex(obj, key, &v))
+        return jerr(r, "%s: missing \"%s\"", path, key);
+    snprintf(full, sizeof(full), "%s.%s", path, key);
+    return jinteger(r, v, full, min, max, out);
+}
+
+static int jdup(struct jreader *r, char **dst, struct json_object *v)
+{
+    *dst = strdup(json_object_get_string(v));
     return *dst ? 0 : joom(r);
 }
 
 static int json_c_info(struct ferry_domain_config *dc, struct jreader *r,
-                       const struct jval *root)
+                       struct json_object *root)
 {
-    const struct jval *ci, *v;
+    struct json_object *ci, *v;
     char q[QUOTE_MAX];
     int rc;
 
-    rc = jmember(r, root, "(top level)", "c_info", J_OBJECT, true, &ci);
+    rc = jmember(r, root, "(top level)", "c_info", json_type_object, true,
+                 &ci);
     if (rc)
         return rc;
 
-    rc = jmember(r, ci, "c_info", "type", J_STRING, true, &v);
+    rc = jmember(r, ci, "c_info", "type", json_type_string, true, &v);
     if (rc)
         return rc;
-    if (strcmp(v->str, "pv"))
-        return jerr(r, v->off,
-                    "c_info.type: domain type %s is not supported: ferry runs PV domains only",
-                    quote_str(q, v->str));
+    if (strcmp(json_object_get_string(v), "pv"))
+        return jerr(r, "c_info.type: domain type %s is not supported: ferry runs PV domains only",
+                    quote_str(q, json_object_get_string(v)));
 
-    rc = jmember(r, ci, "c_info", "name", J_STRING, true, &v);
+    rc = jmember(r, ci, "c_info", "name", json_type_string, true, &v);
     if (rc)
         return rc;
-    if (!*v->str)
-        return jerr(r, v->off, "c_info.name: Domain name must not be empty.");
-    rc = jdup(r, &dc->name, v->str);
+    if (!json_object_get_string_len(v))
+        return jerr(r, "c_info.name: Domain name must not be empty.");
+    rc = jdup(r, &dc->name, v);
     if (rc)
         return rc;
 
-    rc = jmember(r, ci, "c_info", "uuid", J_STRING, true, &v);
+    rc = jmember(r, ci, "c_info", "uuid", json_type_string, true, &v);
     if (rc)
         return rc;
-    if (uuid_parse(v->str, dc->uuid))
-        return jerr(r, v->off, "c_info.uuid: Failed to parse UUID: %s",
-                    quote_str(q, v->str));
+    if (uuid_parse(json_object_get_string(v), dc->uuid))
+        return jerr(r, "c_info.uuid: Failed to parse UUID: %s",
+                    quote_str(q, json_object_get_string(v)));
     return 0;
 }
 
 static int json_memory(struct ferry_domain_config *dc, struct jreader *r,
-                       const struct jval *bi)
+                       struct json_object *bi)
 {
     static const char *const keys[] = { "max_memkb", "target_memkb" };
     uint64_t kb[2];
-    const struct jval *v;
     unsigned int i;
     int rc;
 
     for (i = 0; i < 2; i++) {
-        char path[32];
-
-        snprintf(path, sizeof(path), "b_info.%s", keys[i]);
-        rc = jmember(r, bi, "b_info", keys[i], J_NUMBER, true, &v);
-        if (!rc)
-            rc = jinteger(r, v, path, 1024, (uint64_t)MAX_MEMORY_MIB * 1024,
-                          &kb[i]);
+        rc = jint_member(r, bi, "b_info", keys[i], 1024,
+                         (uint64_t)MAX_MEMORY_MIB * 1024, &kb[i]);
         if (rc)
             return rc;
         if (kb[i] % 1024)
-            return jerr(r, v->off,
-                        "%s: %" PRIu64 " KiB is not a whole number of MiB",
-                        path, kb[i]);
+            return jerr(r, "b_info.%s: %" PRIu64 " KiB is not a whole number of MiB",
+                        keys[i], kb[i]);
     }
     dc->maxmem_mib = kb[0] / 1024;
     dc->memory_mib = kb[1] / 1024;
     if (dc->maxmem_mib < dc->memory_mib)
-        return jerr(r, jget(bi, "max_memkb")->off,
-                    "b_info.max_memkb: maxmem < memory (%" PRIu64 " KiB < %" PRIu64 " KiB)",
+        return jerr(r, "b_info.max_memkb: maxmem < memory (%" PRIu64 " KiB < %" PRIu64 " KiB)",
                     kb[0], kb[1]);
     return 0;
 }
 
 static int json_vcpus(struct ferry_domain_config *dc, struct jreader *r,
-                      const struct jval *bi)
+                      struct json_object *bi)
 {
-    const struct jval *v, *avail;
+    struct json_object *avail;
     uint64_t max, bit;
-    unsigned int i;
+    size_t i, n;
     int rc;
 
-    rc = jmember(r, bi, "b_info", "max_vcpus", J_NUMBER, true, &v);
-    if (!rc)
-        rc = jinteger(r, v, "b_info.max_vcpus", 1, FERRY_MAX_VCPUS, &max);
+    rc = jint_member(r, bi, "b_info", "max_vcpus", 1, FERRY_MAX_VCPUS,
+                     &max);
     if (rc)
         return rc;
-    rc = jmember(r, bi, "b_info", "avail_vcpus", J_ARRAY, true, &avail);
+    rc = jmember(r, bi, "b_info", "avail_vcpus", json_type_array, true,
+                 &avail);
     if (rc)
         return rc;
-    if (!avail->n || avail->n > max)
-        return jerr(r, avail->off,
-                    "b_info.avail_vcpus: %u vCPUs online, need 1 to max_vcpus (%" PRIu64 ")",
-                    avail->n, max);
+    n = json_object_array_length(avail);
+    if (!n || n > max)
+        return jerr(r, "b_info.avail_vcpus: %zu vCPUs online, need 1 to max_vcpus (%" PRIu64 ")",
+                    n, max);
     /* ferry starts vCPUs 0..vcpus-1 online, as xl's bitmap does. */
-    for (i = 0; i < avail->n; i++) {
-        rc = jinteger(r, avail->items[i], "b_info.avail_vcpus", 0,
-                      FERRY_MAX_VCPUS, &bit);
+    for (i = 0; i < n; i++) {
+        rc = jinteger(r, json_object_array_get_idx(avail, i),
+                      "b_info.avail_vcpus", 0, FERRY_MAX_VCPUS, &bit);
         if (rc)
             return rc;
         if (bit != i)
-            return jerr(r, avail->items[i]->off,
-                        "b_info.avail_vcpus: expected vCPU %u, got %" PRIu64 " (the online vCPUs must be 0 to N-1 in order)",
+            return jerr(r, "b_info.avail_vcpus: expected vCPU %zu, got %" PRIu64 " (the online vCPUs must be 0 to N-1 in order)",
                         i, bit);
     }
     dc->maxvcpus = max;
-    dc->vcpus = avail->n;
+    dc->vcpus = n;
     return 0;
 }
 
@@ -2623,72 +2279,76 @@ static int json_vcpus(struct ferry_domain_config *dc, struct jreader *r,
  * b_info.kernel/cmdline and their deprecated type.pv twins: either may be
  * given; if both are, they must agree (libxl's deprecated_by rule).
  */
-static int json_string_pair(struct jreader *r, const struct jval *bi,
-                            const struct jval *pv, const char *key,
+static int json_string_pair(struct jreader *r, struct json_object *bi,
+                            struct json_object *pv, const char *key,
                             bool required, char **out)
 {
-    const struct jval *a = NULL, *b = NULL;
+    struct json_object *a = NULL, *b = NULL;
     int rc;
 
-    rc = jmember(r, bi, "b_info", key, J_STRING, false, &a);
+    rc = jmember(r, bi, "b_info", key, json_type_string, false, &a);
     if (rc && rc != -ENOENT)
         return rc;
     if (pv) {
-        rc = jmember(r, pv, "b_info.type.pv", key, J_STRING, false, &b);
+        rc = jmember(r, pv, "b_info.type.pv", key, json_type_string, false,
+                     &b);
         if (rc && rc != -ENOENT)
             return rc;
     }
-    if (a && b && strcmp(a->str, b->str))
-        return jerr(r, b->off, "b_info.type.pv.%s differs from b_info.%s",
-                    key, key);
+    if (a && b && strcmp(json_object_get_string(a),
+                         json_object_get_string(b)))
+        return jerr(r, "b_info.type.pv.%s differs from b_info.%s", key,
+                    key);
     if (!a)
         a = b;
     if (!a) {
         if (required)
-            return jerr(r, bi->off, "b_info: missing \"%s\"", key);
+            return jerr(r, "b_info: missing \"%s\"", key);
         return 0;
     }
-    return jdup(r, out, a->str);
+    return jdup(r, out, a);
 }
 
 static int json_b_info(struct ferry_domain_config *dc, struct jreader *r,
-                       const struct jval *root)
+                       struct json_object *root)
 {
-    const struct jval *bi, *pv;
+    struct json_object *bi, *pv;
     int rc;
 
-    rc = jmember(r, root, "(top level)", "b_info", J_OBJECT, true, &bi);
+    rc = jmember(r, root, "(top level)", "b_info", json_type_object, true,
+                 &bi);
     if (!rc)
         rc = json_vcpus(dc, r, bi);
     if (!rc)
         rc = json_memory(dc, r, bi);
     if (rc)
         return rc;
-    rc = jmember(r, bi, "b_info", "type.pv", J_OBJECT, false, &pv);
+    rc = jmember(r, bi, "b_info", "type.pv", json_type_object, false, &pv);
     if (rc && rc != -ENOENT)
         return rc;
     rc = json_string_pair(r, bi, pv, "kernel", true, &dc->kernel);
     if (!rc)
         rc = json_string_pair(r, bi, pv, "cmdline", false, &dc->cmdline);
     if (!rc && !*dc->kernel)
-        rc = jerr(r, bi->off, "b_info.kernel: must not be empty");
+        rc = jerr(r, "b_info.kernel: must not be empty");
     return rc;
 }
 
 static int json_actions(struct ferry_domain_config *dc, struct jreader *r,
-                        const struct jval *root)
+                        struct json_object *root)
 {
     static const char *const keys[] = { "on_poweroff", "on_reboot",
                                         "on_crash" };
     enum ferry_action *fields[] = { &dc->on_poweroff, &dc->on_reboot,
                                     &dc->on_crash };
-    const struct jval *v;
+    struct json_object *v;
     char q[QUOTE_MAX];
     unsigned int i;
     int rc;
 
     for (i = 0; i < ARRAY_SIZE(keys); i++) {
-        rc = jmember(r, root, "(top level)", keys[i], J_STRING, false, &v);
+        rc = jmember(r, root, "(top level)", keys[i], json_type_string,
+                     false, &v);
         if (rc == -ENOENT) {
             /* libxl leaves out fields at their init value, destroy. */
             *fields[i] = FERRY_ACTION_DESTROY;
@@ -2696,12 +2356,11 @@ static int json_actions(struct ferry_domain_config *dc, struct jreader *r,
         }
         if (rc)
             return rc;
-        if (action_from_name(v->str, true, fields[i]))
-            return jerr(r, v->off, "%s: unknown action %s", keys[i],
-                        quote_str(q, v->str));
+        if (action_from_name(json_object_get_string(v), true, fields[i]))
+            return jerr(r, "%s: unknown action %s", keys[i],
+                        quote_str(q, json_object_get_string(v)));
         if (*fields[i] == FERRY_ACTION_SOFT_RESET)
-            return jerr(r, v->off,
-                        "%s: action \"soft_reset\" is not supported for PV domains",
+            return jerr(r, "%s: action \"soft_reset\" is not supported for PV domains",
                         keys[i]);
     }
     return 0;
@@ -2713,19 +2372,16 @@ int ferry_domain_config_from_json(struct ferry_domain_config *dc,
 {
     struct jreader r = {
         .name = name ? name : "JSON",
-        .s = json,
-        .len = len,
         .err = err,
     };
-    struct jval *root = NULL;
+    struct json_object *root = NULL;
     int rc;
 
-    rc = jparse(&r, &root);
+    rc = xlcfg_json_parse(r.name, json, len, &root, err);
     if (rc)
         goto out;
-    if (root->type != J_OBJECT) {
-        rc = jerr(&r, root->off, "expected an object, got %s",
-                  jtype_name(root->type));
+    if (!json_object_is_type(root, json_type_object)) {
+        rc = jerr(&r, "expected an object, got %s", jtype_name(root));
         goto out;
     }
     rc = json_c_info(dc, &r, root);
@@ -2737,6 +2393,6 @@ int ferry_domain_config_from_json(struct ferry_domain_config *dc,
         dc->type = FERRY_DOMAIN_TYPE_PV;
 
  out:
-    jval_free(root);
+    json_object_put(root);
     return rc;
 }

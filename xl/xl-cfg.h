@@ -254,14 +254,38 @@ char *ferry_domain_config_to_xlcfg(const struct ferry_domain_config *dc);
 char *ferry_domain_config_to_json(const struct ferry_domain_config *dc);
 
 /*
- * Read such JSON back into @dc (freshly initialised).  Strict about
- * syntax; fields ferry does not have are ignored, as libxl ignores
- * unknown ones.  Errors name @name (NULL: "JSON") and the byte offset:
- *     save.img: offset 42: expected ':' after object key
+ * Read such JSON back into @dc (freshly initialised).  Syntax is json-c's
+ * strict mode; members ferry does not have are ignored, as libxl ignores
+ * unknown ones, and every member ferry reads is checked for type and
+ * range.  Errors name @name (NULL: "JSON") and, for syntax, the byte
+ * offset, else the member:
+ *     save.img: offset 42: object property name separator ':' expected
+ *     save.img: b_info.max_vcpus: expected a number, got a string
  */
 int ferry_domain_config_from_json(struct ferry_domain_config *dc,
                                   const char *name, const char *json,
                                   size_t len, struct xlcfg_error *err);
+
+/* ----------------------------------------------------------------------
+ * JSON helpers shared by xl (json-c objects)
+ * ---------------------------------------------------------------------- */
+
+struct json_object;
+
+/*
+ * Parse @len bytes of @text (no terminating NUL needed) with json-c in
+ * strict mode into *@obj_r (release with json_object_put).  NUL bytes and
+ * texts of INT_MAX bytes or more are refused.  -EINVAL with
+ * "NAME: offset N: what json-c found", or -ENOMEM.
+ */
+int xlcfg_json_parse(const char *name, const char *text, size_t len,
+                     struct json_object **obj_r, struct xlcfg_error *err);
+
+/*
+ * @obj as libxl prints JSON (yajl's beautifier: four-space indent), with a
+ * final newline.  malloc'd, NULL when out of memory.
+ */
+char *xlcfg_json_format(struct json_object *obj);
 
 /* Field-by-field equality of the configuration proper (not unknown keys
  * or warnings). */
