@@ -50,6 +50,9 @@ struct ctl_conn
     bool hello_done;
     struct ctl_buf out;             /* response payload being built */
     int pass_fd;                    /* fd to send with the response, or -1 */
+    /* The console ring this connection reads, kept past its domain's end
+     * until the reader has drained it (h_console_read). */
+    struct domain_console *con;
 };
 
 static struct
@@ -841,28 +844,63 @@ static int h_dmesg(struct ctl_conn *c, const void *p, size_t len)
     return 0;
 }
 
+/*
+ * A reader keeps the ring of the domain it reads (one per connection), so
+ * that a domain destroyed the moment it powers off (by its monitor, say)
+ * still gives an attached `xl console` every byte it wrote: reads go on
+ * from the kept ring, and only once it is drained does the reader get
+ * -ESRCH, "the domain is gone".  A new domain that got the same ID has a
+ * ring of its own, which a later read attaches to.
+ */
 static int h_console_read(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_console_req *q = p;
     struct ferry_ctl_console_resp *r;
-    uint64_t cursor, lost;
-    size_t n;
+    struct domain_console *now = NULL, *con;
+    struct domain *d;
+    uint64_t cursor, lost = 0;
+    bool alive, gone = false;
+    size_t n = 0;
 
     if ( len != sizeof(*q) )
         return -EINVAL;
     if ( q->max > (1U << 20) )
         return -E2BIG;
-    WITH_DOMAIN(q->domid, d);
+    d = ctl_domain(q->domid);
+    alive = d != NULL;
+    if ( d )
+    {
+        now = domain_console_get(d);
+        put_domain(d);
+    }
+    if ( c->con && console_domid(c->con) == q->domid && c->con != now )
+    {
+        gone = true;                /* the domain it was reading ended */
+        console_put(now);
+    }
+    else if ( now == c->con )
+        console_put(now);           /* already kept */
+    else
+    {
+        console_put(c->con);
+        c->con = now;
+    }
+    con = c->con && console_domid(c->con) == q->domid ? c->con : NULL;
+    if ( !con && !alive )
+        return -ESRCH;
     r = buf_put(&c->out, NULL, sizeof(*r));
     if ( !r || buf_reserve(&c->out, q->max) )
-    {
-        put_domain(d);
         return -ENOMEM;
-    }
     cursor = q->cursor;
-    n = domain_console_read(d, (char *)c->out.p + c->out.len, q->max, &cursor,
-                            &lost);
-    put_domain(d);
+    if ( con )
+        n = console_read(con, (char *)c->out.p + c->out.len, q->max, &cursor,
+                         &lost);
+    if ( gone && !n && !lost )
+    {
+        console_put(c->con);
+        c->con = NULL;
+        return -ESRCH;
+    }
     r = (struct ferry_ctl_console_resp *)c->out.p;
     r->cursor = cursor;
     r->len = (uint32_t)n;
@@ -1078,6 +1116,7 @@ static void *conn_thread(void *arg)
     while ( put_old_guest_table(current) == -ERESTART )
         ;
     set_current(NULL);
+    console_put(c->con);
     free(payload);
     free(c->out.p);
 

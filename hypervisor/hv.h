@@ -589,10 +589,21 @@ void domain_crash(struct domain *d, const char *fmt, ...)
 /* Ask the guest to shut down (SHUTDOWN_* reason): ferry's control event. */
 int domain_request_shutdown(struct domain *d, unsigned int reason);
 
-/* The guest's console: what it wrote with console_io, and input for it. */
+/*
+ * The guest's console: what it wrote with console_io.  The ring is counted
+ * apart from the domain: domain_console_get takes a reference (NULL if the
+ * domain has no runtime), console_put drops it, and the ring lives until
+ * the last one goes, so a reader can drain it after the domain is gone.
+ * console_read copies from *cursor (bytes ever written) and sets *lost to
+ * what the ring overwrote before it was read.
+ */
+struct domain_console;
 void domain_console_put(struct domain *d, const char *buf, size_t len);
-size_t domain_console_read(struct domain *d, char *buf, size_t len,
-                           uint64_t *cursor, uint64_t *lost);
+struct domain_console *domain_console_get(struct domain *d);
+void console_put(struct domain_console *con);
+domid_t console_domid(const struct domain_console *con);
+size_t console_read(struct domain_console *con, char *buf, size_t len,
+                    uint64_t *cursor, uint64_t *lost);
 
 /* Guest system time in ns (what rdtime returns and timers count in). */
 uint64_t hv_system_time(void);

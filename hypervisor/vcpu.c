@@ -78,6 +78,22 @@ struct vcpu_rt
     uint64_t last_pte;              /* leaf entry of the last failed walk */
 };
 
+/*
+ * A domain's console ring.  It has its own reference count so that it can
+ * outlive the domain: a console reader that attached while the domain was
+ * alive keeps it (control.c) and reads to the last byte the guest wrote,
+ * even after the domain's monitor has destroyed it (as xenconsoled drains
+ * a dead domain's ring to its clients before closing their pty).
+ */
+struct domain_console
+{
+    _Atomic unsigned int refcnt;
+    domid_t domid;
+    pthread_mutex_t lock;
+    uint64_t prod;                  /* bytes ever written */
+    char ring[CONSOLE_RING];
+};
+
 struct domain_rt
 {
     struct domain *d;
@@ -87,9 +103,7 @@ struct domain_rt
     unsigned int nr_running;
     _Atomic bool stopping;      /* read unlocked by runnable() */
 
-    pthread_mutex_t con_lock;
-    char *con;
-    uint64_t con_prod;
+    struct domain_console *con;     /* the domain's reference */
 
     struct vcpu_rt *vrt;            /* d->max_vcpus entries */
 };
@@ -507,37 +521,58 @@ static bool timer_check(struct vcpu_rt *r, bool locked)
 void domain_console_put(struct domain *d, const char *buf, size_t len)
 {
     struct domain_rt *rt = d->rt;
+    struct domain_console *con = rt ? rt->con : NULL;
 
-    if ( !rt )
+    if ( !con )
         return;
-    pthread_mutex_lock(&rt->con_lock);
+    pthread_mutex_lock(&con->lock);
     for ( size_t i = 0; i < len; i++ )
-        rt->con[(rt->con_prod + i) % CONSOLE_RING] = buf[i];
-    rt->con_prod += len;
-    pthread_mutex_unlock(&rt->con_lock);
+        con->ring[(con->prod + i) % CONSOLE_RING] = buf[i];
+    con->prod += len;
+    pthread_mutex_unlock(&con->lock);
 }
 
-size_t domain_console_read(struct domain *d, char *buf, size_t len,
-                           uint64_t *cursor, uint64_t *lost)
+struct domain_console *domain_console_get(struct domain *d)
 {
-    struct domain_rt *rt = d->rt;
+    struct domain_console *con = d->rt ? d->rt->con : NULL;
+
+    if ( con )
+        atomic_fetch_add(&con->refcnt, 1);
+    return con;
+}
+
+void console_put(struct domain_console *con)
+{
+    if ( con && atomic_fetch_sub(&con->refcnt, 1) == 1 )
+    {
+        pthread_mutex_destroy(&con->lock);
+        free(con);
+    }
+}
+
+domid_t console_domid(const struct domain_console *con)
+{
+    return con->domid;
+}
+
+size_t console_read(struct domain_console *con, char *buf, size_t len,
+                    uint64_t *cursor, uint64_t *lost)
+{
     uint64_t from = *cursor;
     size_t n = 0;
 
+    pthread_mutex_lock(&con->lock);
     *lost = 0;
-    if ( !rt )
-        return 0;
-    pthread_mutex_lock(&rt->con_lock);
-    if ( rt->con_prod > CONSOLE_RING && from < rt->con_prod - CONSOLE_RING )
+    if ( con->prod > CONSOLE_RING && from < con->prod - CONSOLE_RING )
     {
-        *lost = rt->con_prod - CONSOLE_RING - from;
-        from = rt->con_prod - CONSOLE_RING;
+        *lost = con->prod - CONSOLE_RING - from;
+        from = con->prod - CONSOLE_RING;
     }
-    if ( from > rt->con_prod )
-        from = rt->con_prod;
-    while ( from < rt->con_prod && n < len )
-        buf[n++] = rt->con[from++ % CONSOLE_RING];
-    pthread_mutex_unlock(&rt->con_lock);
+    if ( from > con->prod )
+        from = con->prod;
+    while ( from < con->prod && n < len )
+        buf[n++] = con->ring[from++ % CONSOLE_RING];
+    pthread_mutex_unlock(&con->lock);
     *cursor = from;
     return n;
 }
@@ -707,7 +742,7 @@ int domain_rt_init(struct domain *d)
     if ( !rt )
         return -ENOMEM;
     rt->d = d;
-    rt->con = malloc(CONSOLE_RING);
+    rt->con = malloc(sizeof(*rt->con));
     rt->vrt = calloc(d->max_vcpus ? d->max_vcpus : 1, sizeof(*rt->vrt));
     if ( !rt->con || !rt->vrt )
     {
@@ -716,10 +751,13 @@ int domain_rt_init(struct domain *d)
         free(rt);
         return -ENOMEM;
     }
+    atomic_init(&rt->con->refcnt, 1);
+    rt->con->domid = d->domain_id;
+    rt->con->prod = 0;
+    pthread_mutex_init(&rt->con->lock, NULL);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->wake, NULL);
     pthread_cond_init(&rt->parked, NULL);
-    pthread_mutex_init(&rt->con_lock, NULL);
     for ( unsigned int i = 0; i < d->max_vcpus; i++ )
     {
         rt->vrt[i].v = d->vcpu[i];
@@ -819,8 +857,7 @@ void domain_rt_destroy(struct domain *d)
     pthread_mutex_destroy(&rt->lock);
     pthread_cond_destroy(&rt->wake);
     pthread_cond_destroy(&rt->parked);
-    pthread_mutex_destroy(&rt->con_lock);
-    free(rt->con);
+    console_put(rt->con);
     free(rt->vrt);
     free(rt);
 }

@@ -297,7 +297,10 @@ int main_create(int argc, char **argv)
     }
 
     xch = xl_open_host();
-    if (xl_create_domain(xch, &dc, paused, &domid)) {
+    /* With -c the console attaches before the guest runs, so that it gets
+     * every byte the guest writes, even from a guest that is done before
+     * a reader started after it could look. */
+    if (xl_create_domain(xch, &dc, paused || console, &domid)) {
         ferry_domain_config_dispose(&dc);
         return EXIT_FAILURE;
     }
@@ -306,15 +309,8 @@ int main_create(int argc, char **argv)
         xl_spawn_monitor(domid, &dc);
     }
     ferry_domain_config_dispose(&dc);
-    if (console) {
-        char *cargv[] = { (char *)"console", NULL, NULL };
-        char id[16];
-
-        snprintf(id, sizeof(id), "%u", domid);
-        cargv[1] = id;
-        optind = 1;
-        return main_console(2, cargv);
-    }
+    if (console)
+        return xl_console_follow(xch, domid, false, !paused);
     return EXIT_SUCCESS;
 }
 
@@ -399,11 +395,8 @@ int main_console(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    struct timespec tick = { 0, 50 * 1000 * 1000 };
     xc_interface *xch;
     uint32_t domid;
-    uint64_t cursor = 0, lost;
-    char buf[16384];
     bool dump = false;
     int opt, rc = EXIT_SUCCESS;
 
@@ -422,19 +415,34 @@ int main_console(int argc, char **argv)
     xch = xl_open_host();
     if (find_domain(xch, argv[optind], &domid))
         return EXIT_FAILURE;
-    /*
-     * Print what the guest wrote so far, then (unless --dump, ferry's
-     * extension for scripts) follow it until the domain is gone (or, on a
-     * terminal, until interrupted: SIGINT and SIGTERM keep their default
-     * action, as there is nothing to clean up).
-     */
+    return xl_console_follow(xch, domid, dump, false);
+}
+
+/*
+ * Print what the guest wrote so far, then (unless dump, ferry's --dump for
+ * scripts) follow it until the domain is gone or, unless on a terminal,
+ * shut down for good (SIGINT and SIGTERM keep their default action, as
+ * there is nothing to clean up).  The host keeps the ring of a domain this
+ * reader attached to until the reader has drained it, so the end of the
+ * domain never cuts its last output: reads go on until the host answers
+ * that the domain is gone.  With unpause, the domain is unpaused once the
+ * reader has attached (xl create -c); if that fails, it is destroyed.
+ */
+int xl_console_follow(xc_interface *xch, uint32_t domid, bool dump,
+                      bool unpause)
+{
+    struct timespec tick = { 0, 50 * 1000 * 1000 };
+    uint64_t cursor = 0, lost;
+    char buf[16384];
+    bool ending = false;
+
     for (;;) {
         int64_t got = xc_console_read(xch, domid, buf, sizeof(buf), &cursor,
                                       &lost);
         xc_domaininfo_t info;
 
         if (got < 0)
-            break;                          /* the domain is gone */
+            break;                          /* gone, and drained */
         if (lost)
             fprintf(stderr, "[xl console: %llu bytes of output were lost]\n",
                     (unsigned long long)lost);
@@ -443,15 +451,26 @@ int main_console(int argc, char **argv)
             fflush(stdout);
             continue;
         }
-        if (dump)
+        if (unpause) {
+            unpause = false;
+            if (xc_domain_unpause(xch, domid)) {
+                xc_domain_destroy(xch, domid);
+                return EXIT_FAILURE;
+            }
+            continue;
+        }
+        if (dump || ending)
             break;
+        /* Stopped for good: one more read takes what it wrote last. */
         if (xc_domain_getinfo_single(xch, domid, &info) ||
-            (info.flags & XEN_DOMINF_dying))
-            break;
-        if ((info.flags & XEN_DOMINF_shutdown) &&
-            ((info.flags >> XEN_DOMINF_shutdownshift) & 0xff) !=
-            SHUTDOWN_suspend && !isatty(STDOUT_FILENO))
-            break;                          /* stopped for good, output drained */
+            (info.flags & XEN_DOMINF_dying) ||
+            ((info.flags & XEN_DOMINF_shutdown) &&
+             ((info.flags >> XEN_DOMINF_shutdownshift) &
+              XEN_DOMINF_shutdownmask) != SHUTDOWN_suspend &&
+             !isatty(STDOUT_FILENO))) {
+            ending = true;
+            continue;
+        }
         nanosleep(&tick, NULL);
     }
     return EXIT_SUCCESS;

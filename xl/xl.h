@@ -90,6 +90,10 @@ struct ferry_domain_config;
 int xl_create_domain(xc_interface *xch, const struct ferry_domain_config *dc,
                      bool paused, uint32_t *domid_r);
 
+/* Print a domain's console and follow it (xl console); see xl-create.c. */
+int xl_console_follow(xc_interface *xch, uint32_t domid, bool dump,
+                      bool unpause);
+
 /* Leave a detached monitor applying dc's on_poweroff/reboot/crash. */
 void xl_spawn_monitor(uint32_t domid, struct ferry_domain_config *dc);
 
