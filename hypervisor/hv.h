@@ -662,6 +662,14 @@ int put_old_guest_table(struct vcpu *v);
 
 bool page_lock(struct page_info *pg);
 void page_unlock(struct page_info *pg);
+/*
+ * Race injection, for unit tests only (NULL otherwise): when set,
+ * _put_page_type() calls it with the page between reading type_info and
+ * the cmpxchg that acts on what it read.  A test changes the page there,
+ * as another vCPU could, and so loses that cmpxchg deterministically.  The
+ * hook runs on the putting thread, which holds no lock at that point.
+ */
+extern void (*_Atomic hv_put_page_type_race)(struct page_info *pg);
 
 /* ------------------------------------------------------------------------
  * Page-table validation (hypervisor/pt.c)

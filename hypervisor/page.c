@@ -32,6 +32,23 @@
 /* The page this thread holds with page_lock() (Xen's current_locked_page). */
 static _Thread_local struct page_info *current_locked_page;
 
+/* Race injection for the unit tests (see hv.h); always NULL in the daemon. */
+void (*_Atomic hv_put_page_type_race)(struct page_info *pg);
+
+/*
+ * The window between reading type_info and the cmpxchg that acts on what
+ * was read: another vCPU may change the page here, and a unit test can
+ * make it do so deterministically.
+ */
+static inline void put_page_type_race_window(struct page_info *pg)
+{
+    void (*hook)(struct page_info *) =
+        atomic_load_explicit(&hv_put_page_type_race, memory_order_relaxed);
+
+    if ( unlikely(hook != NULL) )
+        hook(pg);
+}
+
 /* ------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------ */
@@ -274,6 +291,7 @@ int _put_page_type(struct page_info *pg, unsigned int flags,
                  * lock: others spin or fail meanwhile.
                  */
                 nx = x & ~(PGT_validated | PGT_partial);
+                put_page_type_race_window(pg);
                 if ( unlikely((y = cmpxchg64(&pg->type_info, x, nx)) != x) )
                     break;
                 rc = _put_final_page_type(pg, x, preemptible, ptpg);
@@ -290,6 +308,7 @@ int _put_page_type(struct page_info *pg, unsigned int flags,
                 page_set_tlbflush_timestamp(pg);
             /* fall through */
         default:
+            put_page_type_race_window(pg);
             if ( unlikely((y = cmpxchg64(&pg->type_info, x, nx)) != x) )
                 break;
             if ( ptpg && PGT_type_equal(x, atomic_load(&ptpg->type_info)) )
