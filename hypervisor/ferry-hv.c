@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "common/size.h"
 #include "hv.h"
 #include "control.h"
 #include "include/public/control.h"
@@ -85,7 +86,8 @@ static void usage(FILE *f)
             "                [--foreground] [--verbose] [--audit]\n"
             "\n"
             "Run one ferry host: a hypervisor owning SIZE of machine memory\n"
-            "(suffix K, M or G), controlled through DIR/control.sock.\n"
+            "(bytes, or suffix K, M, G or T, e.g. 2G or 512MiB), controlled\n"
+            "through DIR/control.sock.\n"
             "\n"
             "  -d, --run-dir DIR            the host's directory (created if absent)\n"
             "  -m, --memory SIZE            machine memory, e.g. 2G\n"
@@ -102,33 +104,6 @@ static void usage(FILE *f)
             "  -h, --help                   this text\n"
             "\n"
             "See ferry-hv(8).\n");
-}
-
-/* Parse "512M", "2G", "65536K" or plain bytes. */
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-    unsigned int shift = 0;
-
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if ( errno || end == s )
-        return -EINVAL;
-    switch ( *end )
-    {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case '\0': break;
-    default: return -EINVAL;
-    }
-    if ( *end == 'i' || *end == 'B' )
-        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-    if ( *end || v > (UINT64_MAX >> shift) )
-        return -EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -156,13 +131,18 @@ static int parse_options(int argc, char **argv, struct options *o)
         {
         case 'd': o->run_dir = optarg; break;
         case 'm':
-            if ( parse_size(optarg, &o->memory_bytes) )
+        {
+            int rc = ferry_parse_size(optarg, SIZE_DEFAULT_BYTES,
+                                      &o->memory_bytes);
+
+            if ( rc )
             {
-                fprintf(stderr, "ferry-hv: invalid --memory size '%s'\n",
-                        optarg);
+                fprintf(stderr, "ferry-hv: --memory '%s' %s\n", optarg,
+                        ferry_size_error(rc));
                 return 2;
             }
             break;
+        }
         case 'l':
             if ( o->nr_listen == MIGRATE_MAX_LISTEN )
             {

@@ -44,6 +44,7 @@
 
 #include <json-c/json.h>
 
+#include "common/size.h"
 #include "xl-cfg.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -1533,6 +1534,48 @@ static int parse_name_uuid(struct ferry_domain_config *dc,
     return 0;
 }
 
+/*
+ * memory/maxmem: a size in ferry's one syntax (common/size.h), in MiB when
+ * it has no unit, quoted or not; a whole number of MiB from 1 MiB up.
+ */
+static int get_size_mib(const struct xlcfg *cfg, const char *key,
+                        long *mib_r, struct xlcfg_error *err)
+{
+    const struct xlcfg_setting *set;
+    char q[QUOTE_MAX];
+    uint64_t bytes;
+    int rc = find_setting(cfg, key, &set, err);
+
+    if (rc)
+        return rc;
+    if (set->value->type == XLCFG_LIST) {
+        key_error(err, set, "expected a size, got a list");
+        return -EINVAL;
+    }
+    if (set->op == XLCFG_OP_ADD) {
+        key_error(err, set, "can't use += with numbers");
+        return -EINVAL;
+    }
+    quote_str(q, set->value->text);
+    rc = ferry_parse_size(set->value->text, SIZE_DEFAULT_MIB, &bytes);
+    if (rc) {
+        key_error(err, set, "%s %s", q,
+                  ferry_size_error(rc));
+        return -EINVAL;
+    }
+    if (bytes % (1 << 20)) {
+        key_error(err, set, "%s is not a whole number of MiB", q);
+        return -EINVAL;
+    }
+    if (!bytes) {
+        key_error(err, set, "%s is smaller than the minimum, 1 MiB", q);
+        return -EINVAL;
+    }
+    /* 2^64 bytes are 2^44 MiB, far below MAX_MEMORY_MIB. */
+    *mib_r = (long)(bytes >> 20);
+    return 0;
+}
+
 /* memory/maxmem as xl and libxl default them, plus ferry's maxmem check. */
 static int parse_memory(struct ferry_domain_config *dc,
                         const struct xlcfg *cfg, struct xlcfg_error *err)
@@ -1540,12 +1583,10 @@ static int parse_memory(struct ferry_domain_config *dc,
     long memory = 0, maxmem = 0;
     int rc;
 
-    rc = xlcfg_get_bounded_long(cfg, "memory", 1, MAX_MEMORY_MIB, &memory,
-                                err);
+    rc = get_size_mib(cfg, "memory", &memory, err);
     if (rc && rc != -ENOENT)
         return rc;
-    rc = xlcfg_get_bounded_long(cfg, "maxmem", 1, MAX_MEMORY_MIB, &maxmem,
-                                err);
+    rc = get_size_mib(cfg, "maxmem", &maxmem, err);
     if (rc && rc != -ENOENT)
         return rc;
 

@@ -87,7 +87,7 @@ const struct cmd_spec cmd_table[] = {
       "--max-iters N   Live passes after the first one (default 5).\n"
       "--dirty-target PAGES  Stop and copy at this many dirty pages (50).\n"
       "--max-downtime MS     Stop and copy once the rest fits in MS.\n"
-      "--bandwidth RATE      Limit live passes to RATE bytes/s (K, M, G).\n"
+      "--bandwidth RATE      Limit live passes to RATE bytes/s (100MiB, 1G).\n"
       "--timeout SECS  Bound the live phase; then --on-timeout abort|force.\n"
       "--resolve-timeout SECS  How long to retry reaching <host> (30).\n"
       "--tls-cert FILE, --tls-key FILE, --tls-ca FILE  For tls:// targets.\n"

@@ -36,6 +36,7 @@
 #include <libxml/relaxng.h>
 #include <libxml/xmlerror.h>
 
+#include "common/size.h"
 #include "xl-fleet.h"
 
 #ifndef FERRY_DATADIR
@@ -275,19 +276,6 @@ static int readable(const char *path)
     return rc;
 }
 
-/* "200" (MiB), "200M", "1G", "4096K" into KiB (the schema checked it). */
-static uint64_t parse_size_kb(const char *s)
-{
-    char *end;
-    uint64_t v = strtoull(s, &end, 10);
-
-    switch (*end) {
-    case 'k': case 'K': return v;
-    case 'g': case 'G': return v << 20;
-    default: return v << 10;
-    }
-}
-
 /* ---- reading the validated document ---------------------------------- */
 
 static int read_host(struct load_ctx *c, struct fleet *f, xmlNode *n)
@@ -332,8 +320,23 @@ static int read_host(struct load_ctx *c, struct fleet *f, xmlNode *n)
     }
     h->ssh_command = prop(n, "ssh-command");
     v = prop(n, "max-memory");
-    if (v)
-        h->max_memory_kb = parse_size_kb(v);
+    if (v) {
+        /* The schema checks the syntax; the size's value is checked
+         * here, by the parser of every size ferry reads. */
+        uint64_t bytes;
+        int r = ferry_parse_size(v, SIZE_DEFAULT_MIB, &bytes);
+
+        if (!r && bytes % 1024)
+            r = -EINVAL;
+        if (r) {
+            set_err(c, h->line, "host", "max-memory \"%.64s\" %s", v,
+                    r == -ERANGE ? ferry_size_error(r) :
+                    "is not a whole number of KiB");
+            rc = r;
+            goto out;           /* the first error wins, so this one */
+        }
+        h->max_memory_kb = bytes >> 10;
+    }
     free(v);
     v = prop(n, "max-domains");
     if (v)

@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <uuid.h>
 
+#include "common/size.h"
 #include "xl.h"
 #include "xl-cfg.h"
 #include "xl-progress.h"
@@ -1434,27 +1435,6 @@ static int migrate_domain(struct mig *m)
 }
 
 /* "100M" etc.: bytes per second. */
-static int parse_rate(const char *s, uint64_t *v)
-{
-    char *end;
-    unsigned long long n;
-
-    errno = 0;
-    n = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -1;
-    switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
-    default: break;
-    }
-    if (*end)
-        return -1;
-    *v = n;
-    return 0;
-}
-
 static int parse_u64(const char *opt, const char *s, uint64_t *v)
 {
     char *end;
@@ -1524,13 +1504,19 @@ int main_migrate(int argc, char **argv)
             m.policy.max_downtime_ms = v;
             break;
         case 0x106:
-            if (parse_rate(optarg, &m.policy.bandwidth_limit)) {
-                fprintf(stderr, "migrate: --bandwidth needs a rate in"
-                        " bytes per second (suffix K, M or G), not"
-                        " \"%s\"\n", optarg);
+        {
+            /* Bytes per second, written as a size (xl.cfg(5), SIZES). */
+            int r = ferry_parse_size(optarg, SIZE_DEFAULT_BYTES,
+                                     &m.policy.bandwidth_limit);
+
+            if (r) {
+                fprintf(stderr, "migrate: --bandwidth \"%s\" %s; it is a"
+                        " rate in bytes per second\n", optarg,
+                        ferry_size_error(r));
                 return EXIT_FAILURE;
             }
             break;
+        }
         case 0x107:
             if (parse_u64("--timeout", optarg, &v) || v > UINT32_MAX)
                 return EXIT_FAILURE;

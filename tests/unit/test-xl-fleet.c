@@ -220,6 +220,45 @@ TEST(inventory_good_is_read_with_every_field)
     fleet_dispose(&f);
 }
 
+TEST(inventory_max_memory_is_a_size)
+{
+    static const char *const sizes[][2] = {
+        { "300", "307200" },            /* MiB without a unit */
+        { "100MiB", "102400" },
+        { "2gb", "2097152" },
+        { "1T", "1073741824" },
+        { "4096K", "4096" },
+        { "2048b", "2" },
+    };
+    struct fleet f;
+    char err[FLEET_ERRLEN], text[256];
+    unsigned int i;
+
+    for ( i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++ )
+    {
+        snprintf(text, sizeof(text),
+                 "<fleet>\n  <host name=\"a\" transport=\"local\""
+                 " address=\"/a\" max-memory=\"%s\"/>\n</fleet>\n",
+                 sizes[i][0]);
+        ASSERT_EQ(load(&f, text, err), 0);
+        ASSERT_EQ(f.hosts[0].max_memory_kb, strtoull(sizes[i][1], NULL, 10));
+        fleet_dispose(&f);
+    }
+    /* 2^44 MiB is 2^64 bytes: refused, not wrapped to 0 (no limit). */
+    expect_error("<fleet>\n  <host name=\"a\" transport=\"local\"\n"
+                 "    address=\"/a\" max-memory=\"17592186044416\"/>\n"
+                 "</fleet>\n", 2, "host",
+                 "max-memory \"17592186044416\" is too large");
+    expect_error("<fleet>\n  <host name=\"a\" transport=\"local\"\n"
+                 "    address=\"/a\" max-memory=\"1000b\"/>\n"
+                 "</fleet>\n", 2, "host",
+                 "max-memory \"1000b\" is not a whole number of KiB");
+    /* The schema refuses what is not a size at all. */
+    expect_error("<fleet>\n  <host name=\"a\" transport=\"local\"\n"
+                 "    address=\"/a\" max-memory=\"1.5G\"/>\n"
+                 "</fleet>\n", 2, "host", "max-memory");
+}
+
 TEST(inventory_schema_violation_names_line_and_element)
 {
     write_tls_files();

@@ -641,7 +641,7 @@ TEST(domain_full_config)
                      "uuid = '6F2A1B3C-0000-4000-8000-00000000AB01'\n"
                      "type = 'pv'\n"
                      "memory = 512\n"
-                     "maxmem = 0x400\n"
+                     "maxmem = '1G'\n"
                      "vcpus = 2\n"
                      "maxvcpus = 4\n"
                      "kernel = '/boot/vmlinuz'\n"
@@ -689,9 +689,41 @@ TEST(domain_maxmem_below_memory_refused)
     expect_domain_error(MINIMAL "memory = 512\nmaxmem = 256\n",
                         "vm1.cfg:4: key \"maxmem\": maxmem < memory (256 MiB < 512 MiB)");
     expect_domain_error(MINIMAL "memory = 0\n",
-                        "vm1.cfg:3: key \"memory\": value 0 is smaller than minimum bound 1");
+                        "vm1.cfg:3: key \"memory\": \"0\" is smaller than the minimum, 1 MiB");
     expect_domain_error(MINIMAL "memory = 'lots'\n",
-                        "vm1.cfg:3: key \"memory\": expected a number, got string \"lots\"");
+                        "vm1.cfg:3: key \"memory\": \"lots\" is not a size (digits, then optionally B, K, M, G or T)");
+}
+
+TEST(domain_memory_is_a_size)
+{
+    struct ferry_domain_config dc;
+    struct xlcfg_error err;
+
+    /* ferry's one size syntax: MiB without a unit, quoted or not. */
+    ASSERT_EQ(domain(&dc, MINIMAL "memory = '256MiB'\nmaxmem = '2G'\n",
+                     &err), 0);
+    ASSERT_EQ(dc.memory_mib, 256);
+    ASSERT_EQ(dc.maxmem_mib, 2048);
+    ferry_domain_config_dispose(&dc);
+    ASSERT_EQ(domain(&dc, MINIMAL "memory = '262144k'\nmaxmem = \"512\"\n",
+                     &err), 0);
+    ASSERT_EQ(dc.memory_mib, 256);
+    ASSERT_EQ(dc.maxmem_mib, 512);
+    ferry_domain_config_dispose(&dc);
+
+    expect_domain_error(MINIMAL "memory = '1536K'\n",
+                        "vm1.cfg:3: key \"memory\": \"1536K\" is not a whole number of MiB");
+    expect_domain_error(MINIMAL "maxmem = '99999999999999999999'\n",
+                        "vm1.cfg:3: key \"maxmem\": \"99999999999999999999\" is too large");
+    expect_domain_error(MINIMAL "memory = 17592186044416\n",
+                        "vm1.cfg:3: key \"memory\": \"17592186044416\" is too large");
+    /* Decimal only: Xen's xl would read 0x400 as hex (DIFFERENCES). */
+    expect_domain_error(MINIMAL "maxmem = 0x400\n",
+                        "vm1.cfg:3: key \"maxmem\": \"0x400\" is not a size (digits, then optionally B, K, M, G or T)");
+    expect_domain_error(MINIMAL "memory = [512]\n",
+                        "vm1.cfg:3: key \"memory\": expected a size, got a list");
+    expect_domain_error(MINIMAL "memory = '5'\nmemory += '12'\n",
+                        "vm1.cfg:4: key \"memory\": can't use += with numbers");
 }
 
 TEST(domain_vcpus_rules)
