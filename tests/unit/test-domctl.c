@@ -370,6 +370,54 @@ TEST(pfinfo3_xtab_for_special_free_foreign_and_broken)
     hvtest_done();
 }
 
+/*
+ * Grant frames are xen-heap frames shared with the guest (Xen's
+ * gnttab_grow_table shares them as shared_info is shared), so
+ * getpageframeinfo3 reports them XTAB, as Xen's is_special_page() makes
+ * it: the saver must not copy them as guest memory.  That holds for the
+ * table's first frame and for one the table grew by, and while the guest
+ * maps a frame writable.
+ */
+TEST(grant_frame_pfinfo_xtab)
+{
+    struct gnttab_setup_table st = { .dom = DOMID_SELF, .nr_frames = 2 };
+    uint64_t gframe[2] = { 0, 0 }, a[3];
+    struct domain *d;
+    mfn_t data;
+
+    hvtest_host(HVTEST_MEM_MB);
+    d = hvtest_domain(16, 1);
+    data = hvtest_frame(d, 0);
+    st.frame_list = gframe;
+    hvtest_as(d, 0);
+    ASSERT_EQ(do_grant_table_op(GNTTABOP_setup_table, &st, 1), 0);
+    ASSERT_EQ(st.status, GNTST_okay);
+    ASSERT(gframe[0] != 0 && gframe[1] != 0 && gframe[0] != gframe[1]);
+    ASSERT_HEX(hvtest_caf(gframe[0]), PGC_allocated | PGC_xen_heap | 1);
+    ASSERT_HEX(hvtest_caf(gframe[1]), PGC_allocated | PGC_xen_heap | 1);
+
+    /* The guest's writable mapping of frame 0: general + type ref. */
+    ASSERT(get_page_and_type(mfn_to_page(gframe[0]), d, PGT_writable_page));
+
+    a[0] = gframe[0];
+    a[1] = gframe[1];
+    a[2] = data;
+    as_dom0();
+    ASSERT_EQ(domctl_getpageframeinfo3(d, 3, a), 0);
+    ASSERT_HEX(a[0], 0xF0000000U);
+    ASSERT_HEX(a[1], 0xF0000000U);
+    ASSERT_HEX(a[2], XEN_DOMCTL_PFINFO_NOTAB);
+    /* The lookups' references were dropped again. */
+    ASSERT_HEX(hvtest_caf(gframe[0]), PGC_allocated | PGC_xen_heap | 2);
+    ASSERT_HEX(hvtest_caf(gframe[1]), PGC_allocated | PGC_xen_heap | 1);
+    ASSERT_HEX(hvtest_caf(data), PGC_ALLOC_1);
+
+    put_page_and_type(mfn_to_page(gframe[0]));
+    HVTEST_AUDIT_CLEAN();
+    hvtest_destroy(d);
+    hvtest_done();
+}
+
 TEST(pfinfo3_pinned_l1_is_lpintab_then_notab_after_unpin)
 {
     struct domain *d;
