@@ -783,6 +783,14 @@ void gnttab_map_frame_end(struct domain *d, mfn_t mfn);
 /* Arm-style xen-heap GFN kept in page_info (set and read under p2m_lock). */
 uint64_t page_get_xenheap_gfn(const struct page_info *pg);
 /*
+ * Race injection, for unit tests only (NULL otherwise): when set,
+ * add_to_physmap of a xen-heap frame (shared_info, a grant frame) calls it
+ * just before taking the p2m_lock under which it writes the entry, so that
+ * a test can run a competing add there, as another vCPU could.
+ */
+extern void (*_Atomic hv_xenheap_add_race)(struct domain *d, mfn_t mfn,
+                                           uint64_t gfn);
+/*
  * The physmap of a translated domain (d->p2m) and, for PV, the M2P side of
  * it.  guest_physmap_remove_page: -EILSEQ when gfn does not map mfn.
  */

@@ -618,36 +618,53 @@ static int clear_destination(struct domain *d, uint64_t gfn, mfn_t mfn)
     return rc;
 }
 
+/* Race injection for the unit tests (see hv.h); NULL in the daemon. */
+void (*_Atomic hv_xenheap_add_race)(struct domain *d, mfn_t mfn,
+                                    uint64_t gfn);
+
 /*
  * A xen-heap frame goes into the physmap at most once (Arm's rule, section
- * 8): with no recorded GFN the entry is written and the GFN recorded, both
- * under p2m_lock; with one, -EBUSY until remove_from_physmap.
+ * 8, xen/arch/arm/mm.c xenmem_add_to_physmap_one): with no recorded GFN the
+ * entry is written and the GFN recorded, with one the answer is -EBUSY
+ * until remove_from_physmap.  Check and set happen under one hold of
+ * p2m_lock, so a caller that gets -EBUSY has changed nothing.  A RAM frame
+ * the entry mapped before is given back (x86: "normal domain memory is
+ * freed, to avoid leaking memory"), but only once the new entry is in, and
+ * after the lock is dropped, since frees never run under p2m_lock; the
+ * general ref taken under the lock keeps it from going meanwhile.
  */
 static int add_xenheap_frame(struct domain *d, mfn_t mfn, uint64_t gfn)
 {
-    struct page_info *pg = mfn_to_page(mfn);
-    bool busy;
+    struct page_info *pg = mfn_to_page(mfn), *displaced = NULL;
+    void (*race)(struct domain *, mfn_t, uint64_t) =
+        atomic_load_explicit(&hv_xenheap_add_race, memory_order_relaxed);
+    mfn_t prev;
     int rc;
 
-    spin_lock(&d->p2m_lock);
-    busy = page_get_xenheap_gfn(pg) != INVALID_GFN;
-    spin_unlock(&d->p2m_lock);
-    if ( busy )
-        return -EBUSY;
-
-    rc = clear_destination(d, gfn, mfn);
-    if ( rc )
-        return rc;
+    if ( unlikely(race != NULL) )
+        race(d, mfn, gfn);
 
     spin_lock(&d->p2m_lock);
     if ( page_get_xenheap_gfn(pg) != INVALID_GFN )
         rc = -EBUSY;
     else if ( !(rc = p2m_ensure(d, gfn)) )
     {
+        prev = p2m_get_entry(d, gfn);
+        if ( mfn_valid(prev) && prev != mfn &&
+             !is_xen_heap_page(mfn_to_page(prev)) &&
+             get_page(mfn_to_page(prev), d) )
+            displaced = mfn_to_page(prev);
+        /* Unhooks what was there: its M2P entry, or its xen-heap GFN. */
         p2m_set_entry(d, gfn, mfn);
         page_set_xenheap_gfn(pg, gfn);
     }
     spin_unlock(&d->p2m_lock);
+
+    if ( displaced )
+    {
+        put_page_alloc_ref(displaced);
+        put_page(displaced);
+    }
     return rc;
 }
 

@@ -764,6 +764,70 @@ TEST(xenheap_gfn_add_twice_ebusy_until_removed)
     hvtest_done();
 }
 
+/* The competing caller: shared_info at GFN 0x200, just before our lock. */
+static unsigned int xenheap_race_fired;
+
+static void xenheap_race_add_elsewhere(struct domain *d, mfn_t mfn,
+                                       uint64_t gfn)
+{
+    (void)d;
+    (void)mfn;
+    (void)gfn;
+    atomic_store(&hv_xenheap_add_race, NULL);
+    xenheap_race_fired++;
+    ASSERT_EQ(add_to_physmap(XENMAPSPACE_shared_info, 0, 0x200), 0);
+}
+
+/*
+ * Two add_to_physmap calls of shared_info race, one at GFN 0x10, where a
+ * RAM frame is, one at 0x200.  The one that loses gets -EBUSY and must
+ * have changed nothing: Arm's Xen checks and sets under one p2m write
+ * lock.  Checking, dropping the lock to give the RAM frame back, then
+ * checking again would answer -EBUSY with the guest's frame at 0x10 gone.
+ */
+TEST(xenheap_gfn_race_ebusy_has_no_side_effect)
+{
+    struct domain *d;
+    uint64_t list[1] = { 0x10 }, free_before;
+    mfn_t ram, si_mfn;
+
+    hvtest_host(HVTEST_MEM_MB);
+    free_before = hv_free_pages();
+    d = translated_domain(16);
+    si_mfn = d->shared_info_mfn;
+    ASSERT_EQ(populate(list, 1, 0), 1);
+    ram = gfn_to_mfn(d, 0x10);
+    ASSERT(mfn_valid(ram));
+
+    xenheap_race_fired = 0;
+    atomic_store(&hv_xenheap_add_race, xenheap_race_add_elsewhere);
+    ASSERT_EQ(add_to_physmap(XENMAPSPACE_shared_info, 0, 0x10), -EBUSY);
+    atomic_store(&hv_xenheap_add_race, NULL);
+    ASSERT_EQ(xenheap_race_fired, 1);
+
+    /* The winner's entry; the loser's destination exactly as it was. */
+    ASSERT_HEX(page_get_xenheap_gfn(mfn_to_page(si_mfn)), 0x200);
+    ASSERT_HEX(gfn_to_mfn(d, 0x200), si_mfn);
+    ASSERT_HEX(gfn_to_mfn(d, 0x10), ram);
+    ASSERT_HEX(hvtest_caf(ram), PGC_allocated | 1);
+    ASSERT_HEX(get_gpfn_from_mfn(ram), 0x10);
+    ASSERT_EQ(tot_pages(d), 1);
+    HVTEST_AUDIT_CLEAN();
+
+    /* Unraced, the RAM frame goes back to the heap once replaced. */
+    ASSERT_EQ(remove_from_physmap(0x200), 0);
+    ASSERT_EQ(add_to_physmap(XENMAPSPACE_shared_info, 0, 0x10), 0);
+    ASSERT_HEX(gfn_to_mfn(d, 0x10), si_mfn);
+    ASSERT_HEX(page_get_xenheap_gfn(mfn_to_page(si_mfn)), 0x10);
+    ASSERT_EQ(tot_pages(d), 0);
+    ASSERT_FRAME_FREE(ram);
+    HVTEST_AUDIT_CLEAN();
+
+    hvtest_destroy(d);
+    ASSERT_EQ(hv_free_pages(), free_before);
+    hvtest_done();
+}
+
 TEST(translated_populate_decrease_and_gmfn_move)
 {
     struct domain *d;
