@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -76,6 +77,7 @@ struct dom_meta
     char name[FERRY_NAME_MAX];
     void *blob;
     uint32_t blob_len;
+    uint64_t start_time;            /* when first named (Epoch seconds) */
 };
 static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dom_meta *meta;       /* DOMID_FIRST_RESERVED entries */
@@ -477,6 +479,10 @@ static int h_set_meta(struct ctl_conn *c, const void *p, size_t len)
         struct dom_meta *m = &meta[q->domid];
 
         free(m->blob);
+        /* A domain starts when the toolstack first names it, as libxl
+         * writes start_time when it creates (or restores) a domain. */
+        if ( m->d != d )
+            m->start_time = (uint64_t)time(NULL);
         m->d = d;
         snprintf(m->name, sizeof(m->name), "%s", q->name);
         m->blob = blob;
@@ -540,6 +546,7 @@ static int h_get_meta(struct ctl_conn *c, const void *p, size_t len)
     {
         snprintf(r.name, sizeof(r.name), "%s", meta[q->domid].name);
         r.blob_len = meta[q->domid].blob_len;
+        r.start_time = meta[q->domid].start_time;
         if ( !buf_put(&c->out, &r, sizeof(r)) ||
              (r.blob_len && !buf_put(&c->out, meta[q->domid].blob, r.blob_len)) )
             rc = -ENOMEM;
@@ -567,6 +574,21 @@ static int h_getcontext(struct ctl_conn *c, const void *p, size_t len)
     WITH_DOMAIN(q->domid, d);
     ctxt = buf_put(&c->out, NULL, sizeof(*ctxt));
     rc = ctxt ? domctl_getvcpucontext(d, q->vcpu, ctxt) : -ENOMEM;
+    put_domain(d);
+    return rc;
+}
+
+static int h_vcpu_getinfo(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_vcpu_req *q = p;
+    struct xen_domctl_getvcpuinfo *info;
+    int rc;
+
+    if ( len != sizeof(*q) )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    info = buf_put(&c->out, NULL, sizeof(*info));
+    rc = info ? domctl_getvcpuinfo(d, q->vcpu, info) : -ENOMEM;
     put_domain(d);
     return rc;
 }
@@ -824,7 +846,7 @@ static int h_dmesg(struct ctl_conn *c, const void *p, size_t len)
     uint64_t cursor;
     size_t n;
 
-    if ( len != sizeof(*q) )
+    if ( len != sizeof(*q) || (q->flags & ~FERRY_CONSOLE_CLEAR) )
         return -EINVAL;
     if ( q->max > (1U << 20) )
         return -E2BIG;
@@ -833,6 +855,8 @@ static int h_dmesg(struct ctl_conn *c, const void *p, size_t len)
         return -ENOMEM;
     cursor = q->cursor;
     n = hv_console_read((char *)c->out.p + c->out.len, q->max, &cursor);
+    if ( q->flags & FERRY_CONSOLE_CLEAR )
+        hv_console_clear(cursor);
     r = (struct ferry_ctl_console_resp *)c->out.p;
     /* The ring may have overwritten what the reader had not read yet. */
     r->lost = cursor - n > q->cursor
@@ -862,7 +886,7 @@ static int h_console_read(struct ctl_conn *c, const void *p, size_t len)
     bool alive, gone = false;
     size_t n = 0;
 
-    if ( len != sizeof(*q) )
+    if ( len != sizeof(*q) || q->flags )
         return -EINVAL;
     if ( q->max > (1U << 20) )
         return -E2BIG;
@@ -1023,6 +1047,7 @@ static const struct
     [FERRY_CTL_AUDIT] = { "audit", h_audit },
     [FERRY_CTL_DOMAIN_RESUME] = { "domain_resume", h_resume },
     [FERRY_CTL_DOMAIN_RENAME] = { "domain_rename", h_rename },
+    [FERRY_CTL_VCPU_GETINFO] = { "vcpu_getinfo", h_vcpu_getinfo },
     [FERRY_CTL_DOMAIN_WAIT] = { "domain_wait", h_wait, .blocks = true },
 };
 

@@ -351,6 +351,27 @@ int domctl_getvcpucontext(struct domain *d, unsigned int vcpu,
     return 0;
 }
 
+/*
+ * XEN_DOMCTL_getvcpuinfo: a snapshot, taken without pausing the vCPU (the
+ * fields are read one by one, as Xen reads its runstate).
+ */
+int domctl_getvcpuinfo(struct domain *d, unsigned int vcpu,
+                       struct xen_domctl_getvcpuinfo *info)
+{
+    struct vcpu *v;
+
+    if ( vcpu >= d->max_vcpus || !(v = d->vcpu[vcpu]) )
+        return -EINVAL;
+    memset(info, 0, sizeof(*info));
+    info->vcpu = vcpu;
+    info->online = !atomic_load(&v->is_down);
+    info->blocked = atomic_load(&v->blocked);
+    info->running = atomic_load(&v->running);
+    info->cpu = (uint32_t)atomic_load(&v->processor);
+    info->cpu_time = atomic_load(&v->cpu_time);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * setvcpucontext
  * ------------------------------------------------------------------------ */

@@ -147,6 +147,12 @@ void hv_gdprintk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Copy the console ring (oldest first) into buf; returns bytes written. */
 size_t hv_console_read(char *buf, size_t len, uint64_t *cursor);
+/*
+ * Forget the console ring up to upto (a cursor hv_console_read returned):
+ * later reads start there at the earliest (xl dmesg -c, Xen's
+ * readconsolering with clear).  Lines written since stay.
+ */
+void hv_console_clear(uint64_t upto);
 /* Does the ring hold a line containing needle?  (for tests) */
 bool hv_log_contains(const char *needle);
 void hv_log_clear(void);
@@ -398,6 +404,7 @@ struct vcpu
     _Atomic bool blocked;           /* SCHEDOP_block */
     _Atomic bool running;
     _Atomic uint64_t cpu_time;      /* ns run so far (the guest CPU adds) */
+    _Atomic int processor;          /* host CPU its runner last started on */
 
     /* Base page tables: each holds one general + one L4 type reference. */
     mfn_t guest_table;              /* 0: none */
@@ -817,6 +824,8 @@ void relinquish_p2m_mapping(struct domain *d);
 int domctl_getdomaininfo(struct domain *d,
                          struct xen_domctl_getdomaininfo *info);
 int domctl_max_mem(struct domain *d, uint64_t max_memkb);
+int domctl_getvcpuinfo(struct domain *d, unsigned int vcpu,
+                       struct xen_domctl_getvcpuinfo *info);
 int domctl_getvcpucontext(struct domain *d, unsigned int vcpu,
                           struct vcpu_guest_context *ctxt);
 int domctl_setvcpucontext(struct domain *d, unsigned int vcpu,

@@ -22,6 +22,7 @@ static struct
     pthread_mutex_t lock;
     char buf[CONRING_SIZE];
     uint64_t produced;          /* bytes ever written */
+    uint64_t cleared;           /* readers start here at the earliest */
     FILE *sink;
     enum hv_loglvl sink_max;
 } conring = { .lock = PTHREAD_MUTEX_INITIALIZER, .sink_max = HVLOG_INFO };
@@ -100,12 +101,22 @@ size_t hv_console_read(char *buf, size_t len, uint64_t *cursor)
     if ( conring.produced > CONRING_SIZE &&
          from < conring.produced - CONRING_SIZE )
         from = conring.produced - CONRING_SIZE;
+    if ( from < conring.cleared )
+        from = conring.cleared;
     while ( from < conring.produced && n < len )
         buf[n++] = conring.buf[from++ % CONRING_SIZE];
     if ( cursor )
         *cursor = from;
     pthread_mutex_unlock(&conring.lock);
     return n;
+}
+
+void hv_console_clear(uint64_t upto)
+{
+    pthread_mutex_lock(&conring.lock);
+    if ( upto > conring.cleared && upto <= conring.produced )
+        conring.cleared = upto;
+    pthread_mutex_unlock(&conring.lock);
 }
 
 bool hv_log_contains(const char *needle)
@@ -127,6 +138,7 @@ void hv_log_clear(void)
 {
     pthread_mutex_lock(&conring.lock);
     conring.produced = 0;
+    conring.cleared = 0;
     pthread_mutex_unlock(&conring.lock);
 }
 

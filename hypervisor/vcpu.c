@@ -45,6 +45,7 @@
  * pausing a domain is synchronous, as in Xen.
  */
 #include <inttypes.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -714,6 +715,7 @@ static void *runner_main(void *arg)
     {
         rt->nr_running++;
         atomic_store(&r->v->running, true);
+        atomic_store(&r->v->processor, max(sched_getcpu(), 0));
         pthread_mutex_unlock(&rt->lock);
 
         run(r);

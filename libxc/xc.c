@@ -522,12 +522,12 @@ int xc_domain_shutdown_request(xc_interface *xch, uint32_t domid,
 
 /* Read from one of the two console rings (a domain's, or the host's). */
 static int64_t ring_read(xc_interface *xch, unsigned int op, uint32_t domid,
-                         char *buf, size_t len, uint64_t *cursor,
-                         uint64_t *lost)
+                         unsigned int flags, char *buf, size_t len,
+                         uint64_t *cursor, uint64_t *lost)
 {
     struct ferry_ctl_console_req q = {
-        .domid = (domid_t)domid, .max = (uint32_t)min(len, (size_t)1 << 20),
-        .cursor = *cursor,
+        .domid = (domid_t)domid, .flags = (uint16_t)flags,
+        .max = (uint32_t)min(len, (size_t)1 << 20), .cursor = *cursor,
     };
     struct ferry_ctl_console_resp r;
 
@@ -554,7 +554,7 @@ static int64_t ring_read(xc_interface *xch, unsigned int op, uint32_t domid,
 int64_t xc_console_read(xc_interface *xch, uint32_t domid, char *buf,
                         size_t len, uint64_t *cursor, uint64_t *lost)
 {
-    return ring_read(xch, FERRY_CTL_CONSOLE_READ, domid, buf, len, cursor,
+    return ring_read(xch, FERRY_CTL_CONSOLE_READ, domid, 0, buf, len, cursor,
                      lost);
 }
 
@@ -607,25 +607,44 @@ int xc_domain_rename(xc_interface *xch, uint32_t domid, const char *expect,
     return 0;
 }
 
+static int get_meta(xc_interface *xch, uint32_t domid,
+                    struct ferry_ctl_meta *r)
+{
+    if ( domid_call(xch, FERRY_CTL_DOMAIN_GET_META, domid, "get_meta") )
+        return -1;
+    if ( xch->resp.len < sizeof(*r) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(r, xch->resp.buf, sizeof(*r));
+    if ( xch->resp.len != sizeof(*r) + r->blob_len )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    r->name[sizeof(r->name) - 1] = '\0';
+    return 0;
+}
+
+int xc_domain_start_time(xc_interface *xch, uint32_t domid,
+                         uint64_t *start_time)
+{
+    struct ferry_ctl_meta r;
+
+    if ( get_meta(xch, domid, &r) )
+        return -1;
+    *start_time = r.start_time;
+    return 0;
+}
+
 int xc_domain_get_meta(xc_interface *xch, uint32_t domid, char *name,
                        size_t name_len, void **blob, size_t *blob_len)
 {
     struct ferry_ctl_meta r;
 
-    if ( domid_call(xch, FERRY_CTL_DOMAIN_GET_META, domid, "get_meta") )
+    if ( get_meta(xch, domid, &r) )
         return -1;
-    if ( xch->resp.len < sizeof(r) )
-    {
-        errno = EPROTO;
-        return -1;
-    }
-    memcpy(&r, xch->resp.buf, sizeof(r));
-    if ( xch->resp.len != sizeof(r) + r.blob_len )
-    {
-        errno = EPROTO;
-        return -1;
-    }
-    r.name[sizeof(r.name) - 1] = '\0';
     snprintf(name, name_len, "%s", r.name);
     if ( blob )
     {
@@ -665,6 +684,26 @@ int xc_vcpu_getcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
         return -1;
     }
     memcpy(ctxt, xch->resp.buf, sizeof(*ctxt));
+    return 0;
+}
+
+int xc_vcpu_getinfo(xc_interface *xch, uint32_t domid, uint32_t vcpu,
+                    xc_vcpuinfo_t *info)
+{
+    struct ferry_ctl_vcpu_req q = { .domid = (domid_t)domid, .vcpu = vcpu };
+
+    if ( call(xch, FERRY_CTL_VCPU_GETINFO, &q, sizeof(q)) < 0 )
+    {
+        xc__log(xch, XC_ERROR, errno,
+                "cannot get the state of vCPU %u of domain %u", vcpu, domid);
+        return -1;
+    }
+    if ( xch->resp.len != sizeof(*info) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(info, xch->resp.buf, sizeof(*info));
     return 0;
 }
 
@@ -1032,10 +1071,10 @@ const uint64_t *xc_m2p(const xc_interface *xch)
  * ------------------------------------------------------------------------ */
 
 int64_t xc_dmesg_read(xc_interface *xch, char *buf, size_t len,
-                      uint64_t *cursor)
+                      uint64_t *cursor, bool clear)
 {
-    return ring_read(xch, FERRY_CTL_DMESG_READ, DOMID_XEN, buf, len, cursor,
-                     NULL);
+    return ring_read(xch, FERRY_CTL_DMESG_READ, DOMID_XEN,
+                     clear ? FERRY_CONSOLE_CLEAR : 0, buf, len, cursor, NULL);
 }
 
 int xc_audit(xc_interface *xch, char *msg, size_t len)

@@ -129,6 +129,10 @@ int64_t xc_console_read(xc_interface *xch, uint32_t domid, char *buf,
 /* The toolstack's name and config blob of a domain (xenstore's role). */
 int xc_domain_set_meta(xc_interface *xch, uint32_t domid, const char *name,
                        const void *blob, size_t blob_len);
+/* When the toolstack first named the domain (seconds since the Epoch;
+ * 0 for domain 0), as libxl_vm_get_start_time. */
+int xc_domain_start_time(xc_interface *xch, uint32_t domid,
+                         uint64_t *start_time);
 /* *blob is malloc'd (NULL if none); the caller frees it. */
 int xc_domain_get_meta(xc_interface *xch, uint32_t domid, char *name,
                        size_t name_len, void **blob, size_t *blob_len);
@@ -147,6 +151,10 @@ int xc_domain_rename(xc_interface *xch, uint32_t domid, const char *expect,
 
 int xc_vcpu_getcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
                        struct vcpu_guest_context *ctxt);
+/* online, blocked, running, cpu_time and cpu of one vCPU. */
+typedef struct xen_domctl_getvcpuinfo xc_vcpuinfo_t;
+int xc_vcpu_getinfo(xc_interface *xch, uint32_t domid, uint32_t vcpu,
+                    xc_vcpuinfo_t *info);
 /* ctxt NULL resets the vCPU. */
 int xc_vcpu_setcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
                        const struct vcpu_guest_context *ctxt);
@@ -260,9 +268,10 @@ int xc_dom_build_pv(xc_interface *xch, uint32_t domid,
  * ------------------------------------------------------------------------ */
 
 /* Read the hypervisor's log from *cursor (0: the oldest kept); returns
- * bytes read into buf (>= 0) and advances *cursor, or -1. */
+ * bytes read into buf (>= 0) and advances *cursor, or -1.  With clear,
+ * what was read is forgotten: later reads start after it (xl dmesg -c). */
 int64_t xc_dmesg_read(xc_interface *xch, char *buf, size_t len,
-                      uint64_t *cursor);
+                      uint64_t *cursor, bool clear);
 /* Run the hypervisor's auditor: 0 clean, 1 with msg filled, -1 error. */
 int xc_audit(xc_interface *xch, char *msg, size_t len);
 

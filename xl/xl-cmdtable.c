@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The command table: one entry per xl verb, with the usage text of
- * man/xl.1.  Style: Xen's xl/libxl style.
+ * man/xl.1; `xl help` lists it.  Style: Xen's xl/libxl style.
  */
 #include <string.h>
 
@@ -34,6 +34,13 @@ const struct cmd_spec cmd_table[] = {
       "-h                      Print this help.\n"
       "-F                      Accepted for xl compatibility.\n"
       "-w, --wait              Wait for guest(s) to shutdown." },
+    { "reboot", &main_reboot, false, true,
+      "Issue a reboot signal to a domain",
+      "[options] <-a|Domain>",
+      "-a, --all               Reboot all guest domains.\n"
+      "-h                      Print this help.\n"
+      "-F                      Accepted for xl compatibility.\n"
+      "-w, --wait              Wait for guest(s) to shut down for the reboot." },
     { "console", &main_console, false, false,
       "Attach to domain's console",
       "[options] <Domain>\n"
@@ -118,15 +125,40 @@ const struct cmd_spec cmd_table[] = {
       "--exclude-tag TAG     No targets with this tag (repeatable).\n"
       "SOURCE                The host to empty (fleet host name or run dir;\n"
       "                      default: the host of -H)." },
+    { "mem-max", &main_memmax, false, true,
+      "Set the maximum amount reservation for a domain",
+      "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
+      NULL },
+    { "vcpu-list", &main_vcpulist, false, false,
+      "List the VCPUs for all/some domains",
+      "[Domain, ...]", NULL },
     { "info", &main_info, false, false,
       "Get information about Xen host",
-      "", NULL },
+      "[KEY]",
+      "KEY                Print only the value of KEY (ferry)." },
+    { "domid", &main_domid, false, false,
+      "Convert a domain name to domain id",
+      "<DomainName>", NULL },
+    { "domname", &main_domname, false, false,
+      "Convert a domain id to domain name",
+      "<DomainId>", NULL },
+    { "rename", &main_rename, false, true,
+      "Rename a domain",
+      "<Domain> <NewDomainName>", NULL },
+    { "uptime", &main_uptime, false, false,
+      "Print uptime for all/some domains",
+      "[-s] [Domain]",
+      "-s                 Short format, as uptime(1)." },
     { "dmesg", &main_dmesg, false, false,
-      "Read the hypervisor's log",
-      "", NULL },
+      "Read and/or clear dmesg buffer",
+      "[-c]",
+      "  -c                        Clear dmesg buffer as well as printing it" },
     { "audit", &main_audit, false, false,
       "Check the hypervisor's reference counts and invariants (ferry)",
       "", NULL },
+    { "help", &main_help, false, false,
+      "Print the list of subcommands, or the usage of one",
+      "[<subcommand>]", NULL },
 };
 
 const int cmd_table_size = sizeof(cmd_table) / sizeof(cmd_table[0]);

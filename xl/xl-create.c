@@ -183,6 +183,7 @@ static void monitor(const char *rundir, uint32_t domid,
     xc_interface *xch = xc_interface_open(rundir, NULL);
 
     while (xch) {
+        char name[XC_DOMAIN_NAME_MAX];
         xc_domaininfo_t info;
         unsigned int reason;
 
@@ -206,6 +207,18 @@ static void monitor(const char *rundir, uint32_t domid,
         case FERRY_ACTION_RESTART:
         case FERRY_ACTION_RESTART_RENAME:
         case FERRY_ACTION_COREDUMP_RESTART:
+            /* The new domain keeps the name the old one has now (xl
+             * rename), as xl restarts from the retrieved configuration. */
+            if (!xc_domain_get_meta(xch, domid, name, sizeof(name), NULL,
+                                    NULL) && name[0] &&
+                strcmp(name, dc->name)) {
+                char *copy = strdup(name);
+
+                if (copy) {
+                    free(dc->name);
+                    dc->name = copy;
+                }
+            }
             xc_domain_destroy(xch, domid);
             if (xl_create_domain(xch, dc, false, &domid))
                 goto out;
@@ -330,7 +343,12 @@ static bool wait_shutdown(xc_interface *xch, uint32_t domid, int timeout_s)
     return false;
 }
 
-int main_shutdown(int argc, char **argv)
+/*
+ * xl shutdown and xl reboot (Xen's main_shutdown_or_reboot): ask the guest
+ * to power off or to reboot; it acts when it can, and the domain's monitor
+ * applies on_poweroff or on_reboot once it has.
+ */
+static int shutdown_or_reboot(bool reboot, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "all", no_argument, NULL, 'a' },
@@ -338,12 +356,13 @@ int main_shutdown(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
+    const char *what = reboot ? "reboot" : "shutdown";
     bool all = false, wait_it = false;
     xc_interface *xch;
     uint32_t ids[1024];
     int n = 0, opt, rc = EXIT_SUCCESS;
 
-    while ((opt = xl_getopt(argc, argv, "awFh", opts, "shutdown", 0,
+    while ((opt = xl_getopt(argc, argv, "awFh", opts, what, 0,
                             &rc)) != -1) {
         switch (opt) {
         case -2: return rc;
@@ -353,8 +372,8 @@ int main_shutdown(int argc, char **argv)
         }
     }
     if (!all && optind >= argc) {
-        fprintf(stderr, "'xl shutdown' requires at least 1 argument.\n\n");
-        help("shutdown");
+        fprintf(stderr, "'xl %s' requires at least 1 argument.\n\n", what);
+        help(what);
         return EXIT_USAGE;
     }
     xch = xl_open_host();
@@ -368,9 +387,11 @@ int main_shutdown(int argc, char **argv)
         return EXIT_FAILURE;
     }
     for (int i = 0; i < n; i++) {
-        fprintf(stderr, "Shutting down domain %u\n", ids[i]);
-        if (xc_domain_shutdown_request(xch, ids[i], SHUTDOWN_poweroff)) {
-            fprintf(stderr, "shutdown failed (rc=%d)\n", -errno);
+        fprintf(stderr, "%s domain %u\n",
+                reboot ? "Rebooting" : "Shutting down", ids[i]);
+        if (xc_domain_shutdown_request(xch, ids[i], reboot ? SHUTDOWN_reboot
+                                                           : SHUTDOWN_poweroff)) {
+            fprintf(stderr, "%s failed (rc=%d)\n", what, -errno);
             rc = EXIT_FAILURE;
         }
     }
@@ -380,12 +401,22 @@ int main_shutdown(int argc, char **argv)
                 rc = EXIT_FAILURE;
             else
                 fprintf(stderr, "Domain %u has been shut down, reason code %d\n",
-                        ids[i], 0);
+                        ids[i], reboot ? SHUTDOWN_reboot : SHUTDOWN_poweroff);
         }
         if (n)
             fprintf(stderr, "All domains have been shut down\n");
     }
     return rc;
+}
+
+int main_shutdown(int argc, char **argv)
+{
+    return shutdown_or_reboot(false, argc, argv);
+}
+
+int main_reboot(int argc, char **argv)
+{
+    return shutdown_or_reboot(true, argc, argv);
 }
 
 int main_console(int argc, char **argv)

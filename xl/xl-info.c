@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * xl list and xl info, in xl's output formats (tools/xl/xl_info.c): the
- * same columns, widths and state letters, so scripts written for Xen's xl
- * read ferry's output unchanged.  Style: Xen's xl/libxl style.
+ * xl list, xl info, xl domid, xl domname and xl uptime, in xl's output
+ * formats (tools/xl/xl_info.c): the same columns, widths and state
+ * letters, so scripts written for Xen's xl read ferry's output unchanged.
+ * Style: Xen's xl/libxl style.
  */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "xl.h"
@@ -139,11 +141,20 @@ int main_list(int argc, char **argv)
 static void info_line(const char *key, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* xl info KEY (ferry): print only that key's value; found once printed. */
+static const char *info_key;
+static bool info_key_found;
+
 static void info_line(const char *key, const char *fmt, ...)
 {
     va_list ap;
 
-    printf("%-23s: ", key);
+    if (info_key && strcmp(info_key, key))
+        return;
+    if (info_key)
+        info_key_found = true;
+    else
+        printf("%-23s: ", key);
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
@@ -175,6 +186,12 @@ int main_info(int argc, char **argv)
     while ((opt = xl_getopt(argc, argv, "h", NULL, "info", 0, &rc)) != -1)
         if (opt == -2)
             return rc;
+    if (argc - optind > 1) {
+        fprintf(stderr, "'xl info' takes at most one key.\n\n");
+        help("info");
+        return EXIT_USAGE;
+    }
+    info_key = optind < argc ? argv[optind] : NULL;
     xch = xl_open_host();
     if (xc_host_info(xch, &hi))
         return EXIT_FAILURE;
@@ -220,5 +237,158 @@ int main_info(int argc, char **argv)
     info_line("ferry_run_dir", "%s", run_dir);
     info_line("ferry_domains", "%u", hi.nr_domains);
     info_line("xend_config_format", "%u", 4);
+    if (info_key && !info_key_found) {
+        fprintf(stderr, "xl info: no key \"%s\" (xl info lists them)\n",
+                info_key);
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
+}
+
+int main_domid(int argc, char **argv)
+{
+    xc_domaininfo_t info[MAX_DOMAINS];
+    xc_interface *xch;
+    const char *domname;
+    int n, opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "h", NULL, "domid", 1, &rc)) != -1)
+        if (opt == -2)
+            return rc;
+    domname = argv[optind];
+    xch = xl_open_host();
+    n = xc_domain_getinfolist(xch, 0, MAX_DOMAINS, info);
+    for (int i = 0; i < n; i++) {
+        char name[XC_DOMAIN_NAME_MAX];
+
+        if (!strcmp(domain_name(xch, info[i].domain, name, sizeof(name)),
+                    domname)) {
+            printf("%u\n", info[i].domain);
+            return EXIT_SUCCESS;
+        }
+    }
+    fprintf(stderr, "Can't get domid of domain name '%s', maybe this domain does not exist.\n",
+            domname);
+    return EXIT_FAILURE;
+}
+
+int main_domname(int argc, char **argv)
+{
+    char name[XC_DOMAIN_NAME_MAX];
+    xc_domaininfo_t info;
+    xc_interface *xch;
+    unsigned long domid;
+    char *end;
+    int opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "h", NULL, "domname", 1,
+                            &rc)) != -1)
+        if (opt == -2)
+            return rc;
+    domid = strtoul(argv[optind], &end, 10);
+    if (end == argv[optind] || *end) {
+        fprintf(stderr, "Invalid domain id.\n\n");
+        return EXIT_FAILURE;
+    }
+    xch = xl_open_host();
+    if (domid >= DOMID_FIRST_RESERVED ||
+        xc_domain_getinfo_single(xch, (uint32_t)domid, &info)) {
+        fprintf(stderr, "Can't get domain name of domain id '%lu', maybe this domain does not exist.\n",
+                domid);
+        return EXIT_FAILURE;
+    }
+    printf("%s\n", domain_name(xch, (uint32_t)domid, name, sizeof(name)));
+    return EXIT_SUCCESS;
+}
+
+/* "[D day[s], ]HH:MM[:SS]", as Xen's uptime_to_string. */
+static void print_uptime_string(unsigned long up, bool short_mode)
+{
+    unsigned long day = up / 86400, hour = up / 3600 % 24,
+                  min = up / 60 % 60, sec = up % 60;
+
+    if (day)
+        printf("%lu day%s, ", day, day > 1 ? "s" : "");
+    if (short_mode)
+        printf("%2lu:%02lu", hour, min);
+    else
+        printf("%2lu:%02lu:%02lu", hour, min, sec);
+}
+
+/*
+ * One line of xl uptime.  Domain 0's uptime is the host's (the daemon's:
+ * ferry's domain 0 starts with it); a guest's runs from when the toolstack
+ * first named it, i.e. its create, restore or incoming migration, as
+ * libxl's start_time does.
+ */
+static void print_domain_uptime(xc_interface *xch, uint32_t domid,
+                                bool short_mode, time_t now,
+                                uint64_t host_up_s)
+{
+    char name[XC_DOMAIN_NAME_MAX];
+    uint64_t start;
+    unsigned long up;
+
+    if (domid == 0) {
+        up = (unsigned long)host_up_s;
+    } else {
+        if (xc_domain_start_time(xch, domid, &start) || !start)
+            return;
+        up = (uint64_t)now > start ? (unsigned long)((uint64_t)now - start)
+                                   : 0;
+    }
+    domain_name(xch, domid, name, sizeof(name));
+    if (short_mode) {
+        char clock[16];
+        struct tm tm;
+
+        strftime(clock, sizeof(clock), "%H:%M:%S", localtime_r(&now, &tm));
+        printf(" %s up ", clock);
+        print_uptime_string(up, true);
+        printf(", %s (%u)\n", name, domid);
+    } else {
+        printf("%-33s %4u ", name, domid);
+        print_uptime_string(up, false);
+        putchar('\n');
+    }
+}
+
+int main_uptime(int argc, char **argv)
+{
+    struct xc_host_info hi;
+    xc_interface *xch;
+    bool short_mode = false;
+    time_t now;
+    int opt, rc = EXIT_SUCCESS;
+
+    while ((opt = xl_getopt(argc, argv, "sh", NULL, "uptime", 0,
+                            &rc)) != -1) {
+        if (opt == -2)
+            return rc;
+        if (opt == 's')
+            short_mode = true;
+    }
+    xch = xl_open_host();
+    if (xc_host_info(xch, &hi))
+        return EXIT_FAILURE;
+    now = time(NULL);
+    if (!short_mode)
+        printf("%-33s %4s %s\n", "Name", "ID", "Uptime");
+    if (optind >= argc) {
+        xc_domaininfo_t info[MAX_DOMAINS];
+        int n = xc_domain_getinfolist(xch, 0, MAX_DOMAINS, info);
+
+        for (int i = 0; i < n; i++)
+            print_domain_uptime(xch, info[i].domain, short_mode, now,
+                                hi.uptime_ms / 1000);
+        return EXIT_SUCCESS;
+    }
+    for (; optind < argc; optind++) {
+        uint32_t domid;
+
+        if (find_domain(xch, argv[optind], &domid))
+            return EXIT_FAILURE;
+        print_domain_uptime(xch, domid, short_mode, now, hi.uptime_ms / 1000);
+    }
     return EXIT_SUCCESS;
 }

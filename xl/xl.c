@@ -75,6 +75,18 @@ void help(const char *command)
         printf("Options:\n\n%s\n", cmd->options);
 }
 
+/* xl help [VERB]: as Xen's, which handles it in main(); here it is a verb
+ * of the table, so that the list shows it too.  An unknown VERB fails. */
+int main_help(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "help") && !cmdtable_lookup(argv[1])) {
+        help(argv[1]);
+        return EXIT_FAILURE;
+    }
+    help(argc > 1 ? argv[1] : NULL);
+    return EXIT_SUCCESS;
+}
+
 int xl_getopt(int argc, char **argv, const char *opts,
               const struct option *longopts, const char *cmd,
               int num_required, int *exit_code)

@@ -474,6 +474,20 @@ struct start_info
 #define XEN_DOMINF_shutdownshift 16
 #define XEN_DOMINF_shutdownmask  0xffU
 
+/* XEN_DOMCTL_getvcpuinfo.  cpu: for ferry, the host CPU the vCPU's
+ * thread last started running on. */
+struct xen_domctl_getvcpuinfo
+{
+    uint32_t vcpu;
+    uint8_t online;                 /* not taken down (VCPUOP_down) */
+    uint8_t blocked;                /* waiting for an event */
+    uint8_t running;                /* executing guest code now */
+    uint8_t pad;
+    uint64_t cpu_time;              /* ns */
+    uint32_t cpu;
+    uint32_t pad2;
+};
+
 struct xen_domctl_getdomaininfo
 {
     domid_t domain;

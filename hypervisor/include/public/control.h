@@ -75,6 +75,7 @@ enum ferry_ctl_op
     FERRY_CTL_DOMAIN_RESUME,        /* undo a (suspend) shutdown */
     FERRY_CTL_DOMAIN_RENAME,        /* compare-and-swap of the name */
     FERRY_CTL_DOMAIN_WAIT,          /* block until it has shut down */
+    FERRY_CTL_VCPU_GETINFO,         /* Xen's XEN_DOMCTL_getvcpuinfo */
     FERRY_CTL_NR_OPS
 };
 
@@ -150,6 +151,9 @@ struct ferry_ctl_meta
     uint16_t pad;
     uint32_t blob_len;          /* config JSON bytes that follow */
     char name[FERRY_NAME_MAX];  /* NUL-terminated */
+    /* GET_META: when the toolstack first named the domain, in seconds
+     * since the Epoch (libxl's /vm/UUID/start_time); SET_META: zero. */
+    uint64_t start_time;
 };
 
 /*
@@ -189,6 +193,9 @@ struct ferry_ctl_vcpu_req
     uint32_t vcpu;
     /* SETCONTEXT: struct vcpu_guest_context follows (or nothing: reset) */
 };
+
+/* VCPU_GETINFO: request ferry_ctl_vcpu_req; response Xen's struct
+ * xen_domctl_getvcpuinfo (abi.h). */
 
 struct ferry_ctl_pfinfo_req
 {
@@ -256,10 +263,11 @@ struct ferry_ctl_map_req
 };
 /* Response: num int32 per-frame errors (0, -EPERM, -EINVAL). */
 
+#define FERRY_CONSOLE_CLEAR 1U      /* DMESG_READ: forget what was read */
 struct ferry_ctl_console_req
 {
     domid_t domid;              /* DOMID_XEN: the hypervisor's own log */
-    uint16_t pad;
+    uint16_t flags;             /* FERRY_CONSOLE_*; zero for a domain's */
     uint32_t max;               /* bytes wanted (<= 1 MiB) */
     uint64_t cursor;            /* bytes ever produced, where to resume */
 };
@@ -274,7 +282,7 @@ struct ferry_ctl_console_resp
 _Static_assert(sizeof(struct ferry_ctl_hdr) == 24, "ctl header");
 _Static_assert(sizeof(struct ferry_ctl_hello_resp) == 72, "hello resp");
 _Static_assert(sizeof(struct ferry_ctl_create_req) == 32, "create req");
-_Static_assert(sizeof(struct ferry_ctl_meta) == 72, "meta");
+_Static_assert(sizeof(struct ferry_ctl_meta) == 80, "meta");
 _Static_assert(sizeof(struct ferry_ctl_rename_req) == 136, "rename req");
 _Static_assert(sizeof(struct ferry_ctl_wait_req) == 8, "wait req");
 _Static_assert(sizeof(struct ferry_ctl_shadow_req) == 24, "shadow req");
