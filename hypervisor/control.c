@@ -647,6 +647,19 @@ static int h_shadow(struct ctl_conn *c, const void *p, size_t len)
     if ( q->want_bitmap > 1 || q->pages > (1ULL << 32) )
         return -EINVAL;
     WITH_DOMAIN(q->domid, d);
+    /*
+     * Xen writes the bitmap into the caller's buffer; here the daemon
+     * builds it, so its size is bounded by the domain's PFN space (what
+     * the saver asks for: its shared_info max_pfn + 1), or its maximum
+     * memory, before anything is allocated.
+     */
+    if ( q->want_bitmap &&
+         q->pages > max(domain_get_maximum_gpfn(d) + 1,
+                        (uint64_t)atomic_load(&d->max_pages)) )
+    {
+        put_domain(d);
+        return -E2BIG;
+    }
     r = buf_put(&c->out, NULL, sizeof(*r));
     if ( r && q->want_bitmap )
         bitmap = buf_put(&c->out, NULL, (q->pages + 7) / 8);

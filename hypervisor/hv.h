@@ -764,6 +764,9 @@ void flush_tlb_domain(struct domain *d);
  * xen_add_to_physmap_batch (23); unused for maximum_ram_page (2).
  */
 long do_memory_op(unsigned int *cmd, void *arg);
+/* The domain's highest PFN (XENMEM_maximum_gpfn): a PV guest's own
+ * shared_info max_pfn less one, a translated guest's highest P2M entry. */
+uint64_t domain_get_maximum_gpfn(struct domain *d);
 /*
  * grant_table_op: uop points at count structures of the op's type.  Never
  * preempted (ferry's batches are short); per-op results in each status.

@@ -490,7 +490,7 @@ static long memop_reservation(unsigned int *cmd, unsigned int op,
  * ------------------------------------------------------------------------ */
 
 /* PV guests record nr_pfns, not max_pfn, in shared_info: hence the - 1. */
-static uint64_t domain_get_maximum_gpfn(struct domain *d)
+uint64_t domain_get_maximum_gpfn(struct domain *d)
 {
     uint64_t max_pfn = 0;
 

@@ -3,7 +3,7 @@
  * ctl-abuse: send malformed control requests to a running ferry-hv and
  * check that each gets the error it should, that the daemon keeps serving,
  * and that no domain is disturbed.  Run by t0002-control-protocol.sh with
- * the host's run directory as its argument; prints TAP (24 checks, and
+ * the host's run directory as its argument; prints TAP (26 checks, and
  * room for MORE-PLANNED more that the caller prints after them).
  */
 #include <errno.h>
@@ -216,6 +216,29 @@ static void test_fields(void)
     result(one(999, NULL, 0) == -ENOSYS, "unknown op: -ENOSYS");
 }
 
+/*
+ * A log-dirty bitmap is built by the daemon: one asked for 2^32 pages
+ * (512 MiB) of a domain of @max_pages is refused before it is allocated;
+ * one of the domain's size gets past that check (log-dirty is off, so
+ * the op itself then fails otherwise).
+ */
+static void shadow_bound(uint32_t domid, uint64_t max_pages)
+{
+    struct ferry_ctl_shadow_req q = {
+        .domid = domid, .op = XEN_DOMCTL_SHADOW_OP_PEEK, .want_bitmap = 1,
+        .pages = 1ULL << 32,
+    };
+    int rc;
+
+    result(one(FERRY_CTL_SHADOW_OP, &q, sizeof(q)) == -E2BIG,
+           "shadow_op bitmap of 2^32 pages for a domain of %llu: -E2BIG",
+           (unsigned long long)max_pages);
+    q.pages = max_pages;
+    rc = one(FERRY_CTL_SHADOW_OP, &q, sizeof(q));
+    result(rc != -E2BIG, "shadow_op bitmap of the domain's %llu pages: not"
+           " refused for its size (%d)", (unsigned long long)max_pages, rc);
+}
+
 /* Two real domains: A may not map B's frames, nor B's domain A's. */
 static void test_foreign_map(void)
 {
@@ -238,6 +261,7 @@ static void test_foreign_map(void)
            err == -EPERM && !p, "mapping another domain's frame: -EPERM");
     result(xc_map_foreign_frames(xch, a, XC_MAP_WRITE, &fa, 1, &p, &err) == 0 &&
            p, "mapping the domain's own frame works");
+    shadow_bound(a, 16);
     fb = xc_max_page(xch) + 5;
     result(xc_map_foreign_frames(xch, a, XC_MAP_READ, &fb, 1, &p, &err) == 1 &&
            err == -EINVAL, "mapping a frame past the end: -EINVAL");
@@ -318,8 +342,8 @@ int main(int argc, char **argv)
         return 99;
     }
     rundir = argv[1];
-    /* The caller may add checks of its own after ours (numbered 25 on). */
-    printf("1..%d\n", 24 + (argc == 3 ? atoi(argv[2]) : 0));
+    /* The caller may add checks of its own after ours (numbered 27 on). */
+    printf("1..%d\n", 26 + (argc == 3 ? atoi(argv[2]) : 0));
     test_framing();
     test_fields();
     test_foreign_map();
