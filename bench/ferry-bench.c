@@ -823,6 +823,7 @@ static void op_restore(const struct host *h, const struct dom *d,
 {
     struct sr_restore_args a = {
         .paused = true, .max_vcpus = 1, .max_memkb = d->mib * 1024,
+        .admitted_memkb = d->mib * 1024,    /* the bench's own file */
     };
     struct sr_restore_result r = { 0 };
     struct sr_io *io = NULL;

@@ -25,6 +25,15 @@
  * on after ferry's trailer (a migration's handshake) the trailer is
  * required and nothing past it is read.
  *
+ * The caller says how much memory the restore was admitted with (a
+ * migration receiver: what it checked against its free memory; xl
+ * restore: the host's free memory).  Every allocation a stream field
+ * drives is bounded by it before it happens: record bodies
+ * (sr_rec_length_bound), the P2M range and the bookkeeping sized by it,
+ * and the PFNs page tables name before they are sent (one note per PFN).
+ * So a stream that claims 2^32 PFNs costs its reader nothing before it
+ * is refused.
+ *
  * Invariants: the local P2M (ctx->p2m) holds the new MFN of every
  * populated PFN and SR__INVALID_FRAME elsewhere; nothing is written into
  * the guest except through frames the host confirmed are the new
@@ -52,6 +61,7 @@
 #define PREFAULT_MIN_RUN 4                 /* pages; shorter runs fault */
 
 #define NO_RECORD    (~(uint64_t)0)
+#define DEMANDED     (NO_RECORD - 1)       /* not sent, a table named it */
 
 /* A PFN a page table named before the stream sent it. */
 struct demand
@@ -77,6 +87,7 @@ struct restore_ctx
 
     unsigned int max_vcpus;
     uint64_t max_pages;             /* maxmem, in pages */
+    uint64_t admitted_pages;        /* bound of stream-driven allocations */
     bool have_info, have_static_end, have_shinfo;
     uint64_t max_pfn;               /* valid once p2m != NULL */
     uint64_t *p2m;                  /* pfn -> new mfn */
@@ -110,7 +121,9 @@ struct restore_ctx
     /*
      * Where things came from, so that a hostile stream's message names
      * the record at fault: the PAGE_DATA offset of each PFN's last copy
-     * (NO_RECORD: never sent), the PFNs page tables named before the
+     * (NO_RECORD: never sent; DEMANDED: never sent, and noted once in
+     * demand, which so stays within one entry per PFN), the PFNs page
+     * tables named before the
      * stream sent them, each vCPU's X86_PV_VCPU_BASIC and the libxc END.
      */
     uint64_t *pfn_rec_off;
@@ -170,6 +183,9 @@ static int create_domain(struct restore_ctx *ctx,
     if ( !a->max_vcpus || !a->max_memkb )
         return fail(ctx, -EINVAL, "restore: no vCPUs or memory to create"
                     " the domain with");
+    if ( !a->admitted_memkb )
+        return fail(ctx, -EINVAL, "restore: no admitted memory to bound"
+                    " the stream by");
     if ( xc_domain_create(ctx->xch, &domid, a->max_vcpus, a->uuid) )
         return fail(ctx, -errno, "restore: cannot create the domain: %s",
                     strerror(errno));
@@ -177,6 +193,9 @@ static int create_domain(struct restore_ctx *ctx,
     ctx->created = true;
     ctx->max_vcpus = a->max_vcpus;
     ctx->max_pages = a->max_memkb >> 2;
+    ctx->admitted_pages = a->admitted_memkb >> 2;
+    if ( ctx->admitted_pages > ctx->max_pages )
+        ctx->admitted_pages = ctx->max_pages;
     if ( xc_domain_setmaxmem(ctx->xch, domid, a->max_memkb) )
         return fail(ctx, -errno, "restore: cannot set max memory of domain"
                     " %u: %s", domid, strerror(errno));
@@ -288,6 +307,14 @@ static int handle_p2m_frames(struct restore_ctx *ctx,
     if ( h->end_pfn >= ctx->max_pages )
         return fail_rec(ctx, rec, -EINVAL,
                         "P2M larger than the domain's maximum memory");
+    /* Before the P2M and its bookkeeping are allocated for it. */
+    if ( h->end_pfn >= ctx->admitted_pages )
+        return fail(ctx, -E2BIG, "restore: %s record (type %#x) at offset %"
+                    PRIu64 ": P2M of %" PRIu64 " PFNs (%" PRIu64 " MiB) "
+                    "exceeds the %" PRIu64 " MiB admitted for this restore",
+                    sr_libxc_rec_name(rec->type), rec->type, rec->offset,
+                    (uint64_t)h->end_pfn + 1, ((uint64_t)h->end_pfn + 1) >> 8,
+                    ctx->admitted_pages >> 8);
     rc = grow_p2m(ctx, h->end_pfn);
     if ( rc )
         return fail_rec(ctx, rec, rc, "out of memory");
@@ -601,6 +628,7 @@ static int note_page_data(struct restore_ctx *ctx, const struct sr_rec *rec,
                              type & 7);
             if ( rc )
                 return rc;
+            ctx->pfn_rec_off[pfn] = DEMANDED;
         }
     }
     return 0;
@@ -880,7 +908,7 @@ static int pin_failed(struct restore_ctx *ctx, const struct mmuext_op *ops,
             continue;
         pfn = ctx->pt.m2p[ops[i].arg1.mfn];
         if ( pfn > ctx->max_pfn || pfn >= ctx->nr_pfn_rec_off ||
-             ctx->pfn_rec_off[pfn] == NO_RECORD )
+             ctx->pfn_rec_off[pfn] >= DEMANDED )
             goto batch;
         return fail(ctx, err, "restore: PAGE_DATA record (type %#x) at"
                     " offset %" PRIu64 ": the L%u table at pfn %#" PRIx64
@@ -1288,7 +1316,7 @@ static int check_demand(struct restore_ctx *ctx)
         const struct demand *d = &ctx->demand[i];
 
         if ( d->pfn < ctx->nr_pfn_rec_off &&
-             ctx->pfn_rec_off[d->pfn] != NO_RECORD )
+             ctx->pfn_rec_off[d->pfn] < DEMANDED )
             continue;
         return fail(ctx, -EINVAL, "restore: PAGE_DATA record (type %#x) at"
                     " offset %" PRIu64 ": the L%u table at pfn %#" PRIx64
@@ -1336,6 +1364,7 @@ static int restore_libxc(struct restore_ctx *ctx)
     int rc;
 
     sr_rec_init(&rec);
+    rec.max_pages = ctx->admitted_pages;
     rc = sr_read_libxc_ihdr(ctx->io, &ih);
     if ( !rc )
         rc = sr_read_libxc_dhdr(ctx->io, &dh);
@@ -1507,6 +1536,7 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     rc = create_domain(&ctx, a);
     if ( rc )
         goto out;
+    rec.max_pages = ctx.admitted_pages;
     rc = sr_read_libxl_hdr(io, &lh);
     if ( rc )
     {

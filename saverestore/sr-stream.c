@@ -237,6 +237,13 @@ int sr_read_xl_hdr(struct sr_io *io, struct sr_xl_hdr *hdr,
                       "of %" PRIu32 " bytes", len, hdr->optional_data_len);
         goto out;
     }
+    if ( len > SR_XL_CONFIG_MAX )
+    {
+        rc = HDR_FAIL(io, "xl header", off, -E2BIG,
+                      "config length %" PRIu32 " exceeds max %#x", len,
+                      SR_XL_CONFIG_MAX);
+        goto out;
+    }
     if ( len && !(buf = malloc(len)) )
     {
         rc = HDR_FAIL(io, "xl header", off, -ENOMEM, "out of memory");
@@ -711,9 +718,29 @@ static int read_padding(struct sr_io *io, enum sr_layer layer,
     return 0;
 }
 
+uint32_t sr_rec_length_bound(enum sr_layer layer, uint32_t type,
+                             uint64_t max_pages)
+{
+    uint64_t bound;
+
+    if ( !max_pages )
+        return SR_REC_LENGTH_MAX;
+    if ( layer == SR_LIBXC && type == SR_LIBXC_PAGE_DATA )
+        bound = sizeof(struct sr_page_data_hdr) +
+                max_pages * (8 + SR_PAGE_SIZE);
+    else if ( layer == SR_LIBXC && type == SR_LIBXC_X86_PV_P2M_FRAMES )
+        bound = sizeof(struct sr_x86_pv_p2m_frames) +
+                8 * ((max_pages - 1) / (SR_PAGE_SIZE / 8) + 1);
+    else
+        bound = SR_REC_SMALL_MAX;
+    return bound < SR_REC_LENGTH_MAX ? bound : SR_REC_LENGTH_MAX;
+}
+
 int sr_read_record(struct sr_io *io, enum sr_layer layer,
                    struct sr_rec *rec)
 {
+    uint32_t bound;
+
     struct sr_rhdr rhdr;
     int rc;
 
@@ -735,7 +762,17 @@ int sr_read_record(struct sr_io *io, enum sr_layer layer,
                             "length %#" PRIx32 " exceeds max %#x",
                             rec->length, SR_REC_LENGTH_MAX);
         if ( rec_known(layer, rec->type) )
+        {
+            /* Before the body is allocated: what the domain admits. */
+            bound = sr_rec_length_bound(layer, rec->type, rec->max_pages);
+            if ( rec->length > bound )
+                return rec_fail(io, layer, rec->type, rec->offset, -E2BIG,
+                                "length %#" PRIx32 " exceeds %#" PRIx32
+                                ", the most a domain of %" PRIu64
+                                " MiB admitted here can need", rec->length,
+                                bound, rec->max_pages >> 8);
             break;
+        }
         if ( !(rec->type & SR_REC_TYPE_OPTIONAL) )
             return rec_fail(io, layer, rec->type, rec->offset, -EOPNOTSUPP,
                             "not supported");

@@ -377,7 +377,9 @@ int sr_read_ferry_trailer(struct sr_io *io, bool *present);
 
 /* xl header plus its optional data (u32 length + config).  On read the
  * config is malloc'd (caller frees; NULL if none) and capped at
- * SR_REC_LENGTH_MAX. */
+ * SR_XL_CONFIG_MAX, checked before allocating: a domain's JSON config is
+ * a few KiB, and a receiver reads it before anything is admitted. */
+#define SR_XL_CONFIG_MAX    (1U << 20)
 int sr_write_xl_hdr(struct sr_io *io, uint32_t mandatory_flags,
                     const void *config, uint32_t config_len);
 int sr_read_xl_hdr(struct sr_io *io, struct sr_xl_hdr *hdr,
@@ -402,6 +404,13 @@ struct sr_rec
     uint64_t offset;            /* stream offset of the record header */
     uint8_t *body;              /* length bytes, 8-aligned */
     size_t cap;                 /* allocated size of body */
+    /*
+     * Set by a restorer after sr_rec_init(): the most pages the domain
+     * was admitted with, 0 for none (a reader with no domain).  With it,
+     * sr_read_record() refuses, before allocating, a body longer than a
+     * stream of that many pages can need (sr_rec_length_bound()).
+     */
+    uint64_t max_pages;
 };
 
 void sr_rec_init(struct sr_rec *rec);
@@ -424,6 +433,17 @@ int sr_write_recordv(struct sr_io *io, enum sr_layer layer, uint32_t type,
  * P2M entry counts against guest width, PFN ranges - is the caller's. */
 int sr_read_record(struct sr_io *io, enum sr_layer layer,
                    struct sr_rec *rec);
+
+/*
+ * The longest body a record of this type can have in the stream of a
+ * domain of at most max_pages pages (0: SR_REC_LENGTH_MAX): PAGE_DATA
+ * carries at most every page once, X86_PV_P2M_FRAMES names at most one
+ * frame per 512 of them, and every other record is a fixed or small
+ * state blob (SR_REC_SMALL_MAX).
+ */
+#define SR_REC_SMALL_MAX    (1U << 20)
+uint32_t sr_rec_length_bound(enum sr_layer layer, uint32_t type,
+                             uint64_t max_pages);
 
 /* PAGE_DATA.  An entry is pfn | type << 60; types 5-8 are reserved. */
 static inline uint64_t sr_pfn_entry(uint64_t pfn, unsigned int type)
@@ -621,6 +641,14 @@ struct sr_restore_args
     unsigned int max_vcpus;
     uint64_t max_memkb;
     uint8_t uuid[16];
+    /*
+     * The memory this restore was admitted with, in KiB: what a migration
+     * receiver checked against its free memory, or the host's free memory
+     * for a local restore.  Every allocation a stream field drives (the
+     * P2M and its bookkeeping, record bodies) is checked against it, and
+     * against max_memkb, before it happens.  Required.
+     */
+    uint64_t admitted_memkb;
     /*
      * The caller has already started the hash (sr_io_hash_start) and read
      * the xl header with sr_read_xl_hdr (to choose the config): the

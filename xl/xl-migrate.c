@@ -537,6 +537,21 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
         rc = -EINVAL;
         goto out;
     }
+    /* Admission checked the preamble's figures: the domain is built
+     * from the config's, so they must be the same. */
+    if (dc->maxmem_mib * 1024 != pre->max_memkb) {
+        snprintf(msg, len, "the stream's config has maxmem %" PRIu64
+                 " KiB, the preamble admitted %" PRIu64 " KiB",
+                 dc->maxmem_mib * 1024, pre->max_memkb);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (dc->maxvcpus != pre->max_vcpus) {
+        snprintf(msg, len, "the stream's config has %u vCPUs, the preamble"
+                 " admitted %" PRIu64, dc->maxvcpus, pre->max_vcpus);
+        rc = -EINVAL;
+        goto out;
+    }
     *json_r = ferry_domain_config_to_json(dc);
     if (!*json_r) {
         snprintf(msg, len, "cannot convert the config to JSON");
@@ -549,6 +564,7 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     args.paused = true;
     args.max_vcpus = dc->maxvcpus;
     args.max_memkb = dc->maxmem_mib * 1024;
+    args.admitted_memkb = pre->max_memkb;
     memcpy(args.uuid, dc->uuid, sizeof(args.uuid));
     args.xl_hdr_read = true;
     args.xl_mandatory_flags = hdr.mandatory_flags;

@@ -102,6 +102,7 @@ int main_restore(int argc, char **argv)
     struct sr_restore_result res = { 0 };
     struct xlcfg_error err;
     struct xl_progress prog;
+    struct xc_host_info hi;
     struct sr_io *io = NULL;
     const char *cfg = NULL, *file;
     bool paused = false, debug = false, python = false, dc_init = false;
@@ -167,10 +168,18 @@ int main_restore(int argc, char **argv)
             close(fd);
         goto out;
     }
+    /* A local restore is admitted with what the host has free: no
+     * stream field makes us allocate for more than that. */
+    if (xc_host_info(xch, &hi)) {
+        fprintf(stderr, "cannot read the host's free memory: %s\n",
+                strerror(errno));
+        goto out;
+    }
     args.xch = xch;
     args.paused = true;
     args.max_vcpus = dc.maxvcpus;
     args.max_memkb = dc.maxmem_mib * 1024;
+    args.admitted_memkb = hi.free_pages * 4;
     memcpy(args.uuid, dc.uuid, sizeof(args.uuid));
     args.progress = xl_progress_cb;
     args.progress_arg = &prog;

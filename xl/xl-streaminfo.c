@@ -92,6 +92,7 @@ struct streaminfo {
     uint64_t data_pages;
     uint64_t verify_pages;      /* data pages after VERIFY */
     uint64_t max_pfn;           /* X86_PV_P2M_FRAMES' largest end_pfn */
+    uint64_t p2m_offset;        /* the record that claimed it */
     uint64_t p2m_frames;
     uint64_t *seen, *repeat;    /* bitmaps over 0..max_pfn */
     uint64_t pfn_lo, pfn_hi, distinct, repeated;
@@ -284,8 +285,10 @@ static void do_p2m_frames(struct streaminfo *si, const struct sr_rec *rec)
         si_rec_error(si, SR_LIBXC, rec, "out of memory");
         return;
     }
-    if (!si->seen_p2m || end > si->max_pfn)
+    if (!si->seen_p2m || end > si->max_pfn) {
         si->max_pfn = end;
+        si->p2m_offset = rec->offset;
+    }
     si->seen_p2m = true;
     si->p2m_frames += count;
     for (i = 0; i < count; i++) {
@@ -377,6 +380,22 @@ static void do_end(struct streaminfo *si, const struct sr_rec *rec)
     if (!si->nr_vcpus || si->vcpus[0] != 0)
         si_rec_error(si, SR_LIBXC, rec, "no X86_PV_VCPU_BASIC record for "
                      "vCPU 0");
+    /*
+     * A saver sends every PFN of its P2M (the invalid ones as XTAB,
+     * without data), so a P2M larger than what the stream sent is a
+     * claim for memory the domain never had: a restore would size its
+     * P2M and bookkeeping by it.
+     */
+    if (si->seen_p2m && si->distinct < si->max_pfn + 1) {
+        struct sr_rec p2m = {
+            .type = SR_LIBXC_X86_PV_P2M_FRAMES, .offset = si->p2m_offset,
+        };
+
+        si_rec_error(si, SR_LIBXC, &p2m, "the P2M claims %" PRIu64 " PFNs"
+                     " (%" PRIu64 " MiB), the stream sends %" PRIu64 " of"
+                     " them", si->max_pfn + 1, (si->max_pfn + 1) >> 8,
+                     si->distinct);
+    }
     si->seen_libxc_end = true;
 }
 

@@ -4,7 +4,8 @@
  * the hostile-stream tests (t0015) and the fuzz corpus.  No host needed.
  *
  *   mkstream dump IN
- *   mkstream rewrite IN OUT [--digest=recompute|keep|none] OP [ARG]
+ *   mkstream rewrite IN OUT [--digest=recompute|keep|none]
+ *                    [--preamble[=KIB]] OP [ARG]
  *
  * The input is parsed record by record with libsr's reader (sr.h) into a
  * list of items (raw headers and records of both layers); one operation
@@ -14,6 +15,12 @@
  * which makes any change a digest mismatch) or left out ("none", Xen's
  * form).  A hostile stream with a correct digest must be refused by the
  * restore checks themselves, which is what "recompute" is for.
+ *
+ * --preamble puts a migration preamble line before the stream, as xl
+ * migrate sends it to xl migrate-receive: name, uuid and vCPUs from the
+ * (rewritten) config, and its max_memkb, or KIB (a preamble that claims
+ * another size than the stream's config).  The offsets printed do not
+ * count it.
  *
  * On success, rewrite prints one line "OFFSET NAME": the byte offset in
  * OUT of the record (or header) it changed, and its name, which is what the
@@ -54,10 +61,12 @@ struct stream
     size_t n, cap;
     uint8_t *trailer;           /* the input's trailer bytes, if any */
     size_t trailer_len;
+    char *config;               /* the xl header's JSON config, NUL ended */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
                                                      noreturn));
+static uint64_t arg_u64(const char *a);
 
 static void die(const char *fmt, ...)
 {
@@ -166,6 +175,9 @@ static void parse(struct stream *s, const uint8_t *buf, size_t len)
     sr_rec_init(&rec);
     if ( sr_read_xl_hdr(io, &xh, &config, &config_len) )
         goto bad;
+    s->config = xmalloc(config_len + 1);
+    memcpy(s->config, config, config_len);
+    s->config[config_len] = '\0';
     free(config);
     add_raw(s, "xl header", buf, 0, sr_io_offset(io));
     off = sr_io_offset(io);
@@ -279,12 +291,18 @@ static void make_trailer(const uint8_t *buf, size_t len,
     sr_io_close(io);
 }
 
+static void write_preamble(FILE *f, const struct stream *s,
+                           const char *kib);
+
 static void save(const char *path, const uint8_t *buf, size_t len,
-                 const char *digest, const struct stream *s)
+                 const char *digest, const struct stream *s,
+                 bool preamble, const char *preamble_kib)
 {
     struct sr_ferry_trailer t;
     FILE *f = fopen(path, "wb");
 
+    if ( f && preamble )
+        write_preamble(f, s, preamble_kib);
     if ( !f || fwrite(buf, 1, len, f) != len )
         die("%s: %s", path, strerror(errno));
     if ( !strcmp(digest, "recompute") )
@@ -716,6 +734,145 @@ static void op_vcpu(struct stream *s, bool gdt)
     i->mark = true;
 }
 
+/*
+ * The P2M claims @pfns PFNs (end_pfn = pfns - 1, so at most 2^32): its
+ * frame list grows by copies of its last frame, so that only the size is
+ * wrong.  For 2^32 the record is 64 MiB, for 2^27 2 MiB.  With @tail the
+ * record describes only the last frame's range (start_pfn near end_pfn):
+ * a short record that still claims the whole size.
+ */
+static void op_p2m_claim(struct stream *s, uint64_t pfns, bool tail)
+{
+    struct item *f = first(s, SR_LIBXC, SR_LIBXC_X86_PV_P2M_FRAMES);
+    struct sr_x86_pv_p2m_frames h;
+    uint64_t old, count, last;
+    uint8_t *body;
+
+    if ( !pfns || pfns > (1ULL << 32) )
+        die("p2m-claim: 1 to 2^32 PFNs");
+    memcpy(&h, f->data, sizeof(h));
+    old = (f->len - sizeof(h)) / 8;
+    if ( !old )
+        die("p2m-claim: the P2M names no frame");
+    h.end_pfn = htole32((uint32_t)(pfns - 1));
+    if ( tail )
+    {
+        h.start_pfn = htole32((uint32_t)((pfns - 1) / 512 * 512));
+        old = 1;
+    }
+    count = (pfns - 1) / 512 - le32toh(h.start_pfn) / 512 + 1;
+    if ( count < old )
+        die("p2m-claim: %" PRIu64 " PFNs is less than the P2M has", pfns);
+    body = xmalloc(sizeof(h) + count * 8);
+    memcpy(body, &h, sizeof(h));
+    memcpy(body + sizeof(h), f->data + sizeof(h), old * 8);
+    memcpy(&last, f->data + sizeof(h) + (old - 1) * 8, 8);
+    for ( uint64_t i = old; i < count; i++ )
+        memcpy(body + sizeof(h) + i * 8, &last, 8);
+    free(f->data);
+    f->data = body;
+    f->len = sizeof(h) + count * 8;
+    f->mark = true;
+}
+
+/* Where the value of "key" starts in the config, or NULL. */
+static const char *config_value(const char *config, const char *key)
+{
+    char want[64];
+    const char *p;
+
+    snprintf(want, sizeof(want), "\"%s\"", key);
+    if ( !(p = strstr(config, want)) )
+        return NULL;
+    p += strlen(want);
+    p += strspn(p, " \t\n");
+    if ( *p++ != ':' )
+        return NULL;
+    return p + strspn(p, " \t\n");
+}
+
+static uint64_t config_u64(const char *config, const char *key)
+{
+    const char *p = config_value(config, key);
+    char *end;
+    uint64_t v;
+
+    if ( !p )
+        die("the config has no \"%s\"", key);
+    v = strtoull(p, &end, 10);
+    if ( end == p )
+        die("the config's \"%s\" is not a number", key);
+    return v;
+}
+
+/* A string value without escapes (the tests' names and uuids). */
+static void config_str(const char *config, const char *key, char *out,
+                       size_t len)
+{
+    const char *p = config_value(config, key);
+    size_t n;
+
+    if ( !p || *p != '"' )
+        die("the config has no string \"%s\"", key);
+    n = strcspn(++p, "\"\\");
+    if ( p[n] != '"' || n >= len )
+        die("the config's \"%s\" is too long or has escapes", key);
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+/* The config's max_memkb becomes @kib; the xl header is written anew. */
+static void op_maxmem(struct stream *s, uint64_t kib)
+{
+    struct item *x = raw(s, "xl header");
+    const char *v = config_value(s->config, "max_memkb");
+    struct sr_xl_hdr h;
+    char *config, *end;
+    uint32_t len;
+    int n;
+
+    if ( !v )
+        die("the config has no \"max_memkb\"");
+    strtoull(v, &end, 10);
+    n = snprintf(NULL, 0, "%.*s%" PRIu64 "%s", (int)(v - s->config),
+                 s->config, kib, end);
+    config = xmalloc(n + 1);
+    snprintf(config, n + 1, "%.*s%" PRIu64 "%s", (int)(v - s->config),
+             s->config, kib, end);
+    free(s->config);
+    s->config = config;
+
+    /* The header as it was (flags, digest choice), the new config. */
+    memcpy(&h, x->data, sizeof(h));
+    len = (uint32_t)n;
+    h.optional_data_len = sizeof(len) + len;
+    free(x->data);
+    x->len = sizeof(h) + sizeof(len) + len;
+    x->data = xmalloc(x->len);
+    memcpy(x->data, &h, sizeof(h));
+    memcpy(x->data + sizeof(h), &len, sizeof(len));
+    memcpy(x->data + sizeof(h) + sizeof(len), config, len);
+    x->mark = true;
+}
+
+/* The preamble xl migrate sends (xl/xl-migrate.c, preamble_write). */
+static void write_preamble(FILE *f, const struct stream *s,
+                           const char *kib)
+{
+    char name[128], uuid[64];
+    uint64_t memkb;
+
+    config_str(s->config, "name", name, sizeof(name));
+    config_str(s->config, "uuid", uuid, sizeof(uuid));
+    memkb = kib ? arg_u64(kib) : config_u64(s->config, "max_memkb");
+    if ( fprintf(f, "ferry-migrate 1 {\"op\":\"migrate\",\"name\":\"%s\","
+                 "\"uuid\":\"%s\",\"max_memkb\":%" PRIu64 ","
+                 "\"max_vcpus\":%" PRIu64 ",\"paused\":false,"
+                 "\"monitor\":false,\"debug\":false}\n", name, uuid, memkb,
+                 config_u64(s->config, "max_vcpus")) < 0 )
+        die("writing the preamble: %s", strerror(errno));
+}
+
 /* ------------------------------------------------------------------------
  * Operations on the bytes
  * ------------------------------------------------------------------------ */
@@ -763,11 +920,12 @@ static void usage(void)
 {
     fprintf(stderr,
 "usage: mkstream dump IN\n"
-"       mkstream rewrite IN OUT [--digest=recompute|keep|none] OP [ARG]\n"
+"       mkstream rewrite IN OUT [--digest=recompute|keep|none]\n"
+"                        [--preamble[=KIB]] OP [ARG]\n"
 "OP: none minimal shrink drop TYPE inject-mandatory inject-optional\n"
 "    inject-libxl-mandatory pfn-beyond unsent l2-pse l2-reserved\n"
 "    l1-reserved l4-to-data p2m-frame-table cr3-outside gdt-outside\n"
-"    length-cap TYPE\n"
+"    length-cap TYPE p2m-claim PFNS p2m-claim-tail PFNS maxmem KIB\n"
 "    libxc-version N libxl-version N libxc-big-endian libxl-big-endian\n"
 "    hvm truncate-in TYPE truncate OFF flip OFF flip-in TYPE\n");
     exit(2);
@@ -779,6 +937,7 @@ static void free_stream(struct stream *s)
         free(s->it[k].data);
     free(s->it);
     free(s->trailer);
+    free(s->config);
 }
 
 static void dump(struct stream *s)
@@ -798,7 +957,8 @@ static void dump(struct stream *s)
 int main(int argc, char **argv)
 {
     struct stream s = { 0 };
-    const char *digest = "recompute", *op, *arg;
+    const char *digest = "recompute", *op, *arg, *preamble_kib = NULL;
+    bool preamble = false;
     uint8_t *in, *out;
     size_t in_len, out_len;
     struct item *mark = NULL;
@@ -818,6 +978,15 @@ int main(int argc, char **argv)
         usage();
     if ( !strncmp(argv[a], "--digest=", 9) )
         digest = argv[a++] + 9;
+    if ( a < argc && !strncmp(argv[a], "--preamble", 10) )
+    {
+        preamble = true;
+        if ( argv[a][10] == '=' )
+            preamble_kib = argv[a] + 11;
+        else if ( argv[a][10] )
+            usage();
+        a++;
+    }
     if ( a >= argc )
         usage();
     op = argv[a];
@@ -859,6 +1028,10 @@ int main(int argc, char **argv)
         op_l4_to_data(&s);
     else if ( !strcmp(op, "l1-reserved") )
         op_pte(&s, 1, _PAGE_PCD);
+    else if ( !strcmp(op, "p2m-claim") || !strcmp(op, "p2m-claim-tail") )
+        op_p2m_claim(&s, arg_u64(arg), !strcmp(op, "p2m-claim-tail"));
+    else if ( !strcmp(op, "maxmem") )
+        op_maxmem(&s, arg_u64(arg));
     else if ( !strcmp(op, "cr3-outside") )
         op_vcpu(&s, false);
     else if ( !strcmp(op, "gdt-outside") )
@@ -913,7 +1086,7 @@ int main(int argc, char **argv)
         else
             out_len = off;
     }
-    save(argv[3], out, out_len, digest, &s);
+    save(argv[3], out, out_len, digest, &s, preamble, preamble_kib);
     printf("%" PRIu64 " %s\n", mark_off, item_name(mark));
 
     free_stream(&s);

@@ -299,6 +299,8 @@ int main(int argc, char **argv)
         .paused = true,
         .max_vcpus = info.max_vcpu_id + 1,
         .max_memkb = info.max_pages * 4,
+        /* The stream is the source domain's own: admitted as it is. */
+        .admitted_memkb = info.max_pages * 4,
     };
     memcpy(r.args.uuid, info.handle, sizeof(r.args.uuid));
     if ( pthread_create(&thr, NULL, restore_thread, &r) )
