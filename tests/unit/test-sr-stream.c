@@ -195,6 +195,11 @@ static void m_flags(uint8_t *b) { put32(b + 36, 7); }
 static void m_optlen(uint8_t *b) { put32(b + 44, SR_REC_LENGTH_MAX + 1); }
 static void m_optshort(uint8_t *b) { put32(b + 44, 3); }
 static void m_cfglen(uint8_t *b) { put32(b + 48, 2); }
+static void m_cfgbig(uint8_t *b)
+{
+    put32(b + 44, SR_XL_CONFIG_MAX + 5);
+    put32(b + 48, SR_XL_CONFIG_MAX + 1);
+}
 
 TEST(xl_header_rejects_bad_magic_order_flags_lengths)
 {
@@ -205,6 +210,7 @@ TEST(xl_header_rejects_bad_magic_order_flags_lengths)
     xl_bad(m_optlen, -E2BIG, "optional data length 0x8000001 exceeds");
     xl_bad(m_optshort, -EINVAL, "optional data truncated");
     xl_bad(m_cfglen, -EINVAL, "config length 2 overruns optional data");
+    xl_bad(m_cfgbig, -E2BIG, "config length 1048577 exceeds max 0x100000");
 }
 
 /* ---------------------------------------------------------------------
@@ -583,6 +589,79 @@ TEST(record_length_past_cap_rejected_before_allocating)
     ASSERT_CONTAINS(sr_io_errmsg(io), "libxl record 0x80000001 "
                     "(unknown optional) at offset 0: length 0x8000001");
     sr_io_close(io);
+}
+
+/* A record header of @type and @length at offset 0, read with @max_pages:
+ * what sr_read_record() returns (the body is never there). */
+static int read_bounded(enum sr_layer layer, uint32_t type, uint32_t length,
+                        uint64_t max_pages, bool *allocated)
+{
+    uint8_t buf[8];
+    struct sr_io *io;
+    struct sr_rec rec;
+    int rc;
+
+    put32(buf, type);
+    put32(buf + 4, length);
+    io = reader(buf, sizeof(buf));
+    sr_rec_init(&rec);
+    rec.max_pages = max_pages;
+    rc = sr_read_record(io, layer, &rec);
+    *allocated = rec.body != NULL;
+    sr_rec_free(&rec);
+    sr_io_close(io);
+    return rc;
+}
+
+TEST(record_length_past_admitted_memory_rejected_before_allocating)
+{
+    const uint32_t pd = SR_LIBXC_PAGE_DATA, p2m = SR_LIBXC_X86_PV_P2M_FRAMES;
+    struct sr_io *io;
+    struct sr_rec rec;
+    uint8_t buf[8];
+    bool alloc;
+
+    /* 8 MiB: one P2M frame per 512 pages, every page once. */
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXC, p2m, 2048), 8 + 4 * 8);
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXC, p2m, 2049), 8 + 5 * 8);
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXC, pd, 2048), 8 + 2048 * 4104);
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXC, SR_LIBXC_X86_PV_VCPU_XSAVE, 2048),
+              SR_REC_SMALL_MAX);
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXL, SR_LIBXL_LIBXC_CONTEXT, 2048),
+              SR_REC_SMALL_MAX);
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXC, pd, 1ULL << 30),
+              SR_REC_LENGTH_MAX);
+    ASSERT_EQ(sr_rec_length_bound(SR_LIBXC, p2m, 0), SR_REC_LENGTH_MAX);
+
+    /* A P2M of 2^32 PFNs (64 MiB of frame list) for an 8 MiB domain. */
+    put32(buf, p2m);
+    put32(buf + 4, 8 + (1U << 26));
+    io = reader(buf, sizeof(buf));
+    sr_rec_init(&rec);
+    rec.max_pages = 2048;
+    ASSERT_EQ(sr_read_record(io, SR_LIBXC, &rec), -E2BIG);
+    ASSERT_STR(sr_io_errmsg(io), "libxc record 0x00000003 "
+               "(X86_PV_P2M_FRAMES) at offset 0: length 0x4000008 exceeds "
+               "0x28, the most a domain of 8 MiB admitted here can need");
+    ASSERT(rec.body == NULL);
+    sr_rec_free(&rec);
+    sr_io_close(io);
+
+    /* One byte past each bound is refused; the bound itself is read
+     * (and, with no body there, is truncated). */
+    ASSERT_EQ(read_bounded(SR_LIBXC, pd, 8 + 2048 * 4104 + 8, 2048, &alloc),
+              -E2BIG);
+    ASSERT(!alloc);
+    ASSERT_EQ(read_bounded(SR_LIBXC, pd, 8 + 2048 * 4104, 2048, &alloc),
+              -ENODATA);
+    ASSERT_EQ(read_bounded(SR_LIBXC, SR_LIBXC_X86_PV_VCPU_XSAVE,
+                           SR_REC_SMALL_MAX + 8, 2048, &alloc), -E2BIG);
+    ASSERT(!alloc);
+    ASSERT_EQ(read_bounded(SR_LIBXL, SR_LIBXL_LIBXC_CONTEXT,
+                           SR_REC_SMALL_MAX + 8, 2048, &alloc), -E2BIG);
+    /* Without a bound (stream-info, mkstream) only the format's cap. */
+    ASSERT_EQ(read_bounded(SR_LIBXC, p2m, 8 + (1U << 26), 0, &alloc),
+              -ENODATA);
 }
 
 TEST(nonzero_padding_rejected)
