@@ -2,10 +2,10 @@
 /*
  * Toolstack operations on a domain (domctls): max_mem, getdomaininfo,
  * pause/unpause, get/setvcpucontext and getpageframeinfo3, with the pieces
- * of vCPU state they install or tear down: the GDT and the base page tables
- * (xen/common/domctl.c, xen/arch/x86/domctl.c, xen/arch/x86/domain.c,
- * xen/arch/x86/pv/descriptor-tables.c).  Log-dirty (shadow_op) lives in
- * paging.c.
+ * of vCPU state they install or tear down: the base page tables here, the
+ * GDT through descriptor-tables.c (xen/common/domctl.c,
+ * xen/arch/x86/domctl.c, xen/arch/x86/domain.c).  Log-dirty (shadow_op)
+ * lives in paging.c.
  *
  * These run on a control thread acting as a vCPU of domain 0 (`current`),
  * on a domain the toolstack keeps paused while it changes vCPU state, as
@@ -26,11 +26,6 @@
 #include <string.h>
 
 #include "hv.h"
-
-/* 64-bit PV GDT: 14 frames of guest descriptors; Xen reserves the rest. */
-#define FIRST_RESERVED_GDT_PAGE  14U
-#define FIRST_RESERVED_GDT_ENTRY (FIRST_RESERVED_GDT_PAGE * 512U)
-#define MAX_LDT_ENTS             8192U
 
 /* EFLAGS bits (xen/arch/x86/include/asm/x86-defns.h). */
 #define X86_EFLAGS_MBS  0x00000002ULL
@@ -150,52 +145,6 @@ int domctl_getdomaininfo(struct domain *d,
     info->cpupool = 0;
     memcpy(info->handle, d->handle, sizeof(info->handle));
     return 0;
-}
-
-/* ------------------------------------------------------------------------
- * The GDT (xen/arch/x86/pv/descriptor-tables.c)
- * ------------------------------------------------------------------------ */
-
-void pv_destroy_gdt(struct vcpu *v)
-{
-    v->gdt_ents = 0;
-    for ( unsigned int i = 0; i < ARRAY_SIZE(v->gdt_frames); i++ )
-    {
-        if ( v->gdt_frames[i] )
-            put_page_and_type(mfn_to_page(v->gdt_frames[i]));
-        v->gdt_frames[i] = 0;
-    }
-}
-
-/*
- * Take all the new frames' references before dropping the old ones, so
- * that a GDT re-installed over itself never passes through type count 0
- * (which would re-check every descriptor).
- */
-int pv_set_gdt(struct vcpu *v, const uint64_t *frames, unsigned int entries)
-{
-    struct domain *d = v->domain;
-    unsigned int i, nr_frames = (entries + 511) / 512;
-
-    if ( entries > FIRST_RESERVED_GDT_ENTRY )
-        return -EINVAL;
-
-    for ( i = 0; i < nr_frames; i++ )
-        if ( !mfn_valid(frames[i]) ||
-             !get_page_and_type(mfn_to_page(frames[i]), d,
-                                PGT_seg_desc_page) )
-            goto fail;
-
-    pv_destroy_gdt(v);
-    v->gdt_ents = entries;
-    for ( i = 0; i < nr_frames; i++ )
-        v->gdt_frames[i] = frames[i];
-    return 0;
-
- fail:
-    while ( i-- > 0 )
-        put_page_and_type(mfn_to_page(frames[i]));
-    return -EINVAL;
 }
 
 /* ------------------------------------------------------------------------

@@ -842,13 +842,22 @@ int domctl_unpausedomain(struct domain *d);
 int domctl_resumedomain(struct domain *d);
 
 /*
- * The vCPU's GDT (xen/arch/x86/pv/descriptor-tables.c): each of the
- * ceil(entries / 512) frames holds a general + seg_desc type reference,
- * recorded in v->gdt_frames.  pv_set_gdt: -EINVAL for more than 14 frames'
- * worth of entries or a frame that cannot be typed seg_desc.
+ * Descriptor tables (hypervisor/descriptor-tables.c, as
+ * xen/arch/x86/pv/descriptor-tables.c).  Each of the ceil(entries / 512)
+ * frames of a vCPU's GDT holds a general + seg_desc type reference,
+ * recorded in v->gdt_frames.  pv_set_gdt: -EINVAL for more than
+ * FIRST_RESERVED_GDT_ENTRY entries or a frame that cannot be typed
+ * seg_desc.  do_set_gdt (hypercall 2) does it for current, with the frame
+ * list already copied in.  do_update_descriptor (hypercall 10) writes one
+ * descriptor at a guest physical address.  check_descriptor fixes up
+ * *desc and says whether a guest may have it in a table.
  */
 int pv_set_gdt(struct vcpu *v, const uint64_t *frames, unsigned int entries);
 void pv_destroy_gdt(struct vcpu *v);
+long do_set_gdt(const uint64_t *frames, unsigned int entries);
+long do_update_descriptor(uint64_t gaddr, uint64_t desc);
+bool check_descriptor(uint64_t *desc);
+int validate_segdesc_page(struct page_info *pg);
 /*
  * Drop v's guest_table and guest_table_user references (Xen's
  * vcpu_destroy_pagetables, used by vCPU reset and domain destruction).

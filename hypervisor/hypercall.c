@@ -389,6 +389,25 @@ static long hc_set_trap_table(struct vcpu *v, uint64_t va)
     return 0;
 }
 
+/*
+ * set_gdt (Xen's do_set_gdt): rdi = the guest address of an array of
+ * ceil(entries / 512) frame numbers (u64), rsi = entries (an unsigned int,
+ * as Xen's handler declares it).  The entry count is checked before the
+ * copy so that the copy is bounded.
+ */
+static long hc_set_gdt(struct vcpu *v, uint64_t frame_list,
+                       unsigned int entries)
+{
+    uint64_t frames[16];
+
+    if ( entries > FIRST_RESERVED_GDT_ENTRY )
+        return -EINVAL;
+    if ( copy_from_guest(v, frames, frame_list,
+                         (entries + 511) / 512 * sizeof(frames[0])) )
+        return -EFAULT;
+    return do_set_gdt(frames, entries);
+}
+
 /* ------------------------------------------------------------------------
  * The dispatcher
  * ------------------------------------------------------------------------ */
@@ -407,6 +426,12 @@ long hv_guest_hypercall(struct vcpu *v, struct cpu_user_regs *regs,
     case __HYPERVISOR_mmu_update:
         rc = batch_hypercall(v, regs, action, sizeof(struct mmu_update),
                              mmu_update_fn);
+        break;
+    case __HYPERVISOR_set_gdt:
+        rc = hc_set_gdt(v, regs->rdi, (unsigned int)regs->rsi);
+        break;
+    case __HYPERVISOR_update_descriptor:
+        rc = do_update_descriptor(regs->rdi, regs->rsi);
         break;
     case __HYPERVISOR_mmuext_op:
         rc = batch_hypercall(v, regs, action, sizeof(struct mmuext_op),
@@ -433,6 +458,10 @@ long hv_guest_hypercall(struct vcpu *v, struct cpu_user_regs *regs,
         break;
     case __HYPERVISOR_vm_assist:
         rc = hc_vm_assist(v, regs);
+        break;
+    case __HYPERVISOR_update_va_mapping_otherdomain:
+        rc = do_update_va_mapping_otherdomain(regs->rdi, regs->rsi, regs->rdx,
+                                              (domid_t)regs->r10);
         break;
     case __HYPERVISOR_xen_version:
         rc = regs->rdi == XENVER_version ? (4L << 16) | 22 : -ENOSYS;

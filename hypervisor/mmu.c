@@ -48,8 +48,6 @@
 #define HYPERVISOR_VIRT_END   0xFFFF880000000000UL
 #define RO_MPT_SLOT           256U
 
-#define LDT_ENTRIES_MAX       8192U
-
 /* The marker of a pending final continuation in v->hcall_cont_rc. */
 #define HCALL_CONT_FINAL      (1ULL << 63)
 
@@ -1105,7 +1103,7 @@ static int mmuext_set_ldt(struct vcpu *curr, uint64_t linear,
 
     if ( paging_mode_translate(curr->domain) )
         return -EINVAL;
-    if ( ents > LDT_ENTRIES_MAX ||
+    if ( ents > MAX_LDT_ENTS ||
          (ents && ((ptr & (PAGE_SIZE - 1)) || !addr_ok(ptr))) )
     {
         gdprintk(XENLOG_WARNING, "Bad args to SET_LDT: ptr=%lx, ents=%x\n",

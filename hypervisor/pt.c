@@ -53,15 +53,6 @@
 /* The all-ones MFN a PTE can name: Xen's INVALID_MFN in a PTE. */
 #define PTE_INVALID_MFN (PADDR_MASK >> PAGE_SHIFT)
 
-/* 64-bit PV descriptor checks (xen/arch/x86/pv/descriptor-tables.c). */
-#define SEG_TYPE  (15U << 8)
-#define SEG_S     (1U << 12)
-#define SEG_DPL   (3U << 13)
-#define SEG_P     (1U << 15)
-#define FIRST_RESERVED_GDT_ENTRY (14U * 512U)
-#define FLAT_KERNEL_CS 0xe033U
-#define GUEST_KERNEL_RPL 3U
-
 /*
  * Entries are read and written with relaxed atomics: a vCPU's page walk may
  * read a table while a hypercall of another vCPU validates it, as on
@@ -859,66 +850,6 @@ static int promote_l4_table(struct page_info *pg)
     }
     unmap_domain_page(pl4e);
     return rc;
-}
-
-/* Xen's check_descriptor for a 64-bit PV guest; fixes up in place. */
-static bool check_descriptor(uint64_t *desc)
-{
-    uint32_t a = (uint32_t)*desc, b = (uint32_t)(*desc >> 32), cs, dpl;
-
-    /* A not-present descriptor always faults, so it is safe. */
-    if ( !(b & SEG_P) )
-        return true;
-
-    /* The guest kernel runs in ring 3: raise the DPL to it. */
-    dpl = (b >> 13) & 3;
-    if ( dpl < GUEST_KERNEL_RPL )
-        dpl = GUEST_KERNEL_RPL;
-    b = (b & ~SEG_DPL) | (dpl << 13);
-
-    /* Code and data segments are fine; no base or limit checks. */
-    if ( b & SEG_S )
-        goto good;
-
-    /* Type 0 is harmless: the second half of a 64-bit call gate. */
-    if ( (b & SEG_TYPE) == 0 )
-        return true;
-    /* Everything but a call gate is refused. */
-    if ( (b & SEG_TYPE) != 0xc00 )
-        return false;
-
-    /* The gate may not lead into one of Xen's own segments. */
-    cs = a >> 16;
-    if ( (cs >> 3) >= FIRST_RESERVED_GDT_ENTRY && cs != FLAT_KERNEL_CS &&
-         !(cs & 4) )
-        return false;
-    /* DPL 0 so that using the gate faults and is emulated; keep the DPL. */
-    b &= ~SEG_DPL;
-    cs = (cs & ~3U) | dpl;
-    a = (a & 0xffffU) | (cs << 16);
-    if ( b & 0xff )
-        return false;
-
- good:
-    *desc = ((uint64_t)b << 32) | a;
-    return true;
-}
-
-static int validate_segdesc_page(struct page_info *pg)
-{
-    uint64_t *descs = map_domain_page(page_to_mfn(pg));
-    unsigned int i;
-
-    for ( i = 0; i < 512; i++ )
-    {
-        uint64_t desc = __atomic_load_n(&descs[i], __ATOMIC_RELAXED);
-
-        if ( !check_descriptor(&desc) )
-            break;
-        __atomic_store_n(&descs[i], desc, __ATOMIC_RELAXED);
-    }
-    unmap_domain_page(descs);
-    return i == 512 ? 0 : -EINVAL;
 }
 
 int validate_page(struct page_info *pg, uint64_t type, bool preemptible)

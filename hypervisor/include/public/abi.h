@@ -114,6 +114,18 @@ struct mmuext_op
     } arg2;
 };
 
+/*
+ * Descriptor tables (public/arch-x86/xen.h, xen-x86_64.h).  The last two
+ * of a vCPU's 16 GDT frames hold Xen's own descriptors: a guest GDT has at
+ * most FIRST_RESERVED_GDT_ENTRY entries.  An LDT has at most 8192, so its
+ * shadow mappings (one per page touched) number at most 16.
+ */
+#define FIRST_RESERVED_GDT_PAGE  14U
+#define FIRST_RESERVED_GDT_BYTE  (FIRST_RESERVED_GDT_PAGE * 4096U)
+#define FIRST_RESERVED_GDT_ENTRY (FIRST_RESERVED_GDT_BYTE / 8U)
+#define MAX_LDT_ENTS             8192U
+#define FLAT_KERNEL_CS           0xe033U
+
 /* update_va_mapping flags. */
 #define UVMF_NONE           0UL
 #define UVMF_TLB_FLUSH      1UL
