@@ -773,7 +773,7 @@ static const struct insn insns[] = {
     { "mov", IK_MOV, 0 },               { "movabs", IK_MOVABS, 0 },
     { "lea", IK_LEA, ISA_OP_LEA },
     { "not", IK_UNARY, ISA_OP_NOT },    { "neg", IK_UNARY, ISA_OP_NEG },
-    { "mix", IK_MIX, ISA_OP_MIX },
+    { "mix", IK_MIX, ISA_OP_MIX },      { "ldesc", IK_MIX, ISA_OP_LDESC },
     { "add", IK_ALU, ISA_ALU_ADD },     { "sub", IK_ALU, ISA_ALU_SUB },
     { "mul", IK_ALU, ISA_ALU_MUL },     { "div", IK_ALU, ISA_ALU_DIV },
     { "rem", IK_ALU, ISA_ALU_REM },     { "idiv", IK_ALU, ISA_ALU_IDIV },

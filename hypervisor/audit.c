@@ -30,8 +30,9 @@
  *    and its type count is exactly the one the partial state owns.
  *  - PGT_pinned: one general and one type ref.
  *  - Each vCPU's guest_table and guest_table_user: general + L4 type ref;
- *    each of its GDT frames: general + seg_desc type ref; a pending
- *    old_guest_table: a general ref, plus a type ref unless it is partial.
+ *    each of its GDT frames and shadow-mapped LDT pages: general +
+ *    seg_desc type ref; a pending old_guest_table: a general ref, plus a
+ *    type ref unless it is partial.
  *  - A Xen-heap frame shared with a domain: its PGC_allocated ref, and one
  *    type ref that the sharing keeps for ever.
  *
@@ -110,7 +111,7 @@ struct audit_frame
 enum ref_kind
 {
     K_ALLOC, K_L1, K_L2, K_L3, K_L4, K_LINEAR, K_PINNED, K_PARTIAL,
-    K_PARTIAL_SET, K_CR3, K_CR3_USER, K_GDT, K_OLD_GUEST, K_XENHEAP,
+    K_PARTIAL_SET, K_CR3, K_CR3_USER, K_GDT, K_LDT, K_OLD_GUEST, K_XENHEAP,
     NR_KINDS
 };
 
@@ -127,6 +128,7 @@ static const char *const kind_name[NR_KINDS] = {
     [K_CR3] = "guest_table",
     [K_CR3_USER] = "guest_table_user",
     [K_GDT] = "gdt",
+    [K_LDT] = "ldt",
     [K_OLD_GUEST] = "old_guest_table",
     [K_XENHEAP] = "xen-heap share",
 };
@@ -445,6 +447,10 @@ static void account_vcpu(struct audit *a, struct domain *d, struct vcpu *v)
           i++ )
         if ( v->gdt_frames[i] && mfn_valid(v->gdt_frames[i]) )
             add_ref(a, d, v->gdt_frames[i], K_GDT, true, true,
+                    PGT_seg_desc_page);
+    for ( unsigned int i = 0; i < ARRAY_SIZE(v->ldt_frames); i++ )
+        if ( v->ldt_frames[i] && mfn_valid(v->ldt_frames[i]) )
+            add_ref(a, d, v->ldt_frames[i], K_LDT, true, true,
                     PGT_seg_desc_page);
     if ( !old )
         return;

@@ -2,11 +2,14 @@
 /*
  * The descriptor tables of PV vCPUs (xen/arch/x86/pv/descriptor-tables.c):
  * the GDT a guest installs with set_gdt (or the toolstack with
- * setvcpucontext), descriptors changed with update_descriptor, and the
- * checks every descriptor passes.
+ * setvcpucontext), descriptors changed with update_descriptor, the checks
+ * every descriptor passes, and the teardown of the LDT's shadow mappings,
+ * which pv_map_ldt_shadow_page (mmu.c) makes when the guest first uses a
+ * page of its LDT.
  *
  * Invariants:
- *  - each frame of a vCPU's GDT (v->gdt_frames) holds one general and one
+ *  - each frame of a vCPU's GDT (v->gdt_frames) and each shadow-mapped
+ *    page of its LDT (v->ldt_frames) holds one general and one
  *    PGT_seg_desc_page type reference;
  *  - a frame reaches that type only through validate_segdesc_page, so
  *    every descriptor in it passed check_descriptor; since the type
@@ -14,9 +17,10 @@
  *    a table uses it, and a writably mapped frame cannot join a table.
  *    The guest changes a live descriptor only through update_descriptor,
  *    which checks it first;
- *  - a vCPU's GDT changes only on the vCPU itself (set_gdt) or while it
- *    cannot run (setvcpucontext of a paused domain, domain destruction):
- *    Xen's v == current || !vcpu_cpu_dirty(v).  No lock is needed.
+ *  - a vCPU's tables change only on the vCPU itself (set_gdt, SET_LDT,
+ *    NEW_BASEPTR, its first use of an LDT page) or while it cannot run
+ *    (setvcpucontext of a paused domain, domain destruction): Xen's
+ *    v == current || !vcpu_cpu_dirty(v).  No lock is needed.
  */
 #include "hv.h"
 
@@ -30,8 +34,38 @@
 #define GUEST_KERNEL_RPL 3U
 
 /* ------------------------------------------------------------------------
- * The GDT of a vCPU
+ * The LDT and the GDT of a vCPU
  * ------------------------------------------------------------------------ */
+
+/*
+ * Drop the LDT's shadow mappings and their type references.  True if any
+ * was dropped: the caller flushes the TLB.
+ */
+bool pv_destroy_ldt(struct vcpu *v)
+{
+    unsigned int i, mappings_dropped = 0;
+
+    ASSERT(v == current || !atomic_load(&v->running));
+
+    for ( i = 0; i < ARRAY_SIZE(v->ldt_frames); i++ )
+    {
+        struct page_info *pg;
+
+        if ( !v->ldt_frames[i] )
+            continue;
+
+        pg = mfn_to_page(v->ldt_frames[i]);
+        v->ldt_frames[i] = 0;
+        mappings_dropped++;
+
+        ASSERT((atomic_load(&pg->type_info) & PGT_type_mask) ==
+               PGT_seg_desc_page);
+        ASSERT(page_get_owner(pg) == v->domain);
+        put_page_and_type(pg);
+    }
+
+    return mappings_dropped;
+}
 
 void pv_destroy_gdt(struct vcpu *v)
 {

@@ -763,7 +763,7 @@ static int relinquish_memory(struct domain *d, bool xenpages, uint64_t type)
     }
 }
 
-/* Base tables (with any deferred put) and GDT frames of every vCPU. */
+/* Base tables (with any deferred put), LDT and GDT frames of every vCPU. */
 static int relinquish_vcpus(struct domain *d)
 {
     struct vcpu *v;
@@ -776,7 +776,10 @@ static int relinquish_vcpus(struct domain *d)
             return rc;
     }
     for_each_vcpu ( d, v )
+    {
+        pv_destroy_ldt(v);
         pv_destroy_gdt(v);
+    }
     return 0;
 }
 

@@ -3,7 +3,7 @@
  * Toolstack operations on a domain (domctls): max_mem, getdomaininfo,
  * pause/unpause, get/setvcpucontext and getpageframeinfo3, with the pieces
  * of vCPU state they install or tear down: the base page tables here, the
- * GDT through descriptor-tables.c (xen/common/domctl.c,
+ * GDT and LDT through descriptor-tables.c (xen/common/domctl.c,
  * xen/arch/x86/domctl.c, xen/arch/x86/domain.c).  Log-dirty (shadow_op)
  * lives in paging.c.
  *
@@ -241,6 +241,13 @@ static int vcpu_reset(struct vcpu *v)
 {
     int rc;
 
+    /*
+     * Xen's arch_vcpu_reset leaves the LDT's shadow mappings until the
+     * next SET_LDT or NEW_BASEPTR, so a re-initialised vCPU could read a
+     * descriptor of its old LDT through them.  ferry drops them with the
+     * GDT, so that ldt_frames always shows the vCPU's current LDT.
+     */
+    pv_destroy_ldt(v);
     pv_destroy_gdt(v);
     rc = vcpu_destroy_pagetables(v);
     if ( rc )

@@ -409,8 +409,15 @@ struct vcpu
     /* Base page tables: each holds one general + one L4 type reference. */
     mfn_t guest_table;              /* 0: none */
     mfn_t guest_table_user;         /* 0: none */
+    /* GDT frames and LDT pages: general + seg_desc type ref each. */
     mfn_t gdt_frames[16];
     unsigned int gdt_ents;
+    /*
+     * The LDT's shadow mappings (Xen's pv_ldt_ptes): ldt_frames[n] is the
+     * frame of LDT page n (ctxt.ldt_base + n * PAGE_SIZE) once the guest
+     * has used it, 0 before.  Set by the vCPU itself only.
+     */
+    mfn_t ldt_frames[16];
 
     /* Deferred put (xen/arch/x86/mm.c put_old_guest_table). */
     struct page_info *old_guest_table;
@@ -858,6 +865,18 @@ long do_set_gdt(const uint64_t *frames, unsigned int entries);
 long do_update_descriptor(uint64_t gaddr, uint64_t desc);
 bool check_descriptor(uint64_t *desc);
 int validate_segdesc_page(struct page_info *pg);
+/*
+ * The LDT is mapped lazily, as on Xen: the guest CPU calls
+ * pv_map_ldt_shadow_page (mmu.c) for current when it reads a descriptor
+ * in an LDT page it has not used yet (offset: of that descriptor from
+ * ldt_base, below ldt_ents * 8).  It takes a general + seg_desc type
+ * reference on the frame the guest's kernel page tables map there and
+ * records it in ldt_frames; false (the guest gets a fault) if nothing is
+ * mapped there or the frame cannot take that type.  pv_destroy_ldt drops
+ * them all (SET_LDT, NEW_BASEPTR, destruction); true if there were any.
+ */
+bool pv_map_ldt_shadow_page(unsigned int offset);
+bool pv_destroy_ldt(struct vcpu *v);
 /*
  * Drop v's guest_table and guest_table_user references (Xen's
  * vcpu_destroy_pagetables, used by vCPU reset and domain destruction).

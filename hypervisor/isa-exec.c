@@ -44,6 +44,7 @@ static const uint64_t isa_formats[256] = {
     [ISA_OP_RDTIME] = M_OP | M_A,
     [ISA_OP_RET]    = M_OP,
     [ISA_OP_IRET]   = M_OP,
+    [ISA_OP_LDESC]  = M_OP | M_A | M_B,
     [ISA_OP_MOV]    = M_OP | M_A | M_B,
     [ISA_OP_MOVI]   = M_OP | M_A | M_IMM,
     [ISA_OP_MOVABS] = M_OP | M_A,
@@ -121,8 +122,9 @@ static const uint64_t isa_formats[256] = {
 static const char *const isa_names[256] = {
     [ISA_OP_UD] = "ud", [ISA_OP_NOP] = "nop", [ISA_OP_HALT] = "halt",
     [ISA_OP_HCALL] = "hcall", [ISA_OP_RDTIME] = "rdtime",
-    [ISA_OP_RET] = "ret", [ISA_OP_IRET] = "iret", [ISA_OP_MOV] = "mov",
-    [ISA_OP_MOVI] = "mov", [ISA_OP_MOVABS] = "movabs", [ISA_OP_LEA] = "lea",
+    [ISA_OP_RET] = "ret", [ISA_OP_IRET] = "iret", [ISA_OP_LDESC] = "ldesc",
+    [ISA_OP_MOV] = "mov", [ISA_OP_MOVI] = "mov", [ISA_OP_MOVABS] = "movabs",
+    [ISA_OP_LEA] = "lea",
     [ISA_OP_NOT] = "not", [ISA_OP_NEG] = "neg", [ISA_OP_MIX] = "mix",
 #define ALU_NAMES(base)                                                    \
     [base + ISA_ALU_ADD] = "add", [base + ISA_ALU_SUB] = "sub",            \
@@ -441,6 +443,19 @@ int isa_step(struct cpu_user_regs *regs, const struct isa_ops *ops,
             regs->rflags = (fl & ~ISA_RFLAGS_ARITH) |
                            (get_le(b + 16, 8) & ISA_RFLAGS_ARITH);
             next = get_le(b + 24, 8);
+            break;
+
+        case ISA_OP_LDESC:
+            if ( !ops->desc )
+            {
+                set_fault(f, ISA_VEC_GP);
+                f->error_code = (uint32_t)(*R[bf] & 0xfffc);
+                goto raise;
+            }
+            orc = ops->desc(cpu, (uint16_t)*R[bf], &v, f);
+            if ( unlikely(orc) )
+                goto op_failed;
+            *R[a] = v;
             break;
 
         case ISA_OP_MOV:

@@ -67,7 +67,7 @@
 #include "include/public/abi.h"
 
 /* Bump when an instruction is added or changes meaning. */
-#define FERRY_ISA_VERSION 1U
+#define FERRY_ISA_VERSION 2U     /* 2: ldesc */
 
 #define ISA_NR_REGS   16U
 #define ISA_INSN_SIZE 8U
@@ -127,6 +127,7 @@ enum isa_opcode
     ISA_OP_RDTIME  = 0x04,  /* a = time */
     ISA_OP_RET     = 0x05,
     ISA_OP_IRET    = 0x06,
+    ISA_OP_LDESC   = 0x07,  /* a = the descriptor selector b names */
     ISA_OP_MOV     = 0x08,  /* a = b */
     ISA_OP_MOVI    = 0x09,  /* a = sign-extended imm */
     ISA_OP_MOVABS  = 0x0A,  /* a = the next word */
@@ -219,7 +220,9 @@ static inline uint64_t isa_encode(unsigned int op, unsigned int a,
  */
 #define ISA_VEC_DE 0U       /* divide error: div/rem by zero, idiv overflow */
 #define ISA_VEC_UD 6U       /* invalid opcode or encoding, misaligned rip */
-#define ISA_VEC_GP 13U      /* general protection: fill/copy > one page */
+#define ISA_VEC_GP 13U      /* general protection: fill/copy > one page,
+                               a selector beyond its table (error code:
+                               the selector, RPL bits clear) */
 #define ISA_VEC_PF 14U      /* page fault, reported by the isa_ops */
 
 /* Page-fault error code bits (x86). */
@@ -277,6 +280,12 @@ struct isa_fault
  *
  * time returns the value of rdtime (ferry: guest system time in ns).
  * NULL: rdtime reads 0.
+ *
+ * desc reads into *desc the 8-byte descriptor that selector sel names in
+ * the vCPU's GDT (bit 2 clear) or LDT (bit 2 set), as an x86 CPU does when
+ * it loads a segment register; a selector beyond the table raises #GP,
+ * and reading an LDT page may fault as the vCPU runner decides (#PF).
+ * NULL: every selector raises #GP.
  */
 struct isa_ops
 {
@@ -292,6 +301,8 @@ struct isa_ops
                 struct isa_fault *f);
     long (*hypercall)(void *cpu, struct cpu_user_regs *regs, int *action);
     uint64_t (*time)(void *cpu);
+    int (*desc)(void *cpu, uint16_t sel, uint64_t *desc,
+                struct isa_fault *f);
 };
 
 /* Why isa_step returned. */

@@ -931,6 +931,12 @@ int new_guest_cr3(mfn_t mfn)
         return rc;
     }
 
+    /*
+     * The shadow LDT was found through the old tables: drop it (flushed
+     * below), to be mapped through the new ones on next use.
+     */
+    pv_destroy_ldt(curr);
+
     if ( !vm_assist_m2p_strict(d) )
         fill_ro_mpt(mfn);
     curr->guest_table = mfn;
@@ -1112,10 +1118,58 @@ static int mmuext_set_ldt(struct vcpu *curr, uint64_t linear,
     }
     if ( curr->ctxt.ldt_ents != ents || curr->ctxt.ldt_base != ptr )
     {
+        /* The old LDT's pages are mapped again on their next use. */
+        if ( pv_destroy_ldt(curr) )
+            flush_tlb_vcpu(curr);
         curr->ctxt.ldt_base = ptr;
         curr->ctxt.ldt_ents = ents;
     }
     return 0;
+}
+
+/*
+ * Map the guest's LDT page holding the descriptor at offset (Xen's
+ * pv_map_ldt_shadow_page, reached from the guest CPU's descriptor read,
+ * as Xen's from its #PF handler).  The frame is found through the vCPU's
+ * kernel page tables, as the CPU would, and must be one of the domain's
+ * that can take the seg_desc type: a frame the guest can write, or a page
+ * table, cannot.  The caller has checked that this page is not mapped yet.
+ */
+bool pv_map_ldt_shadow_page(unsigned int offset)
+{
+    struct vcpu *curr = current;
+    struct domain *currd = curr->domain;
+    struct page_info *page;
+    uint64_t linear = curr->ctxt.ldt_base + offset;
+    intpte_t *pl1e, gl1e = 0;
+    mfn_t gl1mfn;
+
+    /*
+     * The caller's checks guarantee neither happens (only this vCPU
+     * changes its LDT); Xen asserts, a release build returns false.
+     */
+    if ( unlikely((offset >> 3) >= curr->ctxt.ldt_ents) ||
+         unlikely(curr->ldt_frames[offset >> PAGE_SHIFT]) )
+        return false;
+
+    pl1e = map_guest_l1e(curr, linear, &gl1mfn);
+    if ( pl1e )
+        gl1e = pte_read(pl1e);
+    if ( unlikely(!(gl1e & _PAGE_PRESENT)) )
+        return false;
+
+    page = get_page_from_gfn(currd, pte_mfn(gl1e), NULL);
+    if ( unlikely(!page) )
+        return false;
+
+    if ( unlikely(!get_page_type(page, PGT_seg_desc_page)) )
+    {
+        put_page(page);
+        return false;
+    }
+
+    curr->ldt_frames[offset >> PAGE_SHIFT] = page_to_mfn(page);
+    return true;
 }
 
 /* A reference to a RAM frame of pg_owner that can be written (CLEAR/COPY). */

@@ -376,6 +376,70 @@ static uint64_t op_time(void *cpu)
     return hv_system_time();
 }
 
+/*
+ * The descriptor a selector names (the ldesc instruction), read as an x86
+ * CPU reads it when it loads a segment register, with Xen's tables behind
+ * it.  The GDT's frames are there since set_gdt took them; entries past
+ * them read as zero, as Xen's zero page does, and ferry has no descriptors
+ * of its own to show in the reserved ones.  An LDT page is mapped on its
+ * first use (Xen's handle_ldt_mapping_fault): if it cannot be, the guest
+ * gets the page fault at ldt_base + offset, or #GP if that address is not
+ * canonical.  The mapping takes references, so it is bracketed like a
+ * hypercall for the auditor.
+ */
+static int op_desc(void *cpu, uint16_t sel, uint64_t *desc,
+                   struct isa_fault *f)
+{
+    struct vcpu_rt *r = cpu;
+    struct vcpu *v = r->v;
+    unsigned int idx = sel >> 3, offset = sel & ~7U;
+    mfn_t mfn;
+
+    if ( !(sel & 4) )
+    {
+        if ( idx >= FIRST_RESERVED_GDT_ENTRY )
+            goto gp;
+        mfn = v->gdt_frames[idx / 512];
+        if ( !mfn )
+        {
+            *desc = 0;
+            return ISA_OP_OK;
+        }
+    }
+    else
+    {
+        if ( idx >= v->ctxt.ldt_ents )
+            goto gp;
+        mfn = v->ldt_frames[offset >> PAGE_SHIFT];
+        if ( !mfn )
+        {
+            uint64_t va = v->ctxt.ldt_base + offset;
+            bool mapped;
+
+            hv_audit_before_hypercall();
+            mapped = pv_map_ldt_shadow_page(offset);
+            hv_audit_after_hypercall("an LDT mapping fault");
+            if ( !mapped )
+            {
+                f->vector = is_canonical(va) ? ISA_VEC_PF : ISA_VEC_GP;
+                f->error_code = is_canonical(va) ? 0 : offset | 4;
+                f->va = is_canonical(va) ? va : 0;
+                return ISA_OP_FAULT;
+            }
+            mfn = v->ldt_frames[offset >> PAGE_SHIFT];
+        }
+    }
+    *desc = __atomic_load_n((uint64_t *)map_domain_page(mfn) +
+                            (offset & (PAGE_SIZE - 1)) / 8, __ATOMIC_RELAXED);
+    return ISA_OP_OK;
+
+ gp:
+    f->vector = ISA_VEC_GP;
+    f->error_code = sel & 0xfffc;
+    f->va = 0;
+    return ISA_OP_FAULT;
+}
+
 static long op_hypercall(void *cpu, struct cpu_user_regs *regs, int *action)
 {
     struct vcpu_rt *r = cpu;
@@ -391,6 +455,7 @@ static const struct isa_ops guest_ops = {
     .copy = NULL,                   /* bounce through load + store */
     .hypercall = op_hypercall,
     .time = op_time,
+    .desc = op_desc,
 };
 
 /* Hypercall argument copies: -EFAULT unless every byte is reachable. */

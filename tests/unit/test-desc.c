@@ -336,3 +336,207 @@ TEST(va_mapping_otherdomain_for_a_domain_the_caller_may_map)
     hvtest_destroy(d);
     hvtest_done();
 }
+
+/* ------------------------------------------------------------------------
+ * The LDT, mapped on the guest's first use
+ * ------------------------------------------------------------------------ */
+
+/* The program at VA(0): ldesc r0, r3; halt; then the fault handler: halt. */
+#define RIP_DONE    (VA(0) + 16)
+#define RIP_FAULTED (VA(0) + 24)
+
+static void load_program(struct guest *g)
+{
+    uint64_t *code = words(g->code);
+    struct vcpu *v = g->d->vcpu[0];
+
+    code[0] = isa_encode(ISA_OP_LDESC, ISA_RAX, ISA_RBX, 0, 0);
+    code[1] = isa_encode(ISA_OP_HALT, 0, 0, 0, 0);
+    code[2] = isa_encode(ISA_OP_HALT, 0, 0, 0, 0);
+    v->ctxt.trap_ctxt[ISA_VEC_GP].address = VA(0) + 16;
+    v->ctxt.trap_ctxt[ISA_VEC_PF].address = VA(0) + 16;
+}
+
+/* Run vCPU 0 from VA(0) with r3 = sel until it halts; the domain stays paused. */
+static void run_ldesc(struct guest *g, uint16_t sel)
+{
+    struct vcpu *v = g->d->vcpu[0], *me = current;
+    struct timespec ts = { 0, 1000000 };
+    unsigned int waited = 0;
+
+    v->ctxt.user_regs.rip = VA(0);
+    v->ctxt.user_regs.rsp = VA(3);
+    v->ctxt.user_regs.rax = 0x5a5a;
+    v->ctxt.user_regs.rbx = sel;
+    v->ctxt.user_regs.rcx = v->ctxt.user_regs.rdx = 0x77;
+    v->is_initialised = true;
+    atomic_store(&v->is_down, false);
+    atomic_store(&v->blocked, false);
+    set_current(host.dom0->vcpu[0]);
+    ASSERT_EQ(domctl_unpausedomain(g->d), 0);
+    while ( !atomic_load(&v->blocked) && waited++ < 10000 )
+        nanosleep(&ts, NULL);
+    ASSERT_EQ(domctl_pausedomain(g->d), 0);
+    ASSERT(atomic_load(&v->blocked));
+    set_current(me);
+}
+
+static long set_ldt(uint64_t base, unsigned int ents)
+{
+    struct mmuext_op op = { .cmd = MMUEXT_SET_LDT, .arg1.linear_addr = base,
+                            .arg2.nr_ents = ents };
+    unsigned int done = 0;
+
+    return do_mmuext_op(&op, 1, &done, DOMID_SELF);
+}
+
+TEST(ldt_seg_desc_ref_on_first_use_never_writable)
+{
+    struct guest g;
+    struct domain *d = setup(&g);
+    struct vcpu *v = d->vcpu[0];
+    struct cpu_user_regs *r = &v->ctxt.user_regs;
+
+    load_program(&g);
+    words(g.ldt)[1] = DESC_DATA_DPL3;
+    words(g.ldt)[2] = DESC_CODE_DPL0;
+    ASSERT_EQ(set_ldt(VA(1), 512), 0);
+    /* SET_LDT alone maps nothing: Xen maps the LDT lazily. */
+    ASSERT_HEX(v->ldt_frames[0], 0);
+    ASSERT_FRAME(g.ldt, ALLOC | 2, 0);
+
+    /* First use of LDT entry 1 (selector 0xf): mapped, typed seg_desc. */
+    run_ldesc(&g, 0xf);
+    ASSERT_HEX(r->rip, RIP_DONE);
+    ASSERT_HEX(r->rax, DESC_DATA_DPL3);
+    ASSERT_HEX(v->ldt_frames[0], g.ldt);
+    ASSERT_FRAME(g.ldt, ALLOC | 3, TAF_SEG_1);
+    /* Validation fixed entry 2 up in place. */
+    ASSERT_HEX(words(g.ldt)[2], DESC_CODE_DPL3);
+    HVTEST_AUDIT_CLEAN();
+    /* Used again: nothing more is taken. */
+    run_ldesc(&g, 0x17);
+    ASSERT_HEX(r->rax, DESC_CODE_DPL3);
+    ASSERT_FRAME(g.ldt, ALLOC | 3, TAF_SEG_1);
+
+    /* An LDT page can never be mapped writable. */
+    hvtest_as(d, 0);
+    hv_log_clear();
+    ASSERT_EQ(hvtest_pt_update(g.l1, 1, hvtest_pte(g.ldt, _PAGE_RW)), -EBUSY);
+    ASSERT(hvtest_log_has("Bad type (saw a400000000000001 != exp "
+                          "e000000000000000) for mfn %05lx (pfn 00105)",
+                          (unsigned long)g.ldt));
+    ASSERT_FRAME(g.ldt, ALLOC | 3, TAF_SEG_1);
+
+    /* A new LDT drops the mapping; then the page may become writable. */
+    ASSERT_EQ(set_ldt(VA(1), 1), 0);
+    ASSERT_HEX(v->ldt_frames[0], 0);
+    ASSERT_FRAME(g.ldt, ALLOC | 2, TAF_SEG_0);
+    ASSERT_EQ(hvtest_pt_update(g.l1, 1, hvtest_pte(g.ldt, _PAGE_RW)), 0);
+    ASSERT_FRAME(g.ldt, ALLOC | 2, TAF_WR_1);
+
+    /* Beyond the LDT's limit: #GP, error code the selector. */
+    run_ldesc(&g, 0xf);
+    ASSERT_HEX(r->rip, RIP_FAULTED);
+    ASSERT_HEX(r->rcx, 0xc);
+    ASSERT_HEX(r->rax, 0x5a5a);
+
+    /* A writable page can never become an LDT page: the guest's #PF. */
+    ASSERT_EQ(set_ldt(VA(1), 512), 0);
+    run_ldesc(&g, 0xf);
+    ASSERT_HEX(r->rip, RIP_FAULTED);
+    ASSERT_HEX(r->rcx, 0);
+    ASSERT_HEX(r->rdx, VA(1) + 8);
+    ASSERT_HEX(r->rax, 0x5a5a);
+    ASSERT_HEX(v->ldt_frames[0], 0);
+    ASSERT_FRAME(g.ldt, ALLOC | 2, TAF_WR_1);
+
+    /* Nor can a page table (mapped read-only); an unmapped page faults. */
+    hvtest_as(d, 0);
+    ASSERT_EQ(set_ldt(VA(6), 512), 0);
+    ASSERT_EQ(hvtest_pt_update(g.l1, 6, hvtest_pte(g.l1, 0)), 0);
+    run_ldesc(&g, 0x4);
+    ASSERT_HEX(r->rip, RIP_FAULTED);
+    ASSERT_HEX(r->rdx, VA(6));
+    ASSERT_FRAME(g.l1, ALLOC | 3, TAF_L1_1);
+    hvtest_as(d, 0);
+    ASSERT_EQ(set_ldt(VA(7), 512), 0);
+    run_ldesc(&g, 0x4);
+    ASSERT_HEX(r->rip, RIP_FAULTED);
+    ASSERT_HEX(r->rdx, VA(7));
+
+    /* Past the canonical boundary: #GP with the offset and TI. */
+    hvtest_as(d, 0);
+    ASSERT_EQ(set_ldt((1ULL << 47) - PAGE_SIZE, 8192), 0);
+    run_ldesc(&g, (512 << 3) | 4);
+    ASSERT_HEX(r->rip, RIP_FAULTED);
+    ASSERT_HEX(r->rcx, 0x1004);
+    ASSERT_HEX(r->rdx, 0);
+
+    /* The GDT through the same instruction: entries past it read 0. */
+    hvtest_as(d, 0);
+    words(g.gdt)[3] = DESC_DATA_DPL3;
+    ASSERT_EQ(pv_set_gdt(v, &g.gdt, 16), 0);
+    run_ldesc(&g, 0x1b);
+    ASSERT_HEX(r->rip, RIP_DONE);
+    ASSERT_HEX(r->rax, DESC_DATA_DPL3);
+    run_ldesc(&g, 513 << 3);
+    ASSERT_HEX(r->rip, RIP_DONE);
+    ASSERT_HEX(r->rax, 0);
+    run_ldesc(&g, FIRST_RESERVED_GDT_ENTRY << 3);
+    ASSERT_HEX(r->rip, RIP_FAULTED);
+    ASSERT_HEX(r->rcx, FIRST_RESERVED_GDT_ENTRY << 3);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_destroy(d);
+    hvtest_done();
+}
+
+TEST(ldt_seg_desc_refs_dropped_by_new_baseptr_reset_and_destruction)
+{
+    struct guest g;
+    struct domain *d = setup(&g);
+    struct vcpu *v = d->vcpu[0];
+    mfn_t ldt2 = hvtest_frame(d, 0x200);
+
+    load_program(&g);
+    /* The LDT's second page at VA(5), used through entry 512. */
+    ASSERT_EQ(hvtest_pt_update(g.l1, 5, hvtest_pte(ldt2, 0)), 0);
+    ASSERT_EQ(set_ldt(VA(4), 1024), 0);
+    run_ldesc(&g, (512 << 3) | 4);
+    ASSERT_HEX(v->ctxt.user_regs.rip, RIP_DONE);
+    ASSERT_HEX(v->ldt_frames[0], 0);
+    ASSERT_HEX(v->ldt_frames[1], ldt2);
+    ASSERT_FRAME(ldt2, ALLOC | 3, TAF_SEG_1);
+    HVTEST_AUDIT_CLEAN();
+
+    /* NEW_BASEPTR to other tables drops the shadow (Xen's new_guest_cr3). */
+    hvtest_as(d, 0);
+    {
+        struct guest g2;
+
+        build_guest(&g2, d, 0x400);
+        ASSERT_HEX(v->ldt_frames[1], 0);
+        ASSERT_FRAME(ldt2, ALLOC | 2, TAF_SEG_0);
+        ASSERT_EQ(new_guest_cr3(g.l4), 0);
+    }
+
+    /* Mapped again, then the vCPU is reset by the toolstack. */
+    run_ldesc(&g, (512 << 3) | 4);
+    ASSERT_FRAME(ldt2, ALLOC | 3, TAF_SEG_1);
+    set_current(host.dom0->vcpu[0]);
+    ASSERT_EQ(domctl_setvcpucontext(d, 0, NULL), 0);
+    ASSERT_HEX(v->ldt_frames[1], 0);
+    ASSERT_FRAME(ldt2, ALLOC | 2, TAF_SEG_0);
+    HVTEST_AUDIT_CLEAN();
+
+    /* And a live mapping is dropped when the domain dies. */
+    hvtest_as(d, 0);
+    ASSERT_EQ(new_guest_cr3(g.l4), 0);
+    run_ldesc(&g, (512 << 3) | 4);
+    ASSERT_FRAME(ldt2, ALLOC | 3, TAF_SEG_1);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_destroy(d);
+    ASSERT(page_get_owner(mfn_to_page(ldt2)) == NULL);
+    ASSERT_FRAME(ldt2, PGC_state_free, 0);
+    hvtest_done();
+}

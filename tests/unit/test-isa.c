@@ -963,6 +963,62 @@ TEST(rdtime_reads_the_time_callback)
     teardown(&tc);
 }
 
+/*
+ * A descriptor callback: selector 0x10 reads a fixed descriptor, 0x14 (an
+ * LDT selector) faults as an unmappable LDT page would, others are #GP.
+ */
+static int t_desc(void *cpu, uint16_t sel, uint64_t *desc,
+                  struct isa_fault *f)
+{
+    (void)cpu;
+    if ( sel == 0x10 )
+    {
+        *desc = 0x00cff2000000ffffULL;
+        return ISA_OP_OK;
+    }
+    f->vector = sel == 0x14 ? ISA_VEC_PF : ISA_VEC_GP;
+    f->error_code = sel == 0x14 ? 0 : sel & 0xfffc;
+    f->va = sel == 0x14 ? 0x7000 : 0;
+    return ISA_OP_FAULT;
+}
+
+TEST(ldesc_reads_through_the_desc_callback_faults_precisely)
+{
+    static const struct isa_ops ops_desc = {
+        .load = t_load, .store = t_store, .desc = t_desc,
+    };
+    struct cpu_user_regs r, before;
+    struct tcpu tc;
+    struct isa_fault f;
+
+    setup(&tc, &r, "mov r3, 0x10\n ldesc r5, r3\n halt\n");
+    run_to_halt(&tc, &r, &ops_desc);
+    ASSERT_HEX(r.rbp, 0x00cff2000000ffffULL);
+    teardown(&tc);
+
+    /* A fault of the callback changes nothing and names the instruction. */
+    setup(&tc, &r, "mov r3, 0x14\n mov r5, 7\n ldesc r5, r3\n halt\n");
+    ASSERT_EQ(isa_step(&r, &ops_desc, &tc, 2, &f), ISA_EXIT_BUDGET);
+    before = r;
+    ASSERT_EQ(isa_step(&r, &ops_desc, &tc, 10, &f), ISA_EXIT_FAULT);
+    ASSERT_EQ(f.vector, ISA_VEC_PF);
+    ASSERT_HEX(f.va, 0x7000);
+    ASSERT_HEX(f.rip, before.rip);
+    ASSERT(!memcmp(&r, &before, sizeof(r)));
+    teardown(&tc);
+
+    /* Without the callback every selector is #GP(selector & ~3). */
+    setup(&tc, &r, "mov r3, 0x13\n ldesc r5, r3\n halt\n");
+    ASSERT_EQ(isa_step(&r, &ops_plain, &tc, 10, &f), ISA_EXIT_FAULT);
+    ASSERT_EQ(f.vector, ISA_VEC_GP);
+    ASSERT_HEX(f.error_code, 0x10);
+    teardown(&tc);
+
+    /* Encoding: opcode 07, a and b; c and imm must be zero. */
+    ASSERT_STR(isa_opcode_name(ISA_OP_LDESC), "ldesc");
+    expect_fault("mov r1, 1\n .quad 0x10307\n", 1, ISA_VEC_UD);
+}
+
 /* ------------------------------------------------------------------------
  * Fault delivery and iret
  * ------------------------------------------------------------------------ */
@@ -1286,7 +1342,8 @@ TEST(encoding_of_each_instruction_form)
              "        pop r14\n"
              "        copy r1, r2, r3\n"
              "        not r5\n"
-             "        rdtime r15\n", &img);
+             "        rdtime r15\n"
+             "        ldesc r2, r9\n", &img);
     ASSERT_HEX(img_q(&img, 0x400000),
                isa_encode(ISA_OP_ALU_R + ISA_ALU_ADD, 1, 1, 2, 0));
     ASSERT_HEX(img_q(&img, 0x400008),
@@ -1310,6 +1367,7 @@ TEST(encoding_of_each_instruction_form)
     ASSERT_HEX(img_q(&img, 0x400068), isa_encode(ISA_OP_COPY, 1, 2, 3, 0));
     ASSERT_HEX(img_q(&img, 0x400070), isa_encode(ISA_OP_NOT, 5, 5, 0, 0));
     ASSERT_HEX(img_q(&img, 0x400078), isa_encode(ISA_OP_RDTIME, 15, 0, 0, 0));
+    ASSERT_HEX(img_q(&img, 0x400080), isa_encode(ISA_OP_LDESC, 2, 9, 0, 0));
     ASSERT_STR(isa_opcode_name(ISA_OP_LDQ), "ldq");
     ASSERT_STR(isa_opcode_name(ISA_OP_JCC + ISA_CC_BE), "jbe");
     ASSERT_STR(isa_opcode_name(ISA_OP_ALU_I + ISA_ALU_SAR), "sar");
@@ -1421,7 +1479,7 @@ TEST(image_file_roundtrip_and_rejects)
     ASSERT_CONTAINS(err, "image size 16 does not match the 15 bytes");
     buf[offsetof(struct ferry_image_header, isa_version)] = 99;
     ASSERT_EQ(ferry_image_parse(buf, len, &back, err, sizeof(err)), -EINVAL);
-    ASSERT_STR(err, "image needs ISA version 99, this is version 1");
+    ASSERT_STR(err, "image needs ISA version 99, this is version 2");
     buf[offsetof(struct ferry_image_header, isa_version)] = 1;
     buf[offsetof(struct ferry_image_header, entry)] = 0x04;
     ASSERT_EQ(ferry_image_parse(buf, len, &back, err, sizeof(err)), -EINVAL);
