@@ -445,12 +445,53 @@ static int tls_file(const char *given, const char *name, char **out,
     return 0;
 }
 
-/* Which xl to run: --xl, else the one installed beside us, else PATH's. */
+/*
+ * Which xl to run as the receiver: --xl; else, for a daemon run from a
+ * build tree (DIR/hypervisor/ferry-hv), that tree's DIR/xl/xl; else the
+ * xl installed beside this daemon (PREFIX/sbin/ferry-hv and PREFIX/bin/xl,
+ * wherever PREFIX is now, DESTDIR included); else the configured bindir's;
+ * else the first in PATH.  An xl of another tree or another install would
+ * speak another version of the protocol, or be Xen's.
+ */
 static void choose_xl(const struct options *o)
 {
+    static char path[PATH_MAX + 16];
+    char self[PATH_MAX], *slash;
+    ssize_t n;
+
     if ( o->xl )
+    {
         mig.xl = o->xl;
-    else if ( access(FERRY_BINDIR "/xl", X_OK) == 0 )
+        return;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if ( n > 0 )
+    {
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if ( slash )
+        {
+            static const char tree[] = "/hypervisor";
+            size_t dirlen = (size_t)(slash - self);
+
+            *slash = '\0';
+            snprintf(path, sizeof(path), "%s/../xl/xl", self);
+            if ( dirlen >= sizeof(tree) - 1 &&
+                 !strcmp(self + dirlen - (sizeof(tree) - 1), tree) &&
+                 access(path, X_OK) == 0 )
+            {
+                mig.xl = path;
+                return;
+            }
+            snprintf(path, sizeof(path), "%s/../bin/xl", self);
+            if ( access(path, X_OK) == 0 )
+            {
+                mig.xl = path;
+                return;
+            }
+        }
+    }
+    if ( access(FERRY_BINDIR "/xl", X_OK) == 0 )
         mig.xl = FERRY_BINDIR "/xl";
     else
     {

@@ -305,6 +305,12 @@ int main_create(int argc, char **argv)
 
         printf("%s\n", json ? json : "");
         free(json);
+        /* The keys ferry ignores, as xl.cfg(5) promises, on stderr so
+         * that stdout stays the JSON alone. */
+        for (unsigned int i = 0; i < dc.nr_unknown; i++)
+            fprintf(stderr, "%s:%d: ignored (not supported by ferry): %s = %s\n",
+                    dc.unknown[i].source, dc.unknown[i].line,
+                    dc.unknown[i].key, dc.unknown[i].value);
         ferry_domain_config_dispose(&dc);
         return EXIT_SUCCESS;
     }

@@ -27,16 +27,21 @@ static xc_interface *host_xch;
 
 xc_interface *xl_open_host(void)
 {
+    bool chosen;
+
     if (host_xch)
         return host_xch;
     if (!run_dir)
         run_dir = getenv("FERRY_RUNDIR");
-    if (!run_dir || !*run_dir)
+    chosen = run_dir && *run_dir;
+    if (!chosen)
         run_dir = "/run/ferry";
     host_xch = xc_interface_open(run_dir, xc_stderr_logger(minmsglevel));
     if (!host_xch) {
-        fprintf(stderr, "cannot connect to the ferry host at %s (set FERRY_RUNDIR or use xl -H DIR)\n",
-                run_dir);
+        /* libxc said why, once; without -H or FERRY_RUNDIR, say how to
+         * name another host. */
+        if (!chosen)
+            fprintf(stderr, "(no host given: set FERRY_RUNDIR or use xl -H DIR)\n");
         exit(EXIT_FAILURE);
     }
     return host_xch;
