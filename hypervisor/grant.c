@@ -13,7 +13,8 @@
  *
  * A PV host mapping is an L1 entry written straight into the mapping
  * domain's page table, P|A|D|NX|GNTTAB (+RW, +US for application maps),
- * adjusted as every guest L1 entry is.  It owns the references an ordinary
+ * adjusted as every guest L1 entry is; _PAGE_GNTTAB is 0 in the release
+ * build ferry mirrors, so nothing marks the entry as a grant's.  It owns the references an ordinary
  * L1 entry would own: one general reference on the frame and, unless
  * read-only, one writable type reference.  So the page-table code releases
  * them like any other entry when the mapping domain's tables go, and a

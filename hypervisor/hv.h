@@ -22,7 +22,8 @@
  * because PV log-dirty, which ferry models, needs it in Xen; that fixes the
  * count_info layout (PGC_shadowed_pt at bit 56, a 56-bit count).  Release
  * because that is what hosts run: where a rule differs between builds,
- * ferry follows the release build.  Xen's gdprintk lines, debug-only in
+ * ferry follows the release build (so guests may set PTE bit 62, which a
+ * debug build reserves as _PAGE_GNTTAB).  Xen's gdprintk lines, debug-only in
  * Xen, are nevertheless kept (see Logging below).
  *
  * THE MODEL
@@ -696,7 +697,14 @@ extern void (*_Atomic hv_put_page_type_race)(struct page_info *pg);
                           ((x) & 0xFFFULL))
 #define pte_mfn(e) (((e) & PTE_MFN_MASK) >> PAGE_SHIFT)
 #define _PAGE_GUEST_KERNEL (1U << 12)
-#define _PAGE_GNTTAB       (1U << 22)
+/*
+ * Xen's debug builds mark grant PTEs with PTE bit 62 (flag bit 22), forbid
+ * guests that bit, and fault a guest that drops a marked entry other than
+ * through the grant interface.  Release builds, which ferry mirrors, define
+ * _PAGE_GNTTAB as 0 (xen/arch/x86/include/asm/page.h): grant PTEs carry no
+ * mark, and bit 62 is the guest's, one of the AVAIL_HIGH bits.
+ */
+#define _PAGE_GNTTAB       0U
 
 /* Disallow masks in Xen's 24-bit flag encoding (reference 4.1). */
 #define BASE_DISALLOW_MASK 0xFF000198U

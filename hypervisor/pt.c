@@ -108,7 +108,10 @@ static struct domain *current_domain(void)
 
 uint32_t l1_disallow_mask(const struct domain *d)
 {
-    /* ferry keeps Xen's debug-build rule: _PAGE_GNTTAB is Xen's to set. */
+    /*
+     * Xen's L1_DISALLOW_MASK.  _PAGE_GNTTAB is 0 in the release build
+     * ferry mirrors, so PTE bit 62 is allowed (a debug build refuses it).
+     */
     uint32_t mask = (BASE_DISALLOW_MASK | _PAGE_GNTTAB) & ~FL_GLOBAL;
 
     if ( d != host.dom_io && !d->cache_flush_permitted && !d->translated )
@@ -332,16 +335,16 @@ void put_page_from_l1e(intpte_t l1e, struct domain *l1e_owner)
     pg_owner = page_get_owner(pg);
 
     /*
-     * Grant mappings must be destroyed through the grant interface; Xen's
-     * debug builds fault the guest here.  The refs go either way.
+     * A grant mapping should be destroyed through the grant interface.  A
+     * debug Xen recognises grant PTEs by _PAGE_GNTTAB and, unless the
+     * l1e owner is shutting down or dying, logs "Attempt to implicitly
+     * unmap" and injects #GP[0] into the current vCPU here (domain_crash of
+     * the owner before Xen 4.17).  The release build has no such mark
+     * (_PAGE_GNTTAB is 0) and compiles the check out: the entry's refs go
+     * like any other entry's, and the grant stays pinned until its unmap
+     * (which then fails, the PTE no longer matching) or the mapper's death.
+     * A guest may set PTE bit 62 itself, so it could not mark grants here.
      */
-    if ( (pte_flags(l1e) & _PAGE_GNTTAB) &&
-         !atomic_load(&l1e_owner->is_shutting_down) &&
-         !domain_is_dying(l1e_owner) )
-        gdprintk(XENLOG_WARNING,
-                 "Attempt to implicitly unmap d%u's grant PTE %016lx\n",
-                 l1e_owner->domain_id, (unsigned long)l1e);
-
     /* Foreign RW mappings into external domains took no type ref. */
     if ( (l1e & _PAGE_RW) &&
          (l1e_owner == pg_owner || !pg_owner ||

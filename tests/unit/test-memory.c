@@ -228,7 +228,10 @@ static int16_t unmap_grant(uint64_t addr, grant_handle_t handle)
     return op.status;
 }
 
-/* The grant PTE: P|RW|A|D|NX|GNTTAB, plus US|GUEST_KERNEL (kernel map). */
+/*
+ * The grant PTE: P|RW|A|D|NX|GNTTAB, plus US|GUEST_KERNEL (kernel map);
+ * _PAGE_GNTTAB is 0 in a release build.
+ */
 static intpte_t grant_pte(mfn_t mfn, bool rw)
 {
     return (mfn << PAGE_SHIFT) | _PAGE_PRESENT | _PAGE_ACCESSED |
@@ -1131,6 +1134,64 @@ TEST(grant_unmap_after_pte_changed_underneath_general_error)
     ASSERT_HEX(grant_flags(a, 5), GTF_permit_access);
     ASSERT_HEX(hvtest_caf(f), caf0);
     HVTEST_AUDIT_CLEAN();
+    hvtest_destroy(a);
+    hvtest_done();
+}
+
+/*
+ * PTE bit 62 in the release build ferry mirrors (_PAGE_GNTTAB is 0): the
+ * L1 disallow mask lets a guest set it, a grant PTE does not carry it, and
+ * dropping a grant PTE through mmu_update (an implicit unmap) just drops
+ * its refs: no log line, no fault, the mapper keeps running.  A debug Xen
+ * refuses the bit (-EINVAL, "Bad L1 flags 400000"), marks grant PTEs with
+ * it and faults the mapper on the implicit unmap.
+ */
+TEST(gnttab_pte_bit_62_is_the_guests_in_release_builds)
+{
+    const intpte_t bit62 = 1ULL << 62;
+    struct domain *a, *b;
+    struct gnttab_map_grant_ref m;
+    struct space s;
+    mfn_t f, own;
+    uint64_t caf0;
+
+    hvtest_host(HVTEST_MEM_MB);
+    f = grant_setup(&a, 16, &b, 1, &s);
+    caf0 = hvtest_caf(f);
+    ASSERT_HEX(l1_disallow_mask(b), 0xFF000098U);
+    ASSERT_HEX(l1_disallow_mask(b) & (1U << 22), 0);
+
+    /* B's own frame, mapped RW with bit 62: accepted and kept. */
+    hvtest_as(b, 0);
+    own = hvtest_frame(b, 0x40);
+    hv_log_clear();
+    ASSERT_EQ(hvtest_pt_update(s.l1, 2, hvtest_pte(own, _PAGE_RW) | bit62),
+              0);
+    ASSERT_HEX(hvtest_read_pte(s.l1, 2),
+               (own << PAGE_SHIFT) | bit62 | (1ULL << 52) | 0x07);
+    ASSERT_FRAME(own, PGC_allocated | 2, PGT_writable_page | PGT_validated |
+                 1);
+    HVTEST_AUDIT_CLEAN();
+    ASSERT_EQ(hvtest_pt_update(s.l1, 2, 0), 0);
+    ASSERT_FRAME(own, PGC_allocated | 1, PGT_writable_page | PGT_validated);
+
+    /* A grant PTE: P|RW|US|A|D, GUEST_KERNEL, NX; bit 62 clear. */
+    m = map_grant(0x3000, GNTMAP_host_map, 5, a->domain_id);
+    ASSERT_EQ(m.status, GNTST_okay);
+    ASSERT_HEX(hvtest_read_pte(s.l1, 3),
+               (f << PAGE_SHIFT) | 0x8010000000000067ULL);
+    ASSERT_EQ(hvtest_read_pte(s.l1, 3) & bit62, 0);
+
+    /* The implicit unmap: refs dropped, nothing logged, B not crashed. */
+    ASSERT_EQ(hvtest_pt_update(s.l1, 3, 0), 0);
+    ASSERT_HEX(hvtest_caf(f), caf0);
+    ASSERT_HEX(hvtest_tcount(f), 0);
+    ASSERT(!hv_log_contains("implicitly unmap"));
+    ASSERT(!hv_log_contains("Bad L1 flags"));
+    ASSERT_EQ(atomic_load(&b->is_shutting_down), false);
+    HVTEST_AUDIT_CLEAN();
+
+    hvtest_destroy(b);
     hvtest_destroy(a);
     hvtest_done();
 }

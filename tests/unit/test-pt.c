@@ -265,10 +265,10 @@ TEST(flag_masks_fastpath_and_adjustments)
     const intpte_t kernel = 1ULL << 52;
 
     ASSERT_HEX(BASE_DISALLOW_MASK, 0xFF000198U);
-    /* L1: PWT|PCD|PAT and _PAGE_GNTTAB refused, G allowed. */
-    ASSERT_HEX(l1_disallow_mask(d), 0xFF400098U);
+    /* L1: PWT|PCD|PAT refused, G and (release build) bit 62 allowed. */
+    ASSERT_HEX(l1_disallow_mask(d), 0xFF000098U);
     d->cache_flush_permitted = true;
-    ASSERT_HEX(l1_disallow_mask(d), 0xFF400000U);
+    ASSERT_HEX(l1_disallow_mask(d), 0xFF000000U);
     d->cache_flush_permitted = false;
 
     /* Test 12: A/D/US/G/NX/AVAIL changes need no re-validation. */

@@ -169,7 +169,7 @@ static uint64_t pick_l1_flags(struct rng *r)
         _PAGE_RW | _PAGE_NX, _PAGE_GLOBAL | _PAGE_USER,
         _PAGE_RW | _PAGE_PCD,               /* disallowed cache attribute */
         _PAGE_PAT,                          /* disallowed */
-        (uint64_t)1 << 62,                  /* _PAGE_GNTTAB: Xen's only */
+        (uint64_t)1 << 62,                  /* allowed: release builds */
     };
 
     return f[below(r, ARRAY_SIZE(f))];
