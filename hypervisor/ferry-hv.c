@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "common/path.h"
 #include "common/size.h"
 #include "hv.h"
 #include "control.h"
@@ -58,6 +59,9 @@
 #define MIGRATE_MAX_DEFAULT    16
 #define MIGRATE_MAX_LIMIT      256
 
+#ifndef FERRY_SBINDIR
+#define FERRY_SBINDIR "/usr/local/sbin"
+#endif
 #ifndef FERRY_BINDIR
 #define FERRY_BINDIR "/usr/local/bin"
 #endif
@@ -448,13 +452,14 @@ static int tls_file(const char *given, const char *name, char **out,
 /*
  * Which xl to run as the receiver: --xl; else, for a daemon run from a
  * build tree (DIR/hypervisor/ferry-hv), that tree's DIR/xl/xl; else the
- * xl installed beside this daemon (PREFIX/sbin/ferry-hv and PREFIX/bin/xl,
- * wherever PREFIX is now, DESTDIR included); else the configured bindir's;
- * else the first in PATH.  An xl of another tree or another install would
- * speak another version of the protocol, or be Xen's.
+ * xl installed beside this daemon (bindir's, found from where the daemon
+ * runs: common/path.h); else the configured bindir's; else the first in
+ * PATH.  An xl of another tree or another install would speak another
+ * version of the protocol, or be Xen's.
  */
 static void choose_xl(const struct options *o)
 {
+    static const char tree[] = "/hypervisor";
     static char path[PATH_MAX + 16];
     char self[PATH_MAX], *slash;
     ssize_t n;
@@ -469,21 +474,11 @@ static void choose_xl(const struct options *o)
     {
         self[n] = '\0';
         slash = strrchr(self, '/');
-        if ( slash )
+        if ( slash && (size_t)(slash - self) >= sizeof(tree) - 1 &&
+             !strncmp(slash - (sizeof(tree) - 1), tree, sizeof(tree) - 1) )
         {
-            static const char tree[] = "/hypervisor";
-            size_t dirlen = (size_t)(slash - self);
-
             *slash = '\0';
             snprintf(path, sizeof(path), "%s/../xl/xl", self);
-            if ( dirlen >= sizeof(tree) - 1 &&
-                 !strcmp(self + dirlen - (sizeof(tree) - 1), tree) &&
-                 access(path, X_OK) == 0 )
-            {
-                mig.xl = path;
-                return;
-            }
-            snprintf(path, sizeof(path), "%s/../bin/xl", self);
             if ( access(path, X_OK) == 0 )
             {
                 mig.xl = path;
@@ -491,7 +486,10 @@ static void choose_xl(const struct options *o)
             }
         }
     }
-    if ( access(FERRY_BINDIR "/xl", X_OK) == 0 )
+    if ( ferry_relocate(FERRY_SBINDIR, FERRY_BINDIR "/xl", path,
+                        sizeof(path)) && access(path, X_OK) == 0 )
+        mig.xl = path;
+    else if ( access(FERRY_BINDIR "/xl", X_OK) == 0 )
         mig.xl = FERRY_BINDIR "/xl";
     else
     {

@@ -23,11 +23,15 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "common/path.h"
 #include "xl.h"
 #include "xl-cfg.h"
 
 #ifndef FERRY_GUESTDIR
 #define FERRY_GUESTDIR "/usr/local/share/ferry/guests"
+#endif
+#ifndef FERRY_BINDIR
+#define FERRY_BINDIR "/usr/local/bin"
 #endif
 
 /* ------------------------------------------------------------------------
@@ -42,7 +46,9 @@ static bool readable(const char *path)
 /*
  * A kernel with a '/' is a path.  Otherwise it names a shipped guest,
  * looked for as NAME.img in $FERRY_GUEST_PATH (colon-separated), next to
- * this xl in the build tree (../guests), then in the installed guest dir.
+ * this xl in the build tree (../guests), then in the guest dir of the
+ * install this xl runs from (common/path.h: staged or moved installs
+ * too), then in the configured guest dir.
  */
 static char *resolve_kernel(const char *kernel)
 {
@@ -69,6 +75,11 @@ static char *resolve_kernel(const char *kernel)
         if ((p = strrchr(self, '/')))
             *p = '\0';
         snprintf(path, sizeof(path), "%s/../guests/%s.img", self, kernel);
+        if (readable(path))
+            return strdup(path);
+    }
+    if (ferry_relocate(FERRY_BINDIR, FERRY_GUESTDIR, self, sizeof(self))) {
+        snprintf(path, sizeof(path), "%s/%s.img", self, kernel);
         if (readable(path))
             return strdup(path);
     }

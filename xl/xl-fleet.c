@@ -36,17 +36,27 @@
 #include <libxml/relaxng.h>
 #include <libxml/xmlerror.h>
 
+#include "common/path.h"
 #include "common/size.h"
 #include "xl-fleet.h"
 
 #ifndef FERRY_DATADIR
 #define FERRY_DATADIR "/usr/local/share/ferry"
 #endif
+#ifndef FERRY_BINDIR
+#define FERRY_BINDIR "/usr/local/bin"
+#endif
 
+/* $FERRY_DATADIR's, else that of the install xl runs from (see
+ * common/path.h), else the configured data dir's. */
 const char *fleet_schema_path(char *buf, size_t len)
 {
     const char *dir = getenv("FERRY_DATADIR");
 
+    if (!(dir && *dir) &&
+        ferry_relocate(FERRY_BINDIR, FERRY_DATADIR "/fleet.rng", buf, len) &&
+        access(buf, R_OK) == 0)
+        return buf;
     snprintf(buf, len, "%s/fleet.rng", dir && *dir ? dir : FERRY_DATADIR);
     return buf;
 }
