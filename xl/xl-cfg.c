@@ -1918,9 +1918,14 @@ char *xlcfg_json_format(struct json_object *obj)
     return sb_finish(&sb);
 }
 
-/* Add @v (which may be NULL after a failed allocation) as @key. */
-static int jadd(struct json_object *obj, const char *key,
-                struct json_object *v)
+const char *xlcfg_json_line(struct json_object *obj)
+{
+    return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                          JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+int xlcfg_json_add(struct json_object *obj, const char *key,
+                   struct json_object *v)
 {
     if (!v)
         return -ENOMEM;
@@ -1931,15 +1936,64 @@ static int jadd(struct json_object *obj, const char *key,
     return 0;
 }
 
-/* The kernel and cmdline of b_info or of its deprecated type.pv twin. */
-static int jadd_boot(struct json_object *obj,
-                     const struct ferry_domain_config *dc)
+int xlcfg_json_get_string(struct json_object *obj, const char *key,
+                          const char **s_r)
 {
-    int rc = jadd(obj, "kernel",
-                  json_object_new_string(dc->kernel ? dc->kernel : ""));
+    struct json_object *v;
+
+    if (!json_object_is_type(obj, json_type_object) ||
+        !json_object_object_get_ex(obj, key, &v))
+        return -ENOENT;
+    if (!json_object_is_type(v, json_type_string) ||
+        strlen(json_object_get_string(v)) !=
+        (size_t)json_object_get_string_len(v))
+        return -EINVAL;
+    *s_r = json_object_get_string(v);
+    return 0;
+}
+
+int xlcfg_json_get_u64(struct json_object *obj, const char *key,
+                       uint64_t *v_r)
+{
+    struct json_object *v;
+
+    if (!json_object_is_type(obj, json_type_object) ||
+        !json_object_object_get_ex(obj, key, &v))
+        return -ENOENT;
+    /* json-c saturates what does not fit at UINT64_MAX, so that value
+     * stands for "too large". */
+    if (!json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) < 0 ||
+        json_object_get_uint64(v) == UINT64_MAX)
+        return -EINVAL;
+    *v_r = json_object_get_uint64(v);
+    return 0;
+}
+
+int xlcfg_json_get_bool(struct json_object *obj, const char *key,
+                        bool *v_r)
+{
+    struct json_object *v;
+
+    if (!json_object_is_type(obj, json_type_object) ||
+        !json_object_object_get_ex(obj, key, &v))
+        return -ENOENT;
+    if (!json_object_is_type(v, json_type_boolean))
+        return -EINVAL;
+    *v_r = json_object_get_boolean(v);
+    return 0;
+}
+
+/* The kernel and cmdline of b_info or of its deprecated type.pv twin. */
+static int json_add_boot(struct json_object *obj,
+                         const struct ferry_domain_config *dc)
+{
+    int rc = xlcfg_json_add(obj, "kernel", json_object_new_string(
+                                dc->kernel ? dc->kernel : ""));
 
     if (!rc && dc->cmdline)
-        rc = jadd(obj, "cmdline", json_object_new_string(dc->cmdline));
+        rc = xlcfg_json_add(obj, "cmdline",
+                            json_object_new_string(dc->cmdline));
     return rc;
 }
 
@@ -1957,21 +2011,24 @@ static struct json_object *config_to_json_object(
     if (!root)
         return NULL;
 
-    rc = jadd(root, "c_info", ci = json_object_new_object());
+    rc = xlcfg_json_add(root, "c_info", ci = json_object_new_object());
     if (!rc)
-        rc = jadd(ci, "type", json_object_new_string("pv"));
+        rc = xlcfg_json_add(ci, "type", json_object_new_string("pv"));
     if (!rc)
-        rc = jadd(ci, "name",
-                  json_object_new_string(dc->name ? dc->name : ""));
+        rc = xlcfg_json_add(ci, "name", json_object_new_string(
+                                dc->name ? dc->name : ""));
     if (!rc)
-        rc = jadd(ci, "uuid", json_object_new_string(uuid));
+        rc = xlcfg_json_add(ci, "uuid", json_object_new_string(uuid));
 
     if (!rc)
-        rc = jadd(root, "b_info", bi = json_object_new_object());
+        rc = xlcfg_json_add(root, "b_info",
+                            bi = json_object_new_object());
     if (!rc)
-        rc = jadd(bi, "max_vcpus", json_object_new_uint64(dc->maxvcpus));
+        rc = xlcfg_json_add(bi, "max_vcpus",
+                            json_object_new_uint64(dc->maxvcpus));
     if (!rc)
-        rc = jadd(bi, "avail_vcpus", avail = json_object_new_array());
+        rc = xlcfg_json_add(bi, "avail_vcpus",
+                            avail = json_object_new_array());
     for (i = 0; !rc && i < dc->vcpus; i++) {
         struct json_object *bit = json_object_new_uint64(i);
 
@@ -1981,28 +2038,29 @@ static struct json_object *config_to_json_object(
         }
     }
     if (!rc)
-        rc = jadd(bi, "max_memkb",
-                  json_object_new_uint64(dc->maxmem_mib * 1024));
+        rc = xlcfg_json_add(bi, "max_memkb",
+                            json_object_new_uint64(dc->maxmem_mib * 1024));
     if (!rc)
-        rc = jadd(bi, "target_memkb",
-                  json_object_new_uint64(dc->memory_mib * 1024));
+        rc = xlcfg_json_add(bi, "target_memkb",
+                            json_object_new_uint64(dc->memory_mib * 1024));
     /* The generic fields and their deprecated type.pv twins, as libxl. */
     if (!rc)
-        rc = jadd_boot(bi, dc);
+        rc = json_add_boot(bi, dc);
     if (!rc)
-        rc = jadd(bi, "type.pv", pv = json_object_new_object());
+        rc = xlcfg_json_add(bi, "type.pv",
+                            pv = json_object_new_object());
     if (!rc)
-        rc = jadd_boot(pv, dc);
+        rc = json_add_boot(pv, dc);
 
     if (!rc)
-        rc = jadd(root, "on_poweroff", json_object_new_string(
-                      ferry_action_json_name(dc->on_poweroff)));
+        rc = xlcfg_json_add(root, "on_poweroff", json_object_new_string(
+                                ferry_action_json_name(dc->on_poweroff)));
     if (!rc)
-        rc = jadd(root, "on_reboot", json_object_new_string(
-                      ferry_action_json_name(dc->on_reboot)));
+        rc = xlcfg_json_add(root, "on_reboot", json_object_new_string(
+                                ferry_action_json_name(dc->on_reboot)));
     if (!rc)
-        rc = jadd(root, "on_crash", json_object_new_string(
-                      ferry_action_json_name(dc->on_crash)));
+        rc = xlcfg_json_add(root, "on_crash", json_object_new_string(
+                                ferry_action_json_name(dc->on_crash)));
     if (rc) {
         json_object_put(root);
         return NULL;

@@ -287,6 +287,29 @@ int xlcfg_json_parse(const char *name, const char *text, size_t len,
  */
 char *xlcfg_json_format(struct json_object *obj);
 
+/* @obj on one line, no spaces (the migration protocol's lines, --json
+ * events).  Owned by @obj; NULL when out of memory. */
+const char *xlcfg_json_line(struct json_object *obj);
+
+/* Add @v as member @key of @obj; @v may be NULL (a failed json-c
+ * allocation), which gives -ENOMEM, as does a failed add (@v is then
+ * released). */
+int xlcfg_json_add(struct json_object *obj, const char *key,
+                   struct json_object *v);
+
+/*
+ * Member @key of the object @obj: 0; -ENOENT when @obj is not an object
+ * or has no such member; -EINVAL when the member has the wrong type: a
+ * string with a NUL in it (\u0000), a number that is not an integer in
+ * [0, 2^64 - 2], anything but true or false.  A string stays @obj's.
+ */
+int xlcfg_json_get_string(struct json_object *obj, const char *key,
+                          const char **s_r);
+int xlcfg_json_get_u64(struct json_object *obj, const char *key,
+                       uint64_t *v_r);
+int xlcfg_json_get_bool(struct json_object *obj, const char *key,
+                        bool *v_r);
+
 /* Field-by-field equality of the configuration proper (not unknown keys
  * or warnings). */
 bool ferry_domain_config_equal(const struct ferry_domain_config *a,

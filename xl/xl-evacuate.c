@@ -44,7 +44,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "xl.h"
+#include "xl-cfg.h"
 #include "xl-fleet.h"
 #include "xl-transport.h"
 #include "../saverestore/sr.h"
@@ -134,85 +137,46 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- JSON out and in ------------------------------------------------- */
+/* ---- JSON out and in (json-c) ----------------------------------------- */
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+#define JSTR(s) json_object_new_string(s)
+#define JINT(v) json_object_new_int64(v)
+#define JU64(v) json_object_new_uint64(v)
+#define JBOOL(v) json_object_new_boolean(v)
 
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
-static void json_str_or_null(const char *s)
+/* Member key: the string s, or null. */
+static bool add_str_or_null(struct json_object *o, const char *key,
+                            const char *s)
 {
     if (s)
-        json_str(s);
-    else
-        fputs("null", stdout);
+        return !xlcfg_json_add(o, key, JSTR(s));
+    return !json_object_object_add(o, key, NULL);
 }
 
-/*
- * The value of a top-level key of a flat JSON object (xl migrate's lines):
- * a string unescaped, anything else as its text.  1 if found.
- */
-static int json_get(const char *p, const char *key, char *out, size_t len)
+/* Print o as one line of stdout, then release it; ok false (a failed
+ * json-c allocation) prints nothing but a complaint. */
+static void emit(struct json_object *o, bool ok)
 {
-    size_t klen = strlen(key);
-    int depth = 0;
+    const char *s = ok && o ? xlcfg_json_line(o) : NULL;
 
-    for (; *p; p++) {
-        if (*p == '{' || *p == '[') {
-            depth++;
-        } else if (*p == '}' || *p == ']') {
-            depth--;
-        } else if (*p == '"') {
-            const char *s = ++p;
-            bool match;
+    if (s)
+        printf("%s\n", s);
+    else
+        fprintf(stderr, "evacuate: out of memory for a --json event\n");
+    fflush(stdout);
+    json_object_put(o);
+}
 
-            while (*p && *p != '"')
-                p += (*p == '\\' && p[1]) ? 2 : 1;
-            if (!*p)
-                return 0;
-            match = depth == 1 && (size_t)(p - s) == klen &&
-                    !memcmp(s, key, klen);
-            if (!match)
-                continue;
-            p++;
-            p += strspn(p, " \t");
-            if (*p != ':')
-                continue;
-            p++;
-            p += strspn(p, " \t");
-            if (*p == '"') {
-                size_t n = 0;
+/* String member key of o into out (cut to len), if it is one. */
+static bool get_str(struct json_object *o, const char *key, char *out,
+                    size_t len)
+{
+    const char *v;
 
-                for (p++; *p && *p != '"'; p++) {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    if (n + 1 < len)
-                        out[n++] = *p;
-                }
-                out[n] = 0;
-            } else {
-                size_t n = strcspn(p, ",}] \t");
-
-                snprintf(out, len, "%.*s", (int)n, p);
-            }
-            return 1;
-        }
-    }
-    return 0;
+    if (xlcfg_json_get_string(o, key, &v))
+        return false;
+    snprintf(out, len, "%s", v);
+    return true;
 }
 
 /* ---- terminal output ------------------------------------------------- */
@@ -332,7 +296,8 @@ static int ask_preamble(const struct evac_target *t, uint64_t *free_kb,
         "\"monitor\":false,\"debug\":false}\n";
     struct xl_chan_opts o = { .connect_timeout_ms = 5000 };
     struct xl_chan *ch = NULL;
-    char line[1024], err[XL_CHAN_ERRLEN], v[32];
+    struct json_object *ans = NULL;
+    char line[1024], err[XL_CHAN_ERRLEN];
     int rc;
 
     if (t->fh && t->fh->transport == FLEET_TLS) {
@@ -357,11 +322,12 @@ static int ask_preamble(const struct evac_target *t, uint64_t *free_kb,
         snprintf(why, len, "%s did not answer the migration preamble: %s",
                  t->migrate_arg, strerror(rc < 0 ? -rc : EIO));
     else if (strncmp(line, "ok ", 3) ||
-             !json_get(line + 3, "free_memkb", v, sizeof(v)))
+             xlcfg_json_parse("answer", line + 3, strlen(line + 3), &ans,
+                              NULL) ||
+             xlcfg_json_get_u64(ans, "free_memkb", free_kb))
         snprintf(why, len, "%s answered the preamble with \"%.100s\"",
                  t->migrate_arg, line);
-    else
-        *free_kb = strtoull(v, NULL, 10);
+    json_object_put(ans);
     xl_chan_close(ch, NULL);
     return *why ? -1 : 0;
 }
@@ -617,47 +583,61 @@ static void emit_target(struct evac *e, unsigned int i)
 {
     const struct evac_target *t = &e->t[i];
     const struct place_target *p = &e->pt[i];
+    struct json_object *o, *tags;
+    bool ok;
 
     if (!e->json)
         return;
-    printf("{\"event\":\"target\",\"host\":");
-    json_str(t->name);
-    printf(",\"transport\":\"%s\",\"migrate_to\":",
-           fleet_transport_name(t->transport));
-    json_str(t->migrate_arg);
-    printf(",\"reachable\":%s", t->reachable ? "true" : "false");
-    if (t->reachable)
-        printf(",\"free_kb\":%llu", (unsigned long long)p->free_kb);
-    else
-        printf(",\"free_kb\":null,\"error\":"), json_str(t->why);
-    if (p->max_memory_kb)
-        printf(",\"max_memory_kb\":%llu",
-               (unsigned long long)p->max_memory_kb);
-    if (p->max_domains)
-        printf(",\"max_domains\":%u", p->max_domains);
-    printf(",\"tags\":[");
-    for (unsigned int k = 0; k < p->nr_tags; k++)
-        printf("%s", k ? "," : ""), json_str(p->tags[k]);
-    printf("]}\n");
+    o = json_object_new_object();
+    ok = o && !xlcfg_json_add(o, "event", JSTR("target")) &&
+         !xlcfg_json_add(o, "host", JSTR(t->name)) &&
+         !xlcfg_json_add(o, "transport",
+                         JSTR(fleet_transport_name(t->transport))) &&
+         !xlcfg_json_add(o, "migrate_to", JSTR(t->migrate_arg)) &&
+         !xlcfg_json_add(o, "reachable", JBOOL(t->reachable));
+    if (ok && t->reachable)
+        ok = !xlcfg_json_add(o, "free_kb", JU64(p->free_kb));
+    else if (ok)
+        ok = add_str_or_null(o, "free_kb", NULL) &&
+             !xlcfg_json_add(o, "error", JSTR(t->why));
+    if (ok && p->max_memory_kb)
+        ok = !xlcfg_json_add(o, "max_memory_kb", JU64(p->max_memory_kb));
+    if (ok && p->max_domains)
+        ok = !xlcfg_json_add(o, "max_domains", JU64(p->max_domains));
+    ok = ok && !xlcfg_json_add(o, "tags", tags = json_object_new_array());
+    for (unsigned int k = 0; ok && k < p->nr_tags; k++) {
+        struct json_object *tag = JSTR(p->tags[k]);
+
+        ok = tag && !json_object_array_add(tags, tag);
+        if (!ok)
+            json_object_put(tag);
+    }
+    emit(o, ok);
 }
 
 static void emit_plan(struct evac *e, const struct evac_dom *d,
                       unsigned int rank, bool replan)
 {
+    struct json_object *o;
+    bool ok;
+
     if (!e->json)
         return;
-    printf("{\"event\":\"plan\",%s\"source\":", replan ? "\"replan\":true," :
-           "");
-    json_str(e->source_name);
-    printf(",\"order\":%u,\"domain\":", rank);
-    json_str(d->name);
-    printf(",\"domid\":%u,\"memory_kb\":%llu,\"paused\":%s,\"target\":",
-           d->pd->domid, (unsigned long long)d->pd->need_kb,
-           d->paused ? "true" : "false");
-    json_str_or_null(d->pd->target >= 0 ? e->t[d->pd->target].name : NULL);
-    if (d->pd->target < 0)
-        printf(",\"reason\":"), json_str(d->pd->reason);
-    printf("}\n");
+    o = json_object_new_object();
+    ok = o && !xlcfg_json_add(o, "event", JSTR("plan"));
+    if (ok && replan)
+        ok = !xlcfg_json_add(o, "replan", JBOOL(true));
+    ok = ok && !xlcfg_json_add(o, "source", JSTR(e->source_name)) &&
+         !xlcfg_json_add(o, "order", JU64(rank)) &&
+         !xlcfg_json_add(o, "domain", JSTR(d->name)) &&
+         !xlcfg_json_add(o, "domid", JU64(d->pd->domid)) &&
+         !xlcfg_json_add(o, "memory_kb", JU64(d->pd->need_kb)) &&
+         !xlcfg_json_add(o, "paused", JBOOL(d->paused)) &&
+         add_str_or_null(o, "target", d->pd->target >= 0 ?
+                         e->t[d->pd->target].name : NULL);
+    if (ok && d->pd->target < 0)
+        ok = !xlcfg_json_add(o, "reason", JSTR(d->pd->reason));
+    emit(o, ok);
 }
 
 static void print_plan_table(struct evac *e)
@@ -753,25 +733,27 @@ static const char *fault_for(const struct evac_target *t)
 static void emit_dom_event(struct evac *e, const struct evac_dom *d,
                            const char *event)
 {
+    struct json_object *o;
+    bool ok;
+
     if (!e->json)
         return;
-    printf("{\"event\":\"%s\",\"domain\":", event);
-    json_str(d->name);
-    printf(",\"domid\":%u,\"target\":", d->pd->domid);
-    json_str(e->t[d->target].name);
-    if (!strcmp(event, "start")) {
-        printf(",\"pid\":%d,\"memory_kb\":%llu", (int)d->pid,
-               (unsigned long long)d->pd->need_kb);
-    } else if (!strcmp(event, "done")) {
-        printf(",\"downtime_ms\":%lld,\"total_time_ms\":%lld",
-               d->downtime_ms, d->total_ms);
-    } else if (!strcmp(event, "failed")) {
-        printf(",\"where\":\"%s\",\"error\":",
-               d->state == D_UNRESOLVED ? "unknown" : "source");
-        json_str(d->sum_error);
-    }
-    printf("}\n");
-    fflush(stdout);
+    o = json_object_new_object();
+    ok = o && !xlcfg_json_add(o, "event", JSTR(event)) &&
+         !xlcfg_json_add(o, "domain", JSTR(d->name)) &&
+         !xlcfg_json_add(o, "domid", JU64(d->pd->domid)) &&
+         !xlcfg_json_add(o, "target", JSTR(e->t[d->target].name));
+    if (ok && !strcmp(event, "start"))
+        ok = !xlcfg_json_add(o, "pid", JINT(d->pid)) &&
+             !xlcfg_json_add(o, "memory_kb", JU64(d->pd->need_kb));
+    else if (ok && !strcmp(event, "done"))
+        ok = !xlcfg_json_add(o, "downtime_ms", JINT(d->downtime_ms)) &&
+             !xlcfg_json_add(o, "total_time_ms", JINT(d->total_ms));
+    else if (ok && !strcmp(event, "failed"))
+        ok = !xlcfg_json_add(o, "where", JSTR(d->state == D_UNRESOLVED ?
+                                              "unknown" : "source")) &&
+             !xlcfg_json_add(o, "error", JSTR(d->sum_error));
+    emit(o, ok);
 }
 
 static int start_one(struct evac *e, struct evac_dom *d)
@@ -851,46 +833,53 @@ static int start_one(struct evac *e, struct evac_dom *d)
     return -1;
 }
 
-/* One JSON line from a child's stdout. */
+/* One JSON line from a child's stdout (xl migrate --json). */
 static void child_line(struct evac *e, struct evac_dom *d, const char *line)
 {
-    char ev[32], v[256];
+    struct json_object *in = NULL, *o;
+    const char *ev;
+    uint64_t v, iteration = 0, remaining = 0;
+    bool has_iteration, has_remaining, ok;
 
-    if (!json_get(line, "event", ev, sizeof(ev)))
-        return;
+    if (xlcfg_json_parse("xl migrate", line, strlen(line), &in, NULL) ||
+        xlcfg_json_get_string(in, "event", &ev))
+        goto out;
     if (!strcmp(ev, "summary")) {
         d->have_summary = true;
-        json_get(line, "status", d->sum_status, sizeof(d->sum_status));
-        json_get(line, "where", d->sum_where, sizeof(d->sum_where));
-        if (!json_get(line, "error", d->sum_error, sizeof(d->sum_error)))
+        get_str(in, "status", d->sum_status, sizeof(d->sum_status));
+        get_str(in, "where", d->sum_where, sizeof(d->sum_where));
+        if (!get_str(in, "error", d->sum_error, sizeof(d->sum_error)))
             d->sum_error[0] = 0;
-        if (json_get(line, "downtime_ms", v, sizeof(v)))
-            d->downtime_ms = strtoll(v, NULL, 10);
-        if (json_get(line, "total_time_ms", v, sizeof(v)))
-            d->total_ms = strtoll(v, NULL, 10);
-        return;
+        if (!xlcfg_json_get_u64(in, "downtime_ms", &v) && v <= LLONG_MAX)
+            d->downtime_ms = (long long)v;
+        if (!xlcfg_json_get_u64(in, "total_time_ms", &v) && v <= LLONG_MAX)
+            d->total_ms = (long long)v;
+        goto out;
     }
     if (strcmp(ev, "progress"))
-        return;
-    json_get(line, "status", d->phase, sizeof(d->phase));
-    if (json_get(line, "transferred_bytes", v, sizeof(v)))
-        d->transferred = strtoull(v, NULL, 10);
+        goto out;
+    get_str(in, "status", d->phase, sizeof(d->phase));
+    if (!xlcfg_json_get_u64(in, "transferred_bytes", &v))
+        d->transferred = v;
+    has_iteration = !xlcfg_json_get_u64(in, "iteration", &iteration);
+    has_remaining = !xlcfg_json_get_u64(in, "remaining_pages", &remaining);
     if (e->json) {
-        printf("{\"event\":\"progress\",\"domain\":");
-        json_str(d->name);
-        printf(",\"target\":");
-        json_str(e->t[d->target].name);
-        printf(",\"status\":");
-        json_str(d->phase);
-        if (json_get(line, "iteration", v, sizeof(v)))
-            printf(",\"iteration\":%lld", strtoll(v, NULL, 10));
-        printf(",\"transferred_bytes\":%llu", d->transferred);
-        if (json_get(line, "remaining_pages", v, sizeof(v)))
-            printf(",\"remaining_pages\":%lld", strtoll(v, NULL, 10));
-        printf("}\n");
-        fflush(stdout);
+        o = json_object_new_object();
+        ok = o && !xlcfg_json_add(o, "event", JSTR("progress")) &&
+             !xlcfg_json_add(o, "domain", JSTR(d->name)) &&
+             !xlcfg_json_add(o, "target", JSTR(e->t[d->target].name)) &&
+             !xlcfg_json_add(o, "status", JSTR(d->phase));
+        if (ok && has_iteration)
+            ok = !xlcfg_json_add(o, "iteration", JU64(iteration));
+        ok = ok && !xlcfg_json_add(o, "transferred_bytes",
+                                   JU64(d->transferred));
+        if (ok && has_remaining)
+            ok = !xlcfg_json_add(o, "remaining_pages", JU64(remaining));
+        emit(o, ok);
     }
     draw_status(e);
+ out:
+    json_object_put(in);
 }
 
 /* Read what a child's fd has; split stdout into lines, keep the last
@@ -1017,11 +1006,11 @@ static void child_done(struct evac *e, struct evac_dom *d)
         t->lost = true;
         e->pt[d->target].usable = false;
         if (e->json) {
-            printf("{\"event\":\"target-lost\",\"host\":");
-            json_str(t->name);
-            printf(",\"error\":");
-            json_str(t->why);
-            printf("}\n");
+            struct json_object *o = json_object_new_object();
+
+            emit(o, o && !xlcfg_json_add(o, "event", JSTR("target-lost")) &&
+                 !xlcfg_json_add(o, "host", JSTR(t->name)) &&
+                 !xlcfg_json_add(o, "error", JSTR(t->why)));
         }
         replan(e, (unsigned int)d->target);
     }
@@ -1148,6 +1137,67 @@ static int left_on_source(struct evac *e)
     return n < 0 ? -1 : left;
 }
 
+/* The --json report: the counts, then one object per domain. */
+static void emit_report(struct evac *e, bool dry, int rc,
+                        unsigned int migrated, unsigned int stayed,
+                        unsigned int unresolved, int left)
+{
+    struct json_object *o = json_object_new_object(), *lost, *doms;
+    bool ok;
+
+    ok = o && !xlcfg_json_add(o, "event", JSTR("report")) &&
+         !xlcfg_json_add(o, "source", JSTR(e->source_name)) &&
+         !xlcfg_json_add(o, "dry_run", JBOOL(dry)) &&
+         !xlcfg_json_add(o, "status", JSTR(rc == EXIT_SUCCESS ?
+                         (dry ? "would-empty" : "empty") : "not-empty")) &&
+         !xlcfg_json_add(o, "exit_status", JINT(rc)) &&
+         !xlcfg_json_add(o, dry ? "would_migrate" : "migrated",
+                         JU64(migrated)) &&
+         !xlcfg_json_add(o, "stayed", JU64(stayed)) &&
+         !xlcfg_json_add(o, "unresolved", JU64(unresolved)) &&
+         !xlcfg_json_add(o, "left_on_source", JINT(left)) &&
+         !xlcfg_json_add(o, "total_time_ms",
+                         JU64((now_ns() - e->t0_ns) / 1000000)) &&
+         !xlcfg_json_add(o, "lost_targets", lost = json_object_new_array());
+    for (unsigned int i = 0; ok && i < e->nt; i++) {
+        struct json_object *name;
+
+        if (!e->t[i].lost)
+            continue;
+        name = JSTR(e->t[i].name);
+        ok = name && !json_object_array_add(lost, name);
+        if (!ok)
+            json_object_put(name);
+    }
+    ok = ok && !xlcfg_json_add(o, "domains", doms = json_object_new_array());
+    for (unsigned int k = 0; ok && k < e->nd; k++) {
+        const struct evac_dom *d = &e->d[e->order[k]];
+        bool done = d->state == D_DONE;
+        int tgt = d->target >= 0 ? d->target : d->pd->target;
+        struct json_object *j = json_object_new_object();
+
+        ok = j && !xlcfg_json_add(j, "domain", JSTR(d->name)) &&
+             !xlcfg_json_add(j, "domid", JU64(d->pd->domid)) &&
+             !xlcfg_json_add(j, "memory_kb", JU64(d->pd->need_kb)) &&
+             !xlcfg_json_add(j, "outcome", JSTR(dry ?
+                 (d->state == D_PLANNED ? "would-migrate" : "would-stay") :
+                 outcome(d))) &&
+             !xlcfg_json_add(j, "where", JSTR(done ? e->t[d->target].name :
+                 d->state == D_UNRESOLVED ? "unknown" : "source")) &&
+             add_str_or_null(j, "target", tgt >= 0 ? e->t[tgt].name : NULL);
+        if (ok && done)
+            ok = !xlcfg_json_add(j, "downtime_ms", JINT(d->downtime_ms)) &&
+                 !xlcfg_json_add(j, "total_time_ms", JINT(d->total_ms));
+        if (ok && reason_of(d))
+            ok = !xlcfg_json_add(j, "reason", JSTR(reason_of(d)));
+        if (ok)
+            ok = !json_object_array_add(doms, j);
+        if (!ok)
+            json_object_put(j);
+    }
+    emit(o, ok);
+}
+
 static int report(struct evac *e, bool dry)
 {
     unsigned int migrated = 0, stayed = 0, unresolved = 0;
@@ -1170,49 +1220,7 @@ static int report(struct evac *e, bool dry)
         rc = EXIT_SUCCESS;
 
     if (e->json) {
-        printf("{\"event\":\"report\",\"source\":");
-        json_str(e->source_name);
-        printf(",\"dry_run\":%s,\"status\":\"%s\",\"exit_status\":%d,"
-               "\"%s\":%u,\"stayed\":%u,\"unresolved\":%u,"
-               "\"left_on_source\":%d,\"total_time_ms\":%llu,"
-               "\"lost_targets\":[",
-               dry ? "true" : "false",
-               rc == EXIT_SUCCESS ? (dry ? "would-empty" : "empty") :
-               "not-empty", rc, dry ? "would_migrate" : "migrated",
-               migrated, stayed, unresolved, left,
-               (unsigned long long)((now_ns() - e->t0_ns) / 1000000));
-        for (unsigned int i = 0, c = 0; i < e->nt; i++)
-            if (e->t[i].lost)
-                printf("%s", c++ ? "," : ""), json_str(e->t[i].name);
-        printf("],\"domains\":[");
-        for (unsigned int k = 0; k < e->nd; k++) {
-            const struct evac_dom *d = &e->d[e->order[k]];
-            bool done = d->state == D_DONE;
-            int tgt = d->target >= 0 ? d->target : d->pd->target;
-
-            printf("%s{\"domain\":", k ? "," : "");
-            json_str(d->name);
-            printf(",\"domid\":%u,\"memory_kb\":%llu,\"outcome\":\"%s\","
-                   "\"where\":", d->pd->domid,
-                   (unsigned long long)d->pd->need_kb,
-                   dry ? (d->state == D_PLANNED ? "would-migrate" :
-                          "would-stay") : outcome(d));
-            if (done)
-                json_str(e->t[d->target].name);
-            else
-                printf("\"%s\"", d->state == D_UNRESOLVED ? "unknown" :
-                       "source");
-            printf(",\"target\":");
-            json_str_or_null(tgt >= 0 ? e->t[tgt].name : NULL);
-            if (done)
-                printf(",\"downtime_ms\":%lld,\"total_time_ms\":%lld",
-                       d->downtime_ms, d->total_ms);
-            if (reason_of(d))
-                printf(",\"reason\":"), json_str(reason_of(d));
-            printf("}");
-        }
-        printf("]}\n");
-        fflush(stdout);
+        emit_report(e, dry, rc, migrated, stayed, unresolved, left);
         return rc;
     }
     if (dry) {

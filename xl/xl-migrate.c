@@ -35,6 +35,8 @@
 #include <unistd.h>
 #include <uuid.h>
 
+#include <json-c/json.h>
+
 #include "common/size.h"
 #include "xl.h"
 #include "xl-cfg.h"
@@ -122,156 +124,41 @@ static bool fault_hit(const char *side, const char *point)
 }
 
 /* ------------------------------------------------------------------------
- * A little JSON: flat objects of strings, numbers and booleans
+ * One-line JSON objects (json-c): the protocol's answers and --json
  * ------------------------------------------------------------------------ */
 
-/* s as the body of a JSON string (without quotes) into buf. */
-static const char *json_esc(char *buf, size_t len, const char *s)
-{
-    size_t o = 0;
-
-    for (; *s && o + 7 < len; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(buf + o, len - o, "\\u%04x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static const char *skip_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-/* Parse a JSON string at p (at its quote) into out; the end, or NULL. */
-static const char *json_string(const char *p, char *out, size_t len)
-{
-    size_t o = 0;
-
-    if (*p++ != '"')
-        return NULL;
-    while (*p && *p != '"') {
-        char c = *p++;
-
-        if (c == '\\') {
-            c = *p++;
-            switch (c) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned int u;
-
-                if (sscanf(p, "%4x", &u) != 1 || u > 0x7f)
-                    return NULL;    /* ASCII only: names and uuids */
-                c = (char)u;
-                p += 4;
-                break;
-            }
-            case '"': case '\\': case '/': break;
-            default: return NULL;
-            }
-        }
-        if (o + 1 >= len)
-            return NULL;
-        out[o++] = c;
-    }
-    if (*p != '"')
-        return NULL;
-    out[o] = '\0';
-    return p + 1;
-}
-
 /*
- * The value of key in the flat JSON object json: a string's contents, or
- * a number or literal as written.  Returns 0, -ENOENT if absent, or
- * -EINVAL if json is not a flat object.
+ * "PREFIX <obj>\n" into line, then release obj.  obj may be NULL, and ok
+ * false, after a failed allocation: -ENOMEM.  -E2BIG if it does not fit.
  */
-static int json_get(const char *json, const char *key, char *out, size_t len)
+static int json_line(char *line, size_t len, const char *prefix,
+                     struct json_object *obj, bool ok)
 {
-    const char *p = skip_ws(json);
-    char k[64], v[PREAMBLE_MAX];
-    int found = -ENOENT;
+    const char *s = ok && obj ? xlcfg_json_line(obj) : NULL;
+    int n = s ? snprintf(line, len, "%s%s\n", prefix, s) : -1;
 
-    if (*p++ != '{')
-        return -EINVAL;
-    p = skip_ws(p);
-    if (*p == '}')
-        return found;
-    for (;;) {
-        p = json_string(skip_ws(p), k, sizeof(k));
-        if (!p)
-            return -EINVAL;
-        p = skip_ws(p);
-        if (*p++ != ':')
-            return -EINVAL;
-        p = skip_ws(p);
-        if (*p == '"') {
-            p = json_string(p, v, sizeof(v));
-            if (!p)
-                return -EINVAL;
-        } else {
-            size_t n = strcspn(p, ",} \t\r\n");
-
-            if (!n || n >= sizeof(v) || *p == '{' || *p == '[')
-                return -EINVAL;
-            memcpy(v, p, n);
-            v[n] = '\0';
-            p += n;
-        }
-        if (found && !strcmp(k, key)) {
-            if (strlen(v) >= len)
-                return -EINVAL;
-            strcpy(out, v);
-            found = 0;
-        }
-        p = skip_ws(p);
-        if (*p == '}')
-            return *skip_ws(p + 1) ? -EINVAL : found;
-        if (*p++ != ',')
-            return -EINVAL;
-    }
+    json_object_put(obj);
+    if (!s)
+        return -ENOMEM;
+    return n < 0 || (size_t)n >= len ? -E2BIG : 0;
 }
 
-static int json_get_u64(const char *json, const char *key, uint64_t *v)
+/* Print obj on one line of stdout (--json), then release it. */
+static void json_print(struct json_object *obj, bool ok)
 {
-    char buf[32], *end;
-    int rc = json_get(json, key, buf, sizeof(buf));
+    const char *s = ok && obj ? xlcfg_json_line(obj) : NULL;
 
-    if (rc)
-        return rc;
-    errno = 0;
-    *v = strtoull(buf, &end, 10);
-    return (errno || end == buf || *end || buf[0] == '-') ? -EINVAL : 0;
-}
-
-static int json_get_bool(const char *json, const char *key, bool *v)
-{
-    char buf[8];
-    int rc = json_get(json, key, buf, sizeof(buf));
-
-    if (rc)
-        return rc;
-    if (!strcmp(buf, "true"))
-        *v = true;
-    else if (!strcmp(buf, "false"))
-        *v = false;
+    if (s)
+        printf("%s\n", s);
     else
-        return -EINVAL;
-    return 0;
+        fprintf(stderr, "migrate: out of memory for a --json event\n");
+    fflush(stdout);
+    json_object_put(obj);
 }
+
+#define JSTR(s) json_object_new_string(s)
+#define JU64(v) json_object_new_uint64(v)
+#define JBOOL(v) json_object_new_boolean(v)
 
 /* ------------------------------------------------------------------------
  * The preamble: `ferry-migrate 1 <json>\n`
@@ -288,51 +175,73 @@ struct preamble {
 
 static int preamble_write(struct sr_io *io, const struct preamble *pre)
 {
-    char line[PREAMBLE_MAX], name[3 * XC_DOMAIN_NAME_MAX];
-    int n;
+    struct json_object *o = json_object_new_object();
+    char line[PREAMBLE_MAX];
+    bool ok;
+    int rc;
 
-    n = snprintf(line, sizeof(line), PREAMBLE_TAG "1 {\"op\":\"%s\","
-                 "\"name\":\"%s\",\"uuid\":\"%s\",\"max_memkb\":%" PRIu64 ","
-                 "\"max_vcpus\":%" PRIu64 ",\"paused\":%s,\"monitor\":%s,"
-                 "\"debug\":%s}\n", pre->op,
-                 json_esc(name, sizeof(name), pre->name), pre->uuid,
-                 pre->max_memkb, pre->max_vcpus,
-                 pre->paused ? "true" : "false",
-                 pre->monitor ? "true" : "false",
-                 pre->debug ? "true" : "false");
-    if (n < 0 || (size_t)n >= sizeof(line))
-        return -E2BIG;
-    return sr_io_write(io, line, (size_t)n);
+    ok = o && !xlcfg_json_add(o, "op", JSTR(pre->op)) &&
+         !xlcfg_json_add(o, "name", JSTR(pre->name)) &&
+         !xlcfg_json_add(o, "uuid", JSTR(pre->uuid)) &&
+         !xlcfg_json_add(o, "max_memkb", JU64(pre->max_memkb)) &&
+         !xlcfg_json_add(o, "max_vcpus", JU64(pre->max_vcpus)) &&
+         !xlcfg_json_add(o, "paused", JBOOL(pre->paused)) &&
+         !xlcfg_json_add(o, "monitor", JBOOL(pre->monitor)) &&
+         !xlcfg_json_add(o, "debug", JBOOL(pre->debug));
+    rc = json_line(line, sizeof(line), PREAMBLE_TAG "1 ", o, ok);
+    if (rc)
+        return rc;
+    return sr_io_write(io, line, strlen(line));
 }
 
-/* The line after PREAMBLE_TAG: "1 <json>".  Returns 0 or a message. */
+/*
+ * A string member no longer than max - 1 bytes into out.  The receiver
+ * reads what a sender sent: lengths are checked before copying.
+ */
+static int preamble_string(struct json_object *obj, const char *key,
+                           char *out, size_t max)
+{
+    const char *s;
+
+    if (xlcfg_json_get_string(obj, key, &s) || !*s || strlen(s) >= max)
+        return -EINVAL;
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+/* The line after PREAMBLE_TAG: "1 <json>".  Returns 0 or a message.
+ * Members a later sender may add are ignored. */
 static const char *preamble_parse(const char *line, struct preamble *pre)
 {
-    const char *json;
+    struct json_object *obj = NULL;
+    const char *bad = NULL;
     uuid_t u;
 
     memset(pre, 0, sizeof(*pre));
     if (strncmp(line, "1 ", 2))
         return "unsupported preamble version";
-    json = line + 2;
-    if (json_get(json, "op", pre->op, sizeof(pre->op)) ||
-        (strcmp(pre->op, "migrate") && strcmp(pre->op, "resolve")))
-        return "preamble: bad or missing \"op\"";
-    if (json_get(json, "name", pre->name, sizeof(pre->name)) ||
-        !pre->name[0])
-        return "preamble: bad or missing \"name\"";
-    if (json_get(json, "uuid", pre->uuid, sizeof(pre->uuid)) ||
-        uuid_parse(pre->uuid, u))
-        return "preamble: bad or missing \"uuid\"";
-    if (json_get_u64(json, "max_memkb", &pre->max_memkb) ||
-        json_get_u64(json, "max_vcpus", &pre->max_vcpus))
-        return "preamble: bad or missing \"max_memkb\" or \"max_vcpus\"";
-    if (json_get_bool(json, "paused", &pre->paused) ||
-        json_get_bool(json, "monitor", &pre->monitor) ||
-        json_get_bool(json, "debug", &pre->debug))
-        return "preamble: bad or missing \"paused\", \"monitor\" or"
-               " \"debug\"";
-    return NULL;
+    if (xlcfg_json_parse("preamble", line + 2, strlen(line + 2), &obj,
+                         NULL) ||
+        !json_object_is_type(obj, json_type_object))
+        bad = "preamble: not a JSON object";
+    else if (preamble_string(obj, "op", pre->op, sizeof(pre->op)) ||
+             (strcmp(pre->op, "migrate") && strcmp(pre->op, "resolve")))
+        bad = "preamble: bad or missing \"op\"";
+    else if (preamble_string(obj, "name", pre->name, sizeof(pre->name)))
+        bad = "preamble: bad or missing \"name\"";
+    else if (preamble_string(obj, "uuid", pre->uuid, sizeof(pre->uuid)) ||
+             uuid_parse(pre->uuid, u))
+        bad = "preamble: bad or missing \"uuid\"";
+    else if (xlcfg_json_get_u64(obj, "max_memkb", &pre->max_memkb) ||
+             xlcfg_json_get_u64(obj, "max_vcpus", &pre->max_vcpus))
+        bad = "preamble: bad or missing \"max_memkb\" or \"max_vcpus\"";
+    else if (xlcfg_json_get_bool(obj, "paused", &pre->paused) ||
+             xlcfg_json_get_bool(obj, "monitor", &pre->monitor) ||
+             xlcfg_json_get_bool(obj, "debug", &pre->debug))
+        bad = "preamble: bad or missing \"paused\", \"monitor\" or"
+              " \"debug\"";
+    json_object_put(obj);
+    return bad;
 }
 
 /* ------------------------------------------------------------------------
@@ -693,13 +602,15 @@ static int migrate_receive(const struct recv_opts *o)
     }
     {
         struct xc_host_info hi = { 0 };
-        char host[512];
+        struct json_object *ans = json_object_new_object();
+        bool ok;
 
         xc_host_info(xch, &hi);
-        snprintf(line, sizeof(line), "ok {\"free_memkb\":%" PRIu64 ","
-                 "\"host\":\"%s\"}\n", hi.free_pages * 4,
-                 json_esc(host, sizeof(host), run_dir));
-        if (sr_io_write(io, line, strlen(line)))
+        ok = ans && !xlcfg_json_add(ans, "free_memkb",
+                                    JU64(hi.free_pages * 4)) &&
+             !xlcfg_json_add(ans, "host", JSTR(run_dir));
+        if (json_line(line, sizeof(line), "ok ", ans, ok) ||
+            sr_io_write(io, line, strlen(line)))
             goto out;
     }
     if (!strcmp(pre.op, "resolve")) {
@@ -763,13 +674,21 @@ static int migrate_receive(const struct recv_opts *o)
         sr_io_write(io, msg_go, sizeof(msg_go));
         goto out;
     }
-    snprintf(line, sizeof(line), "ferry-stats {\"finish_ms\":%" PRIu64 ","
-             "\"pages_received\":%" PRIu64 ",\"domid\":%u,"
-             "\"reply_ms\":%" PRIu64 "}\n",
-             (res.t_done_ns - res.t_last_page_ns) / 1000000,
-             res.pages_received, res.domid,
-             (t_reply - res.t_last_page_ns) / 1000000);
-    sr_io_write(io, line, strlen(line));
+    {
+        struct json_object *st = json_object_new_object();
+        bool ok;
+
+        ok = st && !xlcfg_json_add(st, "finish_ms", JU64(
+                 (res.t_done_ns - res.t_last_page_ns) / 1000000)) &&
+             !xlcfg_json_add(st, "pages_received",
+                             JU64(res.pages_received)) &&
+             !xlcfg_json_add(st, "domid", JU64(res.domid)) &&
+             !xlcfg_json_add(st, "reply_ms", JU64(
+                 (t_reply - res.t_last_page_ns) / 1000000));
+        /* Figures only: the sender does without them. */
+        if (!json_line(line, sizeof(line), "ferry-stats ", st, ok))
+            sr_io_write(io, line, strlen(line));
+    }
     ret = EXIT_SUCCESS;
  monitor:
     xl_chan_close(ch, NULL);
@@ -1026,19 +945,22 @@ static const char *phase_status(enum sr_phase phase)
 static void json_progress(struct mig *m, const struct sr_progress *p,
                           const char *status)
 {
-    char name[3 * XC_DOMAIN_NAME_MAX];
+    struct json_object *o = json_object_new_object();
     uint64_t remaining = p->pass_total > p->pass_done ?
                          p->pass_total - p->pass_done : 0;
+    bool ok;
 
-    printf("{\"event\":\"progress\",\"domain\":\"%s\",\"status\":\"%s\","
-           "\"iteration\":%u,\"transferred_bytes\":%" PRIu64 ","
-           "\"remaining_pages\":%" PRIu64 ",\"dirty_rate_bytes_per_s\":%"
-           PRIu64 ",\"throughput_bytes_per_s\":%" PRIu64 ","
-           "\"expected_downtime_ms\":%" PRIu64 "}\n",
-           json_esc(name, sizeof(name), m->name), status, p->iteration,
-           p->bytes, remaining, p->dirty_rate, p->throughput,
-           p->expected_downtime_ms);
-    fflush(stdout);
+    ok = o && !xlcfg_json_add(o, "event", JSTR("progress")) &&
+         !xlcfg_json_add(o, "domain", JSTR(m->name)) &&
+         !xlcfg_json_add(o, "status", JSTR(status)) &&
+         !xlcfg_json_add(o, "iteration", JU64(p->iteration)) &&
+         !xlcfg_json_add(o, "transferred_bytes", JU64(p->bytes)) &&
+         !xlcfg_json_add(o, "remaining_pages", JU64(remaining)) &&
+         !xlcfg_json_add(o, "dirty_rate_bytes_per_s", JU64(p->dirty_rate)) &&
+         !xlcfg_json_add(o, "throughput_bytes_per_s", JU64(p->throughput)) &&
+         !xlcfg_json_add(o, "expected_downtime_ms",
+                         JU64(p->expected_downtime_ms));
+    json_print(o, ok);
 }
 
 static void send_progress_cb(void *arg, const struct sr_progress *p)
@@ -1366,10 +1288,17 @@ static int mig_after_go(struct mig *m)
     xl_chan_set_timeout(m->ch, 5000);
     if (!xl_chan_read_line(m->ch, line, sizeof(line)) &&
         !strncmp(line, "ferry-stats ", 12)) {
-        if (!json_get_u64(line + 12, "finish_ms", &v))
-            m->recv_finish_ms = v;
-        if (!json_get_u64(line + 12, "domid", &v))
-            m->target_domid = (long long)v;
+        struct json_object *o = NULL;
+
+        if (!xlcfg_json_parse("ferry-stats", line + 12, strlen(line + 12),
+                              &o, NULL)) {
+            if (!xlcfg_json_get_u64(o, "finish_ms", &v))
+                m->recv_finish_ms = v;
+            if (!xlcfg_json_get_u64(o, "domid", &v) &&
+                v < DOMID_FIRST_RESERVED)
+                m->target_domid = (long long)v;
+        }
+        json_object_put(o);
     }
     return mig_done_committed(m);
 }
@@ -1378,33 +1307,39 @@ static void mig_summary(struct mig *m, int rc)
 {
     static const char *const status[] = { "ok", "failed", "", "unresolved" };
     static const char *const where[] = { "target", "source", "", "unknown" };
-    char name[3 * XC_DOMAIN_NAME_MAX], target[1024], error[1100];
-    char tdom[24] = "null";
+    struct json_object *o = json_object_new_object();
     uint64_t t_end = now_ns(), down = 0;
+    bool ok;
 
     if (rc == EXIT_SUCCESS && m->stats.t_suspended_ns && m->t_report_ns)
         down = (m->t_report_ns - m->stats.t_suspended_ns) / 1000000;
     else if (m->stats.t_suspended_ns)
         down = (t_end - m->stats.t_suspended_ns) / 1000000;
-    if (m->target_domid >= 0 && rc == EXIT_SUCCESS)
-        snprintf(tdom, sizeof(tdom), "%lld", m->target_domid);
-    error[0] = '\0';
-    if (rc != EXIT_SUCCESS)
-        snprintf(error, sizeof(error), ",\"error\":\"%s\"",
-                 json_esc(target, sizeof(target),
-                          m->error[0] ? m->error : "migration failed"));
-    printf("{\"event\":\"summary\",\"domain\":\"%s\",\"status\":\"%s\","
-           "\"where\":\"%s\",", json_esc(name, sizeof(name), m->name),
-           status[rc], where[rc]);
-    printf("\"target\":\"%s\",\"source_domid\":%u,\"target_domid\":%s,"
-           "\"total_time_ms\":%" PRIu64 ",\"downtime_ms\":%" PRIu64 ","
-           "\"iterations\":%u,\"transferred_bytes\":%" PRIu64 ","
-           "\"pages_resent\":%" PRIu64 "%s,\"receiver_finish_ms\":%" PRIu64
-           "}\n", json_esc(target, sizeof(target), m->target), m->domid,
-           tdom, (t_end - m->t_start_ns) / 1000000, down,
-           m->stats.iterations, m->stats.bytes, m->stats.pages_resent,
-           error, m->recv_finish_ms);
-    fflush(stdout);
+    ok = o && !xlcfg_json_add(o, "event", JSTR("summary")) &&
+         !xlcfg_json_add(o, "domain", JSTR(m->name)) &&
+         !xlcfg_json_add(o, "status", JSTR(status[rc])) &&
+         !xlcfg_json_add(o, "where", JSTR(where[rc])) &&
+         !xlcfg_json_add(o, "target", JSTR(m->target)) &&
+         !xlcfg_json_add(o, "source_domid", JU64(m->domid));
+    /* target_domid is null unless the domain runs there. */
+    if (ok && m->target_domid >= 0 && rc == EXIT_SUCCESS)
+        ok = !xlcfg_json_add(o, "target_domid",
+                             JU64((uint64_t)m->target_domid));
+    else if (ok)
+        ok = !json_object_object_add(o, "target_domid", NULL);
+    ok = ok &&
+         !xlcfg_json_add(o, "total_time_ms",
+                         JU64((t_end - m->t_start_ns) / 1000000)) &&
+         !xlcfg_json_add(o, "downtime_ms", JU64(down)) &&
+         !xlcfg_json_add(o, "iterations", JU64(m->stats.iterations)) &&
+         !xlcfg_json_add(o, "transferred_bytes", JU64(m->stats.bytes)) &&
+         !xlcfg_json_add(o, "pages_resent", JU64(m->stats.pages_resent));
+    if (ok && rc != EXIT_SUCCESS)
+        ok = !xlcfg_json_add(o, "error", JSTR(m->error[0] ? m->error :
+                                              "migration failed"));
+    ok = ok && !xlcfg_json_add(o, "receiver_finish_ms",
+                               JU64(m->recv_finish_ms));
+    json_print(o, ok);
 }
 
 static int migrate_domain(struct mig *m)
