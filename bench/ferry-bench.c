@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <json-c/json.h>
 #include <openssl/evp.h>
 
 #include "../libxc/xc.h"
@@ -1093,19 +1094,12 @@ static int free_port(void)
     return port;
 }
 
-/* A number field of a flat JSON object line; -1 if absent. */
-static double json_num(const char *line, const char *key)
+/* Number member key of the object o; -1 if absent or not a number. */
+static double json_num(struct json_object *o, const char *key)
 {
-    char pat[64];
-    const char *p;
+    uint64_t v;
 
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    if ( !(p = strstr(line, pat)) )
-        return -1;
-    p += strlen(pat);
-    if ( !strncmp(p, "null", 4) )
-        return -1;
-    return strtod(p, NULL);
+    return xlcfg_json_get_u64(o, key, &v) ? -1 : (double)v;
 }
 
 struct mig_result
@@ -1134,16 +1128,25 @@ static void run_migrate(const struct host *a, int port, const char *name,
     }
     while ( fgets(line, sizeof(line), p) )
     {
-        if ( !strstr(line, "\"event\":\"summary\"") )
-            continue;
-        summary = true;
-        m->ok = strstr(line, "\"status\":\"ok\"") != NULL;
-        m->total_ms = json_num(line, "total_time_ms");
-        m->downtime_ms = json_num(line, "downtime_ms");
-        m->iterations = json_num(line, "iterations");
-        m->bytes = json_num(line, "transferred_bytes");
-        m->resent = json_num(line, "pages_resent");
-        m->finish_ms = json_num(line, "receiver_finish_ms");
+        struct json_object *o = NULL;
+        const char *v;
+
+        if ( !xlcfg_json_parse("xl migrate", line, strlen(line), &o,
+                               NULL) &&
+             !xlcfg_json_get_string(o, "event", &v) &&
+             !strcmp(v, "summary") )
+        {
+            summary = true;
+            m->ok = !xlcfg_json_get_string(o, "status", &v) &&
+                    !strcmp(v, "ok");
+            m->total_ms = json_num(o, "total_time_ms");
+            m->downtime_ms = json_num(o, "downtime_ms");
+            m->iterations = json_num(o, "iterations");
+            m->bytes = json_num(o, "transferred_bytes");
+            m->resent = json_num(o, "pages_resent");
+            m->finish_ms = json_num(o, "receiver_finish_ms");
+        }
+        json_object_put(o);
     }
     st = pclose(p);
     if ( !summary )

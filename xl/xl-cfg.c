@@ -1911,6 +1911,16 @@ char *xlcfg_json_format(struct json_object *obj)
             sb_puts(&sb, "    ");
             continue;
         }
+        /* An empty object or array is "{}" or "[]", as yajl writes it,
+         * not json-c's opening and closing lines. */
+        if ((*s == '{' || *s == '[') && s[1] == '\n') {
+            size_t n = 2 + strspn(s + 2, "\t");
+
+            if (s[n] == (*s == '{' ? '}' : ']')) {
+                sb_putc(&sb, *s);
+                s += n;
+            }
+        }
         bol = *s == '\n';
         sb_putc(&sb, *s);
     }

@@ -12,7 +12,10 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include <json-c/json.h>
+
 #include "xl.h"
+#include "xl-cfg.h"
 
 #define MAX_DOMAINS 1024
 
@@ -62,25 +65,50 @@ static void list_domains(xc_interface *xch, bool verbose,
     }
 }
 
-/* xl list -l: a JSON array of {"domid": N, "config": <stored config>}. */
-static void list_domains_details(xc_interface *xch,
-                                 const xc_domaininfo_t *info, int n)
+/*
+ * xl list -l: a JSON array of {"domid": N, "config": <stored config>},
+ * printed as libxl prints JSON.  A stored config that is not JSON (it
+ * always is, as xl stores it) is shown as {}.
+ */
+static int list_domains_details(xc_interface *xch,
+                                const xc_domaininfo_t *info, int n)
 {
-    printf("[\n");
-    for (int k = 0; k < n; k++) {
+    struct json_object *arr = json_object_new_array();
+    char *text;
+    bool ok = arr;
+
+    for (int k = 0; ok && k < n; k++) {
+        struct json_object *one = json_object_new_object(), *cfg = NULL;
         char name[XC_DOMAIN_NAME_MAX];
         void *blob = NULL;
         size_t len = 0;
 
-        if (xc_domain_get_meta(xch, info[k].domain, name, sizeof(name),
-                               &blob, &len))
-            blob = NULL;
-        printf("    {\n        \"domid\": %u,\n        \"config\": %s\n    }%s\n",
-               info[k].domain, blob ? (char *)blob : "{}",
-               k + 1 < n ? "," : "");
+        if (!xc_domain_get_meta(xch, info[k].domain, name, sizeof(name),
+                                &blob, &len) && blob)
+            xlcfg_json_parse("config", blob, len, &cfg, NULL);
         free(blob);
+        if (!cfg)
+            cfg = json_object_new_object();
+        ok = one && !xlcfg_json_add(one, "domid",
+                                    json_object_new_uint64(info[k].domain));
+        if (ok)
+            ok = !xlcfg_json_add(one, "config", cfg);   /* takes cfg */
+        else
+            json_object_put(cfg);
+        if (ok)
+            ok = !json_object_array_add(arr, one);
+        if (!ok)
+            json_object_put(one);
     }
-    printf("]\n");
+    text = ok ? xlcfg_json_format(arr) : NULL;
+    json_object_put(arr);
+    if (!text) {
+        fprintf(stderr, "xl list: out of memory\n");
+        return EXIT_FAILURE;
+    }
+    fputs(text, stdout);
+    free(text);
+    return EXIT_SUCCESS;
 }
 
 int main_list(int argc, char **argv)
@@ -131,11 +159,11 @@ int main_list(int argc, char **argv)
         }
     }
     if (details)
-        list_domains_details(xch, info, n);
+        rc = list_domains_details(xch, info, n);
     else
         list_domains(xch, verbose, info, n);
     free(info);
-    return EXIT_SUCCESS;
+    return rc;
 }
 
 static void info_line(const char *key, const char *fmt, ...)

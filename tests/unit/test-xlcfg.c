@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "harness.h"
 #include "xl-cfg.h"
 
@@ -1318,4 +1320,65 @@ TEST(json_semantic_errors_name_the_field)
                       "save.img: on_crash: unknown action \"rename-restart\"");
     expect_json_error("{" JCI ", " JBI ", \"on_crash\": \"soft_reset\"}",
                       "save.img: on_crash: action \"soft_reset\" is not supported for PV domains");
+}
+
+/* ---------------------------------------------------------------------
+ * The JSON helpers the rest of xl uses
+ * --------------------------------------------------------------------- */
+
+TEST(json_helpers_format_line_and_getters)
+{
+    static const char text[] =
+        "{\"s\": \"a\\\"b\\\\c\\u00e9\\u0001/{\\n}\", \"e\": {}, \"a\": [], "
+        "\"n\": 18446744073709551614, \"big\": 18446744073709551615, "
+        "\"neg\": -1, \"f\": 1.0, \"b\": true, \"z\": \"x\\u0000\"}";
+    struct json_object *o;
+    struct xlcfg_error err;
+    const char *s;
+    uint64_t v = 7;
+    bool b = false;
+    char *pretty;
+
+    ASSERT_EQ(xlcfg_json_parse("t", text, strlen(text), &o, &err), 0);
+    ASSERT_EQ(xlcfg_json_get_string(o, "s", &s), 0);
+    ASSERT_STR(s, "a\"b\\c\xc3\xa9\x01/{\n}");
+    /* One line: escapes as JSON needs them, UTF-8 and '/' as they are. */
+    ASSERT_STR(xlcfg_json_line(o),
+               "{\"s\":\"a\\\"b\\\\c\xc3\xa9\\u0001/{\\n}\",\"e\":{},"
+               "\"a\":[],\"n\":18446744073709551614,"
+               "\"big\":18446744073709551615,\"neg\":-1,\"f\":1.0,"
+               "\"b\":true,\"z\":\"x\\u0000\"}");
+    /* As libxl prints: four spaces a level, empty containers closed. */
+    pretty = xlcfg_json_format(o);
+    ASSERT_STR(pretty,
+               "{\n"
+               "    \"s\": \"a\\\"b\\\\c\xc3\xa9\\u0001/{\\n}\",\n"
+               "    \"e\": {},\n"
+               "    \"a\": [],\n"
+               "    \"n\": 18446744073709551614,\n"
+               "    \"big\": 18446744073709551615,\n"
+               "    \"neg\": -1,\n"
+               "    \"f\": 1.0,\n"
+               "    \"b\": true,\n"
+               "    \"z\": \"x\\u0000\"\n"
+               "}\n");
+    free(pretty);
+
+    ASSERT_EQ(xlcfg_json_get_u64(o, "n", &v), 0);
+    ASSERT_EQ(v, 18446744073709551614ULL);
+    /* What json-c saturated at 2^64 - 1 cannot be told from bigger. */
+    ASSERT_EQ(xlcfg_json_get_u64(o, "big", &v), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_u64(o, "neg", &v), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_u64(o, "f", &v), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_u64(o, "s", &v), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_u64(o, "nope", &v), -ENOENT);
+    ASSERT_EQ(v, 18446744073709551614ULL);      /* untouched */
+    ASSERT_EQ(xlcfg_json_get_bool(o, "b", &b), 0);
+    ASSERT(b);
+    ASSERT_EQ(xlcfg_json_get_bool(o, "n", &b), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_string(o, "z", &s), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_string(o, "e", &s), -EINVAL);
+    ASSERT_EQ(xlcfg_json_get_string(json_object_object_get(o, "a"), "x",
+                                    &s), -ENOENT);
+    json_object_put(o);
 }
