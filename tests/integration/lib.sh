@@ -183,6 +183,14 @@ page_data_pages() {
 # ---- migration helpers: HOST is a run dir, NAME a domain name ------------
 # result_of HOST NAME: what a checksum guest printed as "result: ...".
 result_of() { console_dump "$1" "$2" | sed -n 's/^result: //p'; }
+# checksum_expect STEPS: the checksum guest's result for steps=STEPS, as
+# its model (tests/unit/test-checksum-model.c) computes it: the line of
+# tests/checksum-results, which that test checks against the model.
+checksum_expect() {
+    sed -n "s/^$1 \([0-9a-f]\{16\}\)\$/\1/p" \
+        "$top_srcdir/tests/checksum-results" | grep . ||
+        echo "checksum_expect: no steps=$1 in tests/checksum-results" >&2
+}
 # finished HOST NAME: the domain has shut down.
 finished() {
     "$XL" -H "$1" list "$2" 2>/dev/null | grep -q -- '---s--'

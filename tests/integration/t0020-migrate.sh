@@ -21,7 +21,7 @@ start_host C 24M || exit 99
 A=$T/A B=$T/B C=$T/C
 ex="$top_srcdir/examples"
 STEPS='cmdline="steps=3000000"'
-EXPECT=eedfe1be30feef87
+EXPECT=$(checksum_expect 3000000)
 
 # The compare-and-swap rename, on two idle domains.
 check "A: idle domain cas1" \

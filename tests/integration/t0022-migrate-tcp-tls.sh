@@ -24,7 +24,7 @@ CP="$top_builddir/tests/integration/cutproxy"
 plan 17
 ex="$top_srcdir/examples"
 STEPS='cmdline="steps=3000000"'
-EXPECT=eedfe1be30feef87
+EXPECT=$(checksum_expect 3000000)
 
 # ---- certificates: a fleet CA with host certificates, and a rogue CA -----
 C=$T/certs

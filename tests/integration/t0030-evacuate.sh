@@ -26,7 +26,7 @@ start_host T2 192M || exit 99
 start_host T3 160M || exit 99
 S=$T/S
 ex="$top_srcdir/examples"
-CS3M=eedfe1be30feef87       # checksum steps=3000000
+CS3M=$(checksum_expect 3000000)
 
 # The inventory: T3 is "slow" and the checksum guests keep off it.
 cat >"$T/fleet.xml" <<EOF
