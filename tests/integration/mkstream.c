@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mkstream: rewrite a good save file into a minimal or a hostile one, for
- * the hostile-stream tests (t0015) and the fuzz corpus.  No host needed.
+ * the hostile-stream tests (t0015), the stale page tables of t0017 and the
+ * fuzz corpus.  No host needed.
  *
  *   mkstream dump IN
  *   mkstream rewrite IN OUT [--digest=recompute|keep|none]
@@ -873,6 +874,85 @@ static void write_preamble(FILE *f, const struct stream *s,
         die("writing the preamble: %s", strerror(errno));
 }
 
+static void free_stream(struct stream *s);
+
+/* The last copy in @s of PFN @pfn's page, and its type; NULL if unsent. */
+static const uint64_t *last_page(struct stream *s, uint64_t pfn,
+                                 unsigned int *type)
+{
+    const uint64_t *page = NULL;
+
+    for ( size_t k = 0; k < s->n; k++ )
+    {
+        struct item *i = &s->it[k];
+
+        if ( !i->is_rec || i->layer != SR_LIBXC ||
+             i->type != SR_LIBXC_PAGE_DATA )
+            continue;
+        for ( uint32_t e = 0; e < pd_count(i); e++ )
+            if ( sr_entry_pfn(pd_entry(i, e)) == pfn && pd_page(i, e) )
+            {
+                page = pd_page(i, e);
+                *type = sr_entry_type(pd_entry(i, e));
+            }
+    }
+    return page;
+}
+
+/*
+ * Every L2, L3 and L4 table gets the contents its PFN had in @other, an
+ * earlier save of the same guest: the upper levels of an earlier moment,
+ * as a restorer that localised them from stale data would leave them.
+ * The frames must be tables of the same level in both, so the hypervisor
+ * still accepts every entry; only where they lead changes.  Fails if no
+ * table differs (a guest whose upper levels never change).
+ */
+static void op_upper_from(struct stream *s, const char *other)
+{
+    struct stream o = { 0 };
+    size_t len;
+    uint8_t *buf;
+    unsigned int changed = 0, level, otype;
+
+    if ( !other )
+        die("upper-from needs the earlier save file");
+    buf = load(other, &len);
+    parse(&o, buf, len);
+    for ( size_t k = 0; k < s->n; k++ )
+    {
+        struct item *i = &s->it[k];
+
+        if ( !i->is_rec || i->layer != SR_LIBXC ||
+             i->type != SR_LIBXC_PAGE_DATA )
+            continue;
+        for ( uint32_t e = 0; e < pd_count(i); e++ )
+        {
+            uint64_t pfn = sr_entry_pfn(pd_entry(i, e)), *page;
+            const uint64_t *old;
+
+            level = sr_entry_type(pd_entry(i, e)) & 7;
+            page = pd_page(i, e);
+            if ( !page || level < 2 || level > 4 )
+                continue;
+            old = last_page(&o, pfn, &otype);
+            if ( !old || (otype & 7) != level )
+                die("pfn %#" PRIx64 " is an L%u table here but not in %s",
+                    pfn, level, other);
+            if ( !memcmp(page, old, SR_PAGE_SIZE) )
+                continue;
+            memcpy(page, old, SR_PAGE_SIZE);
+            i->mark = true;
+            changed++;
+        }
+    }
+    if ( !changed )
+        die("no L2, L3 or L4 table differs from %s", other);
+    fprintf(stderr, "mkstream: %u upper-level tables taken from %s\n",
+            changed, other);
+    free_stream(&o);
+    free(buf);
+}
+
 /* ------------------------------------------------------------------------
  * Operations on the bytes
  * ------------------------------------------------------------------------ */
@@ -926,6 +1006,7 @@ static void usage(void)
 "    inject-libxl-mandatory pfn-beyond unsent l2-pse l2-reserved\n"
 "    l1-reserved l4-to-data p2m-frame-table cr3-outside gdt-outside\n"
 "    length-cap TYPE p2m-claim PFNS p2m-claim-tail PFNS maxmem KIB\n"
+"    upper-from EARLIER.save\n"
 "    libxc-version N libxl-version N libxc-big-endian libxl-big-endian\n"
 "    hvm truncate-in TYPE truncate OFF flip OFF flip-in TYPE\n");
     exit(2);
@@ -1036,6 +1117,8 @@ int main(int argc, char **argv)
         op_vcpu(&s, false);
     else if ( !strcmp(op, "gdt-outside") )
         op_vcpu(&s, true);
+    else if ( !strcmp(op, "upper-from") )
+        op_upper_from(&s, arg);
     else if ( !strcmp(op, "length-cap") || !strcmp(op, "truncate-in") ||
               !strcmp(op, "flip-in") )
         first(&s, SR_LIBXC, libxc_type(arg ? arg : ""))->mark = true;
