@@ -177,9 +177,13 @@ static void access_end(struct vcpu_rt *r)
 #define WALK_WRITE 1U
 #define WALK_FETCH 2U
 
+/*
+ * Bits 63..47 all equal.  Shifting left first would overflow a signed
+ * value for every non-canonical address a guest names (undefined).
+ */
 static bool is_canonical(uint64_t va)
 {
-    return (uint64_t)(((int64_t)va << 16) >> 16) == va;
+    return ((int64_t)va >> 47) == ((int64_t)va >> 63);
 }
 
 /*
