@@ -109,6 +109,35 @@ start:  mov r12, rsi                    # start_info
         mov r1, name_unpin
         call report
 
+        # Descriptor tables.  d. Its L4 as a GDT frame: -EINVAL.
+        mov r3, req
+        stq [r3], r14
+        mov rdi, r3
+        mov rsi, 1
+        mov rax, HYPERVISOR_set_gdt
+        hcall
+        mov r1, name_gdtpt
+        call report
+
+        # e. A descriptor written into its L4: -EINVAL.
+        shl rdi, r14, 12
+        movabs rsi, 0x00cff2000000ffff
+        mov rax, HYPERVISOR_update_descriptor
+        hcall
+        mov r1, name_descpt
+        call report
+
+        # f. A mapping on behalf of domain 0: -EPERM.
+        mov rdi, r13
+        shl rsi, r14, 12
+        or rsi, rsi, PTE_P_A
+        mov rdx, UVMF_INVLPG
+        mov r10, 0
+        mov rax, HYPERVISOR_update_va_mapping_otherdomain
+        hcall
+        mov r1, name_otherdom
+        call report
+
         # 7. Map every machine frame that is not ours, read-only, into the
         #    free slot: count successes (r5, must be 0) and -EBUSY answers
         #    (r14).  Our own frames are marked in a bitmap at `bitmap`.
@@ -273,6 +302,9 @@ name_selfro:  .ascii "pin-self-ro     "
 name_unpin:   .ascii "unpin           "
 name_foreign: .ascii "foreign-mapped  "
 name_ebusy:   .ascii "foreign-ebusy   "
+name_gdtpt:   .ascii "gdt-pt          "
+name_descpt:  .ascii "desc-pt         "
+name_otherdom: .ascii "otherdom-dom0   "
 line:         .ascii "                rc=0000000000000000\n"
 line_end:
 msg_done:     .ascii "hostile: done\n"

@@ -3,7 +3,7 @@
 # are not affected.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 22
 G="$top_builddir/tests/guests"
 start_host A 64M || exit 99
 h=$T/A
@@ -34,6 +34,9 @@ expect pin-twice ffffffffffffffea "pinning its L4 a second time: -EINVAL"
 expect pin-self-rw fffffffffffffff0 "pinning an L1 that maps itself writable: -EBUSY"
 expect pin-self-ro 0000000000000000 "pinning it with a read-only self map works"
 expect foreign-mapped 0000000000000000 "no frame of another domain, Xen or the free heap can be mapped"
+expect gdt-pt ffffffffffffffea "its L4 as a GDT frame (set_gdt): -EINVAL"
+expect desc-pt ffffffffffffffea "a descriptor written into its L4 (update_descriptor): -EINVAL"
+expect otherdom-dom0 ffffffffffffffff "update_va_mapping_otherdomain for domain 0: -EPERM"
 check "the auditor is clean after the hostile guest" xlh "$h" audit
 
 mkcfg crash 8 hostile-crash
