@@ -1310,3 +1310,33 @@ void grant_table_free(struct domain *d)
     spin_lock_destroy(&gt->lock);
     free(gt);
 }
+
+/*
+ * The auditor's view of device mappings.  A GNTMAP_device_map mapping has
+ * no PTE to own its references: map_grant_ref took one general reference
+ * on the granted frame and, unless read-only, one writable type reference,
+ * and unmap_grant_ref drops them.  Its pin count in the granter's active
+ * entry (devr, devw) counts those mappings, so it counts those references.
+ */
+void gnttab_audit_device_pins(struct domain *rd,
+                              void (*fn)(void *arg, domid_t mapper, mfn_t mfn,
+                                         unsigned int nr_ro,
+                                         unsigned int nr_rw),
+                              void *arg)
+{
+    struct grant_table *gt = gt_of(rd);
+
+    if ( !gt )
+        return;
+    spin_lock(&gt->lock);
+    for ( unsigned int i = 0; i < nr_grant_entries(gt); i++ )
+    {
+        const struct active_grant_entry *act = &gt->active[i];
+        unsigned int ro = (act->pin & GNTPIN_devr_mask) / GNTPIN_devr_inc;
+        unsigned int rw = (act->pin & GNTPIN_devw_mask) / GNTPIN_devw_inc;
+
+        if ( ro || rw )
+            fn(arg, act->domid, act->mfn, ro, rw);
+    }
+    spin_unlock(&gt->lock);
+}

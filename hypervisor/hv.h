@@ -805,6 +805,18 @@ void grant_table_free(struct domain *d);
  */
 int gnttab_map_frame_begin(struct domain *d, unsigned long idx, mfn_t *mfn);
 void gnttab_map_frame_end(struct domain *d, mfn_t mfn);
+/*
+ * For the auditor: call fn for every granted frame of rd that device
+ * mappings (GNTMAP_device_map) hold, with the mapping domain and the
+ * number of read-only and writable device mappings.  Each holds one
+ * general reference; each writable one also a writable type reference.
+ * Takes rd's grant-table lock.
+ */
+void gnttab_audit_device_pins(struct domain *rd,
+                              void (*fn)(void *arg, domid_t mapper, mfn_t mfn,
+                                         unsigned int nr_ro,
+                                         unsigned int nr_rw),
+                              void *arg);
 /* Arm-style xen-heap GFN kept in page_info (set and read under p2m_lock). */
 uint64_t page_get_xenheap_gfn(const struct page_info *pg);
 /*

@@ -337,6 +337,113 @@ TEST(writable_type_on_a_table_violates_invariant_4)
     hvtest_done();
 }
 
+/*
+ * Issue 13 item 7: a guest may point the M2P entry of its own shared_info
+ * with MMU_MACHPHYS_UPDATE (Xen's set_gpfn_from_mfn has no xen-heap
+ * check).  That is a state a guest can reach, so the auditor accepts it.
+ */
+TEST(machphys_shared_info_audit_accepts_a_guest_set_m2p)
+{
+    struct mmu_update req;
+    unsigned int done = 0;
+    mfn_t si;
+
+    build();
+    si = s.d->shared_info_mfn;
+    ASSERT_HEX(get_gpfn_from_mfn(si), INVALID_M2P_ENTRY);
+    hvtest_as(s.d, 0);
+    req = (struct mmu_update){ .ptr = (si << PAGE_SHIFT) | MMU_MACHPHYS_UPDATE,
+                               .val = 0x77 };
+    ASSERT_EQ(do_mmu_update(&req, 1, &done, DOMID_SELF), 0);
+    ASSERT_HEX(get_gpfn_from_mfn(si), 0x77);
+    HVTEST_AUDIT_CLEAN();
+
+    /* The frame's counts are still checked: one ref too many is found. */
+    atomic_fetch_add(&mfn_to_page(si)->count_info, 1);
+    expect_broken("general count 2, expected 1", "alloc 1");
+    atomic_fetch_sub(&mfn_to_page(si)->count_info, 1);
+    HVTEST_AUDIT_CLEAN();
+
+    /* Freed with the domain, the frame's M2P entry is INVALID again. */
+    hvtest_destroy(s.d);
+    ASSERT_HEX(get_gpfn_from_mfn(si), INVALID_M2P_ENTRY);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_done();
+}
+
+/* One GNTTABOP_map_grant_ref as the current vCPU. */
+static struct gnttab_map_grant_ref grant_map(uint32_t flags, grant_ref_t ref,
+                                             domid_t dom)
+{
+    struct gnttab_map_grant_ref op = { .flags = flags, .ref = ref,
+                                       .dom = dom, .status = 99 };
+
+    ASSERT_EQ(do_grant_table_op(GNTTABOP_map_grant_ref, &op, 1), 0);
+    return op;
+}
+
+/*
+ * Issue 13 item 7: a live GNTMAP_device_map grant holds a general ref on
+ * the granted frame (and a writable type ref unless read-only) that no
+ * PTE owns.  The auditor counts them, so device mappings, writable and
+ * read-only, audit clean; a ref too many or too few is still named.
+ */
+TEST(device_map_audit_counts_device_mapping_refs)
+{
+    struct gnttab_setup_table st = { .dom = DOMID_SELF, .nr_frames = 1 };
+    struct gnttab_unmap_grant_ref u = { 0 };
+    struct gnttab_map_grant_ref rw, ro;
+    struct grant_entry_v1 *e;
+    struct domain *b;
+    uint64_t gframe = 0;
+    mfn_t f = 0;
+
+    build();
+    b = hvtest_domain(16, 1);
+    f = s.data[2];                  /* mapped read-only by s.l1 only */
+    hvtest_as(s.d, 0);
+    st.frame_list = &gframe;
+    ASSERT_EQ(do_grant_table_op(GNTTABOP_setup_table, &st, 1), 0);
+    ASSERT_EQ(st.status, GNTST_okay);
+    e = map_domain_page(gframe);
+    e[5] = (struct grant_entry_v1){ .flags = GTF_permit_access,
+                                    .domid = b->domain_id,
+                                    .frame = (uint32_t)f };
+    HVTEST_AUDIT_CLEAN();
+
+    hvtest_as(b, 0);
+    rw = grant_map(GNTMAP_device_map, 5, s.d->domain_id);
+    ASSERT_EQ(rw.status, GNTST_okay);
+    ro = grant_map(GNTMAP_device_map | GNTMAP_readonly, 5, s.d->domain_id);
+    ASSERT_EQ(ro.status, GNTST_okay);
+    /* alloc + l1 map + two device maps; one writable type ref. */
+    ASSERT_FRAME(f, ALLOC | 4, T_WR | VALID | 1);
+    HVTEST_AUDIT_CLEAN();
+
+    atomic_fetch_add(&mfn_to_page(f)->count_info, 1);
+    expect_broken("general count 5, expected 4", "grant device maps 2");
+    atomic_fetch_sub(&mfn_to_page(f)->count_info, 2);
+    expect_broken("general count 3, expected 4", "grant device maps 2");
+    atomic_fetch_add(&mfn_to_page(f)->count_info, 1);
+    HVTEST_AUDIT_CLEAN();
+
+    /* Unmapped, the refs go, and so does what the auditor expects. */
+    u.handle = rw.handle;
+    u.dev_bus_addr = f << PAGE_SHIFT;
+    ASSERT_EQ(do_grant_table_op(GNTTABOP_unmap_grant_ref, &u, 1), 0);
+    ASSERT_EQ(u.status, GNTST_okay);
+    ASSERT_FRAME(f, ALLOC | 3, T_WR | VALID);
+    HVTEST_AUDIT_CLEAN();
+    u.handle = ro.handle;
+    ASSERT_EQ(do_grant_table_op(GNTTABOP_unmap_grant_ref, &u, 1), 0);
+    ASSERT_EQ(u.status, GNTST_okay);
+    ASSERT_FRAME(f, ALLOC | 2, T_WR | VALID);
+    HVTEST_AUDIT_CLEAN();
+
+    hvtest_destroy(b);
+    hvtest_done();
+}
+
 TEST(audit_domain_reports_only_the_audited_domain)
 {
     struct domain *d2;
