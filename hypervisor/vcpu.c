@@ -8,12 +8,16 @@
  * Every fetch, load and store of the guest is translated by walking the
  * four-level tables rooted at the vCPU's guest_table (the kernel base that
  * NEW_BASEPTR or setvcpucontext installed; ferry guests always run in
- * kernel mode).  Present, RW and NX are enforced at every level; accessed
- * bits are set at every level and the dirty bit in the leaf on a write,
- * with cmpxchg, as the hardware does (Xen whitelists A/D changes, so this
- * never invalidates a validated table).  A small software TLB caches
- * translations; it is flushed wherever Xen flushes a TLB (flush_tlb_domain
- * and the mmuext TLB ops bump v->tlb_flush_gen).
+ * kernel mode).  As on Xen, a 64-bit PV guest kernel runs in ring 3: every
+ * access is a user-mode access, so Present, U/S, RW and NX are enforced at
+ * every level.  Guest entries carry _PAGE_USER (adjust_guest_l*e); the
+ * hypervisor's entries in L4 slots 256..271 (direct map, M2P, linear map)
+ * do not, except the read-only M2P of slot 256, which guests may read as
+ * on Xen.  Accessed bits are set at every level and the dirty bit in the
+ * leaf on a write, with atomic ors, as the hardware does (Xen whitelists
+ * A/D changes, so this never invalidates a validated table).  A small
+ * software TLB caches translations; it is flushed wherever Xen flushes a
+ * TLB (flush_tlb_domain and the mmuext TLB ops bump v->tlb_flush_gen).
  *
  * SAFETY OF CACHED TRANSLATIONS
  *
@@ -56,6 +60,9 @@
 #define TLB_ENTRIES 64
 #define STEP_BUDGET 4096            /* instructions between checks */
 #define CONSOLE_RING (64U << 10)
+
+/* The end of the hypervisor's range, L4 slots 256..271 (Xen's). */
+#define HYPERVISOR_VIRT_END HV_L4_SLOT_VIRT(ROOT_PAGETABLE_LAST_XEN_SLOT + 1)
 
 #define TLB_W 1ULL                  /* writable translation */
 #define TLB_X 2ULL                  /* executable */
@@ -201,15 +208,32 @@ static void pte_set_bits(struct domain *d, mfn_t table, intpte_t *p,
 }
 
 /*
- * Translate va for access `acc`.  Returns ISA_OP_OK with *mfn and the
- * permissions, or ISA_OP_FAULT with f filled (#PF or #GP).
+ * Translate va for access `acc` as the MMU does for a ring-3 access, which
+ * is what every access of a 64-bit PV guest kernel is on Xen.  Returns
+ * ISA_OP_OK with *mfn and the permissions, or ISA_OP_FAULT with f filled
+ * (#PF or #GP).
+ *
+ * As on hardware, the walk first looks for a complete translation: a
+ * missing entry at any level is a not-present fault (P clear in the error
+ * code), whatever the permissions of the levels above it.  Only a complete
+ * translation is checked for permissions, accumulated over all four
+ * levels: every entry must have U/S, a write needs RW everywhere and a
+ * fetch NX nowhere; a violation is a protection fault (P set).  The error
+ * code always has U/S (a user-mode access) and, for a fetch, I/D (Xen runs
+ * with NX on).  Accessed and dirty bits are set only once the access is
+ * allowed, so a refused access writes nothing, and never into the
+ * hypervisor's own tables behind slots 256..271.
  */
 static int walk(struct vcpu_rt *r, uint64_t va, unsigned int acc, mfn_t *mfn,
                 uint64_t *perms, struct isa_fault *f)
 {
     mfn_t table = r->v->guest_table;
-    bool w = true, x = true;
-    uint64_t pfec = (acc & WALK_WRITE ? ISA_PFEC_WRITE : 0) |
+    mfn_t tables[4];
+    intpte_t *ptrs[4], ptes[4];
+    bool w = true, x = true, u = true;
+    unsigned int n = 0;
+    uint64_t pfec = ISA_PFEC_USER |
+                    (acc & WALK_WRITE ? ISA_PFEC_WRITE : 0) |
                     (acc & WALK_FETCH ? ISA_PFEC_INSN : 0);
 
     if ( !is_canonical(va) )
@@ -232,29 +256,36 @@ static int walk(struct vcpu_rt *r, uint64_t va, unsigned int acc, mfn_t *mfn,
         r->last_pte = e;
         if ( !(e & _PAGE_PRESENT) )
             goto pf;
+        tables[n] = table;
+        ptrs[n] = p;
+        ptes[n++] = e;
         w &= !!(e & _PAGE_RW);
         x &= !(e & _PAGE_NX);
-        if ( ((acc & WALK_WRITE) && !w) || ((acc & WALK_FETCH) && !x) )
-        {
-            pfec |= ISA_PFEC_PRESENT;
-            goto pf;
-        }
+        u &= !!(e & _PAGE_USER);
         if ( level == 1 || ((level == 2 || level == 3) && (e & _PAGE_PSE)) )
         {
             uint64_t span = 1ULL << (12 + 9 * (level - 1));
             mfn_t base = pte_mfn(e) & ~((span >> PAGE_SHIFT) - 1);
 
-            pte_set_bits(r->v->domain, table, p, e, _PAGE_ACCESSED |
-                         ((acc & WALK_WRITE) ? _PAGE_DIRTY : 0));
             *mfn = base + ((va & (span - 1)) >> PAGE_SHIFT);
-            if ( !mfn_valid(*mfn) )
-                goto pf;
-            *perms = (w ? TLB_W : 0) | (x ? TLB_X : 0);
-            return ISA_OP_OK;
+            break;
         }
-        pte_set_bits(r->v->domain, table, p, e, _PAGE_ACCESSED);
         table = pte_mfn(e);
     }
+    if ( !u || ((acc & WALK_WRITE) && !w) || ((acc & WALK_FETCH) && !x) )
+    {
+        pfec |= ISA_PFEC_PRESENT;
+        goto pf;
+    }
+    if ( !mfn_valid(*mfn) )
+        goto pf;
+    for ( unsigned int i = 0; i < n; i++ )
+        pte_set_bits(r->v->domain, tables[i], ptrs[i], ptes[i],
+                     _PAGE_ACCESSED |
+                     ((i == n - 1 && (acc & WALK_WRITE)) ? _PAGE_DIRTY : 0));
+    *perms = (w ? TLB_W : 0) | (x ? TLB_X : 0);
+    return ISA_OP_OK;
+
  pf:
     f->vector = ISA_VEC_PF;
     f->error_code = (uint32_t)pfec;
@@ -469,7 +500,12 @@ static int copy_guest(struct vcpu *v, void *buf, uint64_t va, size_t len,
     struct vcpu_rt *r = vrt_of(v);
     struct isa_fault f;
 
-    if ( !r )
+    /*
+     * Xen's __addr_ok: the hypervisor never reads or writes its own range
+     * (slots 256..271, the read-only M2P included) for a guest, nor
+     * non-canonical addresses above the lower half.
+     */
+    if ( !r || (va >= (1ULL << 47) && va < HYPERVISOR_VIRT_END) )
         return -EFAULT;
     while ( len )
     {
@@ -671,6 +707,13 @@ static void handle_fault(struct vcpu_rt *r, struct isa_fault *f)
                                        : 0;
     struct isa_fault nested;
 
+    /*
+     * The walk computed the hardware's error code, U/S set.  Xen re-sets
+     * that bit for the guest's mode before delivering (pv_inject_event):
+     * a ferry guest always runs in kernel mode, so it sees U/S clear.
+     */
+    if ( f->vector == ISA_VEC_PF )
+        f->error_code &= ~ISA_PFEC_USER;
     if ( handler &&
          isa_deliver_fault(regs, &guest_ops, r, handler, f, &nested) ==
          ISA_OP_OK )
