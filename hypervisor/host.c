@@ -8,9 +8,14 @@
  * more than copying the page, so no page loop may take one.
  *
  * The heap is a bitmap of free frames under heap_lock, allocating naturally
- * aligned runs of 2^order frames.  Frames are zeroed when they are handed
- * out (Xen scrubs freed memory; a guest never sees another guest's data)
- * unless the caller will overwrite them whole (MEMF_no_scrub).
+ * aligned runs of 2^order frames.  Every free frame holds zeros: machine
+ * memory starts zeroed, and free_heap_pages scrubs each frame before it
+ * becomes free, as Xen scrubs the memory of a dying domain.  So no domain
+ * and no toolstack process ever reads what an earlier owner left, by any
+ * path, and allocation (populating a domain, a restore) writes nothing;
+ * MEMF_no_scrub, Xen's "the caller overwrites it" hint, has nothing left
+ * to skip.  Unlike Xen, frames a live domain gives back are scrubbed too
+ * (Xen trusts a live guest to clear what it frees).
  *
  * The M2P lives in machine frames owned by DOMID_XEN, so that guests can
  * map it read-only as they do on Xen; MFN 0 is reserved, as on a PC, so
@@ -246,8 +251,7 @@ struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags)
         atomic_store(&pg->u, 0);
         pg->list_next = pg->list_prev = 0;
     }
-    if ( !(memflags & MEMF_no_scrub) )
-        memset(map_domain_page((uint64_t)mfn), 0, nr * PAGE_SIZE);
+    (void)memflags;                 /* free frames are zero already */
     return mfn_to_page((uint64_t)mfn);
 }
 
@@ -255,6 +259,11 @@ void free_heap_pages(struct page_info *pg, unsigned int order)
 {
     uint64_t nr = 1ULL << order, mfn = page_to_mfn(pg);
 
+    /*
+     * Scrub before the frames can be allocated again.  Nobody maps them
+     * any more: domain frames arrive here after flush_tlb_domain().
+     */
+    memset(map_domain_page(mfn), 0, nr * PAGE_SIZE);
     for ( uint64_t i = 0; i < nr; i++ )
     {
         struct page_info *p = pg + i;

@@ -347,8 +347,10 @@ void page_set_owner(struct page_info *pg, struct domain *d);
 
 /*
  * The heap.  alloc_heap_pages returns 2^order contiguous, naturally aligned
- * frames, zeroed (Xen scrubs; a guest never sees another's data), with
- * count_info = PGC_state_inuse and no owner; NULL when none are free.
+ * frames, zeroed, with count_info = PGC_state_inuse and no owner; NULL when
+ * none are free.  free_heap_pages scrubs the frames it takes back (Xen
+ * scrubs a dying domain's memory; a guest never sees another's data), so
+ * free frames are always zero and MEMF_no_scrub changes nothing.
  */
 #define MEMF_no_scrub (1U << 0)
 struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags);

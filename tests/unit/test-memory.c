@@ -575,6 +575,51 @@ static unsigned int build_busy_domain(struct domain *d, mfn_t *mfns,
     return n;
 }
 
+/* Does any byte of the frame differ from zero? */
+static bool frame_dirty(mfn_t mfn)
+{
+    const uint8_t *p = map_domain_page(mfn);
+
+    for ( unsigned int i = 0; i < PAGE_SIZE; i++ )
+        if ( p[i] )
+            return true;
+    return false;
+}
+
+/*
+ * Issue 10: frames are scrubbed when they go back to the heap, so no later
+ * owner reads what a destroyed domain (or one that ballooned a frame out)
+ * left in them: its RAM and its shared_info alike.
+ */
+TEST(freed_frames_are_scrubbed_before_reuse)
+{
+    struct domain *d;
+    mfn_t data, gone, si;
+    uint64_t gmfn;
+
+    hvtest_host(HVTEST_MEM_MB);
+    d = hvtest_domain(16, 1);
+    data = hvtest_frame(d, 0x30);
+    gone = hvtest_frame(d, 0x31);
+    si = d->shared_info_mfn;
+    memset(map_domain_page(data), 0xa5, PAGE_SIZE);
+    memset(map_domain_page(gone), 0x5a, PAGE_SIZE);
+    memset((uint8_t *)map_domain_page(si) + 1024, 0x3c, 512);
+
+    /* Ballooned out by a live domain: scrubbed at once (PV: by MFN). */
+    hvtest_as(d, 0);
+    gmfn = gone;
+    ASSERT_EQ(decrease(&gmfn, 1), 1);
+    ASSERT_FRAME_FREE(gone);
+    ASSERT(!frame_dirty(gone));
+
+    hvtest_destroy(d);
+    ASSERT_FRAME_FREE(data);
+    ASSERT(!frame_dirty(data));
+    ASSERT(!frame_dirty(si));
+    hvtest_done();
+}
+
 TEST(destroy_pinned_tree_cr3_gdt_linear_l2_frees_every_frame)
 {
     struct domain *d;
