@@ -302,8 +302,9 @@ struct guest_setup_table
 
 static long hc_grant_table_op(struct vcpu *v, struct cpu_user_regs *regs)
 {
-    unsigned int cmd = (unsigned int)regs->rdi, count = (unsigned int)regs->rsi;
-    uint64_t uop = regs->rdx;
+    /* Xen's order: grant_table_op(cmd, uop, count). */
+    unsigned int cmd = (unsigned int)regs->rdi, count = (unsigned int)regs->rdx;
+    uint64_t uop = regs->rsi;
     long rc;
 
     switch ( cmd )
