@@ -483,6 +483,41 @@ static int run_wait(char *const argv[], bool quiet)
 }
 
 /*
+ * The fleet key every host of this run shares (as ferry-creds(8) would
+ * install it), so that tcp:// migrations authenticate as in production.
+ */
+static int install_fleet_key(const char *dir)
+{
+    static char hex[65];
+    char path[PATH_MAX + 16];
+    int fd, ok;
+
+    if ( !hex[0] )
+    {
+        unsigned char k[32];
+        int r = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+        if ( r < 0 || read(r, k, sizeof(k)) != (ssize_t)sizeof(k) )
+        {
+            if ( r >= 0 )
+                close(r);
+            return -1;
+        }
+        close(r);
+        for ( int i = 0; i < 32; i++ )
+            snprintf(hex + 2 * i, 3, "%02x", k[i]);
+    }
+    if ( mkdir(dir, 0700) < 0 && errno != EEXIST )
+        return -1;
+    snprintf(path, sizeof(path), "%s/migrate.key", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if ( fd < 0 )
+        return -1;
+    ok = dprintf(fd, "%s\n", hex) == 65;
+    return close(fd) == 0 && ok ? 0 : -1;
+}
+
+/*
  * ferry-hv returns once the daemon serves its socket (see ferry-hv(8)).
  * port > 0: it also listens for migrations on 127.0.0.1:port, running
  * our xl for each.
@@ -505,7 +540,7 @@ static int host_start(struct host *h, const char *name, uint64_t mem_mib,
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     if ( port <= 0 )
         argv[5] = NULL;
-    if ( run_wait(argv, false) != 0 )
+    if ( install_fleet_key(h->dir) || run_wait(argv, false) != 0 )
         return -1;
     snprintf(pidf, sizeof(pidf), "%s/ferry-hv.pid", h->dir);
     if ( !(f = fopen(pidf, "r")) )

@@ -4,8 +4,10 @@
  *
  *   ferry-hv --run-dir DIR --memory SIZE
  *            [--migrate-listen [tcp://|tls://]ADDR:PORT]...
- *            [--tls-cert F] [--tls-key F] [--tls-ca F] [--xl PATH]
- *            [--migrate-max N] [--foreground] [--verbose] [--audit]
+ *            [--tls-cert F] [--tls-key F] [--tls-ca F] [--tls-allow F]
+ *            [--tls-crl F] [--xl PATH] [--migrate-max N]
+ *            [--migrate-per-peer N] [--migrate-idle-timeout S]
+ *            [--migrate-insecure] [--foreground] [--verbose] [--audit]
  *
  * The daemon owns the host's machine memory (DIR/memory, a file mapped
  * shared so toolstack processes can map frames of it), serves the control
@@ -21,10 +23,16 @@
  * Incoming migrations (--migrate-listen): the daemon only listens.  Per
  * accepted connection it starts `xl -H DIR migrate-receive --fd 3` with the
  * connection as fd 3 (adding --tls-cert/--tls-key/--tls-ca for a tls://
- * listener), logs it, and reaps it on SIGCHLD; at most --migrate-max
- * receivers run at once, further connections are closed at once.  The
- * hypervisor itself has no TLS code and never reads the stream: the
- * receiver is an ordinary toolstack client of this host.
+ * listener, and --tls-allow, --tls-crl), logs it, and reaps it on SIGCHLD;
+ * at most --migrate-max receivers run at once, and at most
+ * --migrate-per-peer for one peer address; further connections are closed
+ * at once.  The receiver authenticates its peer (the fleet key
+ * DIR/migrate.key on tcp://, certificates on tls://) within 10 s and then
+ * gives up on a peer idle for --migrate-idle-timeout.  The hypervisor
+ * itself has no TLS code and never reads the stream: the receiver is an
+ * ordinary toolstack client of this host.  A tcp:// listener needs the
+ * fleet key; without one it starts only on a loopback address and only
+ * with --migrate-insecure.
  *
  * SIGTERM or SIGINT: stop accepting requests, destroy every domain, remove
  * the memory file, the socket and the pid file, exit 0.
@@ -35,6 +43,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -58,6 +67,8 @@
 #define MIGRATE_MAX_LISTEN     4
 #define MIGRATE_MAX_DEFAULT    16
 #define MIGRATE_MAX_LIMIT      256
+#define MIGRATE_PER_PEER_DEFAULT 4
+#define MIGRATE_IDLE_DEFAULT   60
 
 #ifndef FERRY_SBINDIR
 #define FERRY_SBINDIR "/usr/local/sbin"
@@ -72,9 +83,10 @@ struct options
     uint64_t memory_bytes;
     const char *migrate_listen[MIGRATE_MAX_LISTEN];
     unsigned int nr_listen;
-    const char *tls_cert, *tls_key, *tls_ca;
+    const char *tls_cert, *tls_key, *tls_ca, *tls_allow, *tls_crl;
     const char *xl;
-    unsigned int migrate_max;
+    unsigned int migrate_max, migrate_per_peer, migrate_idle;
+    bool migrate_insecure;
     bool foreground;
     bool verbose;
     bool audit;
@@ -86,7 +98,9 @@ static void usage(FILE *f)
             "Usage: ferry-hv --run-dir DIR --memory SIZE\n"
             "                [--migrate-listen [tcp://|tls://]ADDR:PORT]...\n"
             "                [--tls-cert F] [--tls-key F] [--tls-ca F]\n"
-            "                [--xl PATH] [--migrate-max N]\n"
+            "                [--tls-allow F] [--tls-crl F]\n"
+            "                [--xl PATH] [--migrate-max N] [--migrate-per-peer N]\n"
+            "                [--migrate-idle-timeout S] [--migrate-insecure]\n"
             "                [--foreground] [--verbose] [--audit]\n"
             "\n"
             "Run one ferry host: a hypervisor owning SIZE of machine memory\n"
@@ -100,8 +114,13 @@ static void usage(FILE *f)
             "      --tls-cert F             host certificate (tls://)\n"
             "      --tls-key F              its private key\n"
             "      --tls-ca F               CA of senders' certificates\n"
+            "      --tls-allow F            allow-list of sender DNs (tls://)\n"
+            "      --tls-crl F              CRL of the CA (tls://)\n"
             "      --xl PATH                xl run as migration receiver\n"
             "      --migrate-max N          concurrent migrations (16)\n"
+            "      --migrate-per-peer N     of them from one address (4)\n"
+            "      --migrate-idle-timeout S drop a peer idle for S s (60)\n"
+            "      --migrate-insecure       tcp:// on loopback without a key\n"
             "  -F, --foreground             do not detach; log to stderr too\n"
             "  -v, --verbose                log debug lines to stderr (with -F)\n"
             "  -a, --audit                  run the auditor after every hypercall\n"
@@ -121,6 +140,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "tls-ca", required_argument, NULL, 'A' },
         { "xl", required_argument, NULL, 'X' },
         { "migrate-max", required_argument, NULL, 'M' },
+        { "migrate-per-peer", required_argument, NULL, 'P' },
+        { "migrate-idle-timeout", required_argument, NULL, 'I' },
+        { "migrate-insecure", no_argument, NULL, 'N' },
+        { "tls-allow", required_argument, NULL, 'W' },
+        { "tls-crl", required_argument, NULL, 'R' },
         { "foreground", no_argument, NULL, 'F' },
         { "verbose", no_argument, NULL, 'v' },
         { "audit", no_argument, NULL, 'a' },
@@ -174,6 +198,29 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->migrate_max = (unsigned int)v;
             break;
         }
+        case 'P':
+        case 'I':
+        {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            unsigned long max = c == 'P' ? MIGRATE_MAX_LIMIT : 86400;
+
+            if ( *end || end == optarg || v < 1 || v > max )
+            {
+                fprintf(stderr, "ferry-hv: invalid --migrate-%s '%s' "
+                        "(1..%lu)\n", c == 'P' ? "per-peer" : "idle-timeout",
+                        optarg, max);
+                return 2;
+            }
+            if ( c == 'P' )
+                o->migrate_per_peer = (unsigned int)v;
+            else
+                o->migrate_idle = (unsigned int)v;
+            break;
+        }
+        case 'N': o->migrate_insecure = true; break;
+        case 'W': o->tls_allow = optarg; break;
+        case 'R': o->tls_crl = optarg; break;
         case 'F': o->foreground = true; break;
         case 'v': o->verbose = true; break;
         case 'a': o->audit = true; break;
@@ -292,6 +339,8 @@ struct mig_listener
 {
     int fd;
     bool tls;
+    bool insecure;                      /* tcp:// without a fleet key */
+    bool loopback;                      /* bound to a loopback address */
     char addr[INET6_ADDRSTRLEN + 32];   /* "tcp://ADDR:PORT" as bound */
 };
 
@@ -299,6 +348,7 @@ struct mig_receiver
 {
     pid_t pid;
     char peer[INET6_ADDRSTRLEN + 16];
+    char addr[INET6_ADDRSTRLEN];        /* the peer's address, no port */
 };
 
 static struct
@@ -306,10 +356,11 @@ static struct
     struct mig_listener l[MIGRATE_MAX_LISTEN];
     unsigned int nr_l;
     struct mig_receiver *r;
-    unsigned int nr_r, max_r;
+    unsigned int nr_r, max_r, per_peer;
     char *run_dir, *logpath, *addrpath;
     const char *xl;
-    char *cert, *key, *ca;
+    char *cert, *key, *ca, *allow, *crl;
+    char idle[16];
     bool spawn_path;            /* xl is looked up in PATH */
 } mig;
 
@@ -374,6 +425,21 @@ static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
              name, port);
 }
 
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if ( sa->sa_family == AF_INET )
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+                >> 24) == 127;
+    if ( sa->sa_family == AF_INET6 )
+    {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 /* Bind and listen on spec; port 0 picks a free port (see DIR/migrate.addr). */
 static int open_listener(const char *spec, struct mig_listener *ml,
                          char *err, size_t errlen)
@@ -418,6 +484,7 @@ static int open_listener(const char *spec, struct mig_listener *ml,
     sockaddr_text((struct sockaddr *)&ss, where, sizeof(where));
     snprintf(ml->addr, sizeof(ml->addr), "%s://%s", ml->tls ? "tls" : "tcp",
              where);
+    ml->loopback = is_loopback((struct sockaddr *)&ss);
     ml->fd = fd;
     rc = 0;
  out:
@@ -447,6 +514,57 @@ static int tls_file(const char *given, const char *name, char **out,
         return -1;
     }
     return 0;
+}
+
+/*
+ * A tcp:// listener needs the fleet key its receivers prove themselves
+ * with.  Without one it would let anyone drive this host, so it starts
+ * only where nobody else can reach it, and only when asked to.
+ */
+static int check_key(const struct options *o, struct mig_listener *ml,
+                     char *err, size_t errlen)
+{
+    char *path = path_in(mig.run_dir, "migrate.key");
+    struct stat st;
+    int rc = 0;
+
+    if ( !path )
+    {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if ( stat(path, &st) == 0 )
+    {
+        if ( st.st_mode & 077 )
+        {
+            snprintf(err, errlen, "fleet key %s is readable by others "
+                     "(mode %03o): make it mode 600", path,
+                     (unsigned int)(st.st_mode & 0777));
+            rc = -1;
+        }
+    }
+    else if ( errno != ENOENT )
+    {
+        snprintf(err, errlen, "fleet key %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    else if ( o->migrate_insecure && ml->loopback )
+    {
+        ml->insecure = true;
+        hv_printk(HVLOG_WARNING, "ferry-hv: %s runs without a fleet key "
+                  "(--migrate-insecure): any local user can migrate to "
+                  "this host", ml->addr);
+    }
+    else
+    {
+        snprintf(err, errlen, "--migrate-listen %s: no fleet key %s (create "
+                 "it with ferry-creds); a tcp:// listener without one would "
+                 "accept anyone, so it runs only on a loopback address and "
+                 "only with --migrate-insecure", ml->addr, path);
+        rc = -1;
+    }
+    free(path);
+    return rc;
 }
 
 /*
@@ -544,8 +662,19 @@ static int migrate_init(const struct options *o, const char *logpath,
     if ( any_tls &&
          (tls_file(o->tls_cert, "host.pem", &mig.cert, err, errlen) ||
           tls_file(o->tls_key, "host.key", &mig.key, err, errlen) ||
-          tls_file(o->tls_ca, "ca.pem", &mig.ca, err, errlen)) )
+          tls_file(o->tls_ca, "ca.pem", &mig.ca, err, errlen) ||
+          tls_file(o->tls_allow, "allowed-dn", &mig.allow, err, errlen)) )
         return -1;
+    if ( any_tls && o->tls_crl &&
+         tls_file(o->tls_crl, "crl.pem", &mig.crl, err, errlen) )
+        return -1;
+    for ( i = 0; i < mig.nr_l; i++ )
+        if ( !mig.l[i].tls && check_key(o, &mig.l[i], err, errlen) )
+            return -1;
+    mig.per_peer = o->migrate_per_peer ? o->migrate_per_peer
+                                       : MIGRATE_PER_PEER_DEFAULT;
+    snprintf(mig.idle, sizeof(mig.idle), "%u",
+             o->migrate_idle ? o->migrate_idle : MIGRATE_IDLE_DEFAULT);
     write_addr_file();
     for ( i = 0; i < mig.nr_l; i++ )
         printk("ferry-hv: accepting migrations on %s (receiver: %s)",
@@ -559,9 +688,9 @@ static int migrate_init(const struct options *o, const char *logpath,
  * and an empty mask (ours blocks the signals signalfd reads), in its own
  * process group.
  */
-static pid_t spawn_receiver(int cfd, bool tls)
+static pid_t spawn_receiver(int cfd, const struct mig_listener *ml)
 {
-    const char *argv[16];
+    const char *argv[24];
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t none, dfl;
@@ -574,7 +703,9 @@ static pid_t spawn_receiver(int cfd, bool tls)
     argv[argc++] = "migrate-receive";
     argv[argc++] = "--fd";
     argv[argc++] = "3";
-    if ( tls )
+    argv[argc++] = "--idle-timeout";
+    argv[argc++] = mig.idle;
+    if ( ml->tls )
     {
         argv[argc++] = "--tls-cert";
         argv[argc++] = mig.cert;
@@ -582,7 +713,16 @@ static pid_t spawn_receiver(int cfd, bool tls)
         argv[argc++] = mig.key;
         argv[argc++] = "--tls-ca";
         argv[argc++] = mig.ca;
+        argv[argc++] = "--tls-allow";
+        argv[argc++] = mig.allow;
+        if ( mig.crl )
+        {
+            argv[argc++] = "--tls-crl";
+            argv[argc++] = mig.crl;
+        }
     }
+    else if ( ml->insecure )
+        argv[argc++] = "--insecure";
     argv[argc] = NULL;
 
     sigemptyset(&none);
@@ -623,8 +763,9 @@ static void migrate_accept(const struct mig_listener *ml)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    char peer[INET6_ADDRSTRLEN + 16];
+    char peer[INET6_ADDRSTRLEN + 16], addr[INET6_ADDRSTRLEN] = "?";
     int cfd = accept4(ml->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+    unsigned int i, same = 0;
     pid_t pid;
 
     if ( cfd < 0 )
@@ -639,6 +780,10 @@ static void migrate_accept(const struct mig_listener *ml)
         cfd = moved;
     }
     sockaddr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+    getnameinfo((struct sockaddr *)&ss, sl, addr, sizeof(addr), NULL, 0,
+                NI_NUMERICHOST);
+    for ( i = 0; i < mig.nr_r; i++ )
+        same += !strcmp(mig.r[i].addr, addr);
     if ( mig.nr_r == mig.max_r )
     {
         hv_printk(HVLOG_WARNING, "ferry-hv: migration from %s on %s refused:"
@@ -647,7 +792,16 @@ static void migrate_accept(const struct mig_listener *ml)
         close(cfd);
         return;
     }
-    pid = spawn_receiver(cfd, ml->tls);
+    /* One peer cannot take every slot: others can still migrate here. */
+    if ( same >= mig.per_peer )
+    {
+        hv_printk(HVLOG_WARNING, "ferry-hv: migration from %s on %s refused:"
+                  " %u connections from %s already (--migrate-per-peer)",
+                  peer, ml->addr, same, addr);
+        close(cfd);
+        return;
+    }
+    pid = spawn_receiver(cfd, ml);
     close(cfd);
     if ( pid < 0 )
     {
@@ -657,6 +811,7 @@ static void migrate_accept(const struct mig_listener *ml)
     }
     mig.r[mig.nr_r].pid = pid;
     snprintf(mig.r[mig.nr_r].peer, sizeof(mig.r[0].peer), "%s", peer);
+    snprintf(mig.r[mig.nr_r].addr, sizeof(mig.r[0].addr), "%s", addr);
     mig.nr_r++;
     printk("ferry-hv: migration from %s on %s: receiver pid %ld", peer,
            ml->addr, (long)pid);
@@ -706,6 +861,8 @@ static void migrate_shutdown(void)
     free(mig.cert);
     free(mig.key);
     free(mig.ca);
+    free(mig.allow);
+    free(mig.crl);
 }
 
 /* ------------------------------------------------------------------------

@@ -98,6 +98,9 @@ const struct cmd_spec cmd_table[] = {
       "--timeout SECS  Bound the live phase; then --on-timeout abort|force.\n"
       "--resolve-timeout SECS  How long to retry reaching <host> (30).\n"
       "--tls-cert FILE, --tls-key FILE, --tls-ca FILE  For tls:// targets.\n"
+      "--tls-name NAME The name tls:// target's certificate must carry.\n"
+      "--tls-crl FILE  CRLs of the CA (default RUNDIR/tls/crl.pem if any).\n"
+      "--insecure      Allow a tcp:// target without a fleet key.\n"
       "<host>          HOST (ssh), local:RUNDIR, tcp://ADDR:PORT or\n"
       "                tls://ADDR:PORT." },
     { "migrate-receive", &main_migrate_receive, false, true,
@@ -110,7 +113,8 @@ const struct cmd_spec cmd_table[] = {
       "-p              The migration asked for -p: leave the domain paused.\n"
       "-s <sshcommand> As for xl migrate.\n"
       "--resolve-timeout SECS  How long to retry reaching <host> (30).\n"
-      "--tls-cert FILE, --tls-key FILE, --tls-ca FILE  For tls:// targets." },
+      "--tls-cert FILE, --tls-key FILE, --tls-ca FILE  For tls:// targets.\n"
+      "--tls-name NAME, --tls-crl FILE, --insecure  As for xl migrate." },
     { "evacuate", &main_evacuate, true, true,
       "Empty a host by live-migrating its domains to other hosts (ferry)",
       "[options] [SOURCE]",

@@ -26,6 +26,7 @@
  * tests (see man/xl.1).  Style: Xen's xl/libxl style.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,6 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <uuid.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <json-c/json.h>
 
@@ -60,6 +65,11 @@ static const char msg_report[] = "my copy unpause results are as follows";
 #define RESOLVE_IO_TIMEOUT_MS 10000
 
 #define EXIT_UNRESOLVED 3
+
+/* The token naming one migration: given to the admitted sender, needed by
+ * a resolve to act on that migration's incoming domain. */
+#define TOKEN_LEN 16
+#define TOKEN_HEX (2 * TOKEN_LEN)
 
 static uint64_t now_ns(void)
 {
@@ -171,6 +181,7 @@ struct preamble {
     uint64_t max_memkb;
     uint64_t max_vcpus;
     bool paused, monitor, debug;
+    char token[TOKEN_HEX + 1];  /* resolve: the migration's; "" if none */
 };
 
 static int preamble_write(struct sr_io *io, const struct preamble *pre)
@@ -187,7 +198,8 @@ static int preamble_write(struct sr_io *io, const struct preamble *pre)
          !xlcfg_json_add(o, "max_vcpus", JU64(pre->max_vcpus)) &&
          !xlcfg_json_add(o, "paused", JBOOL(pre->paused)) &&
          !xlcfg_json_add(o, "monitor", JBOOL(pre->monitor)) &&
-         !xlcfg_json_add(o, "debug", JBOOL(pre->debug));
+         !xlcfg_json_add(o, "debug", JBOOL(pre->debug)) &&
+         (!pre->token[0] || !xlcfg_json_add(o, "token", JSTR(pre->token)));
     rc = json_line(line, sizeof(line), PREAMBLE_TAG "1 ", o, ok);
     if (rc)
         return rc;
@@ -240,8 +252,80 @@ static const char *preamble_parse(const char *line, struct preamble *pre)
              xlcfg_json_get_bool(obj, "debug", &pre->debug))
         bad = "preamble: bad or missing \"paused\", \"monitor\" or"
               " \"debug\"";
+    else if (json_object_object_get_ex(obj, "token", NULL) &&
+             preamble_string(obj, "token", pre->token, sizeof(pre->token)))
+        bad = "preamble: bad \"token\"";
     json_object_put(obj);
     return bad;
+}
+
+/* ------------------------------------------------------------------------
+ * Migration tokens: <run dir>/{incoming,outgoing}/<uuid>, mode 0600
+ * ------------------------------------------------------------------------ */
+
+static char *token_path(const char *dir, const char *uuid, bool mk)
+{
+    char *p = NULL;
+
+    if (asprintf(&p, "%s/%s", run_dir, dir) < 0)
+        return NULL;
+    if (mk)
+        mkdir(p, 0700);
+    free(p);
+    if (asprintf(&p, "%s/%s/%s", run_dir, dir, uuid) < 0)
+        return NULL;
+    return p;
+}
+
+static int token_save(const char *dir, const char *uuid, const char *token)
+{
+    char *p = token_path(dir, uuid, true);
+    int fd, rc = -1;
+
+    if (!p)
+        return -1;
+    fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (dprintf(fd, "%s\n", token) == TOKEN_HEX + 1)
+            rc = 0;
+        if (close(fd))
+            rc = -1;
+    }
+    if (rc)
+        fprintf(stderr, "cannot write the migration token %s: %s\n", p,
+                strerror(errno));
+    free(p);
+    return rc;
+}
+
+/* The token saved for uuid: 0, or -1 (none) with token "". */
+static int token_load(const char *dir, const char *uuid,
+                      char token[TOKEN_HEX + 1])
+{
+    char *p = token_path(dir, uuid, false), buf[TOKEN_HEX + 2] = "";
+    FILE *f = p ? fopen(p, "re") : NULL;
+    int rc = -1;
+
+    token[0] = '\0';
+    if (f && fgets(buf, sizeof(buf), f) &&
+        strspn(buf, "0123456789abcdef") == TOKEN_HEX) {
+        memcpy(token, buf, TOKEN_HEX);
+        token[TOKEN_HEX] = '\0';
+        rc = 0;
+    }
+    if (f)
+        fclose(f);
+    free(p);
+    return rc;
+}
+
+static void token_drop(const char *dir, const char *uuid)
+{
+    char *p = token_path(dir, uuid, false);
+
+    if (p)
+        unlink(p);
+    free(p);
 }
 
 /* ------------------------------------------------------------------------
@@ -300,11 +384,38 @@ struct recv_opts {
     int fd;
     struct xl_tls_files tls;
     bool tls_given;
+    struct xl_auth auth;
+    int idle_ms;
 };
 
-/* Answer a resolve: which of commit and abort won for this uuid. */
+/*
+ * A resolve may act only on its own migration: when this host holds a
+ * token for the uuid, the resolve must carry it.  NULL, or why not.
+ */
+static const char *resolve_check(const struct preamble *pre, bool *act)
+{
+    char ours[TOKEN_HEX + 1];
+
+    *act = false;
+    if (token_load("incoming", pre->uuid, ours))
+        return NULL;
+    if (strlen(pre->token) != TOKEN_HEX ||
+        CRYPTO_memcmp(ours, pre->token, TOKEN_HEX))
+        return "resolve refused: the request does not carry the token of"
+               " this domain's migration";
+    *act = true;
+    return NULL;
+}
+
+/*
+ * Answer a resolve: which of commit and abort won for this uuid.  With
+ * act (the resolve carries the migration's token) force the abort if
+ * neither has won yet; without, answer from what is here, touching
+ * nothing: a paused domain stays paused, an unnamed one (a restore in
+ * progress) stays.
+ */
 static int recv_resolve(xc_interface *xch, struct xl_chan *ch,
-                        const struct preamble *pre)
+                        const struct preamble *pre, bool act)
 {
     char incoming[XC_DOMAIN_NAME_MAX + 16], aborted[XC_DOMAIN_NAME_MAX + 16];
     char name[XC_DOMAIN_NAME_MAX];
@@ -321,6 +432,12 @@ static int recv_resolve(xc_interface *xch, struct xl_chan *ch,
         find_by_uuid(xch, uuid, &domid, name, sizeof(name))) {
         fprintf(stderr, "migration target: resolve %s: no such domain here:"
                 " aborted\n", pre->name);
+    } else if (!act) {
+        if (!strcmp(name, pre->name))
+            answer = "committed\n";
+        fprintf(stderr, "migration target: resolve %s without a migration"
+                " token: answered %.*s, changed nothing\n", pre->name,
+                (int)strlen(answer) - 1, answer);
     } else if (!strcmp(name, incoming)) {
         /* Not committed yet: abort it, unless the commit wins the race. */
         if (!xc_domain_rename(xch, domid, incoming, aborted)) {
@@ -550,20 +667,25 @@ static int migrate_receive(const struct recv_opts *o)
     struct xl_chan *ch = NULL;
     struct sr_io *io;
     char line[PREAMBLE_MAX], msg[512] = "", *json = NULL;
+    char token[TOKEN_HEX + 1] = "";
     const char *bad;
-    bool dc_init = false, committed = false;
+    bool dc_init = false, committed = false, act = false;
+    bool token_saved = false;
     xc_interface *xch;
     uint64_t t_reply;
     int rc, status, ret = EXIT_FAILURE;
 
     signal(SIGPIPE, SIG_IGN);
     xch = xl_open_host();
-    rc = xl_chan_accept(&ch, o->fd, o->tls_given ? &o->tls : NULL, msg,
-                        sizeof(msg));
+    rc = xl_chan_accept(&ch, o->fd, o->tls_given ? &o->tls : NULL, &o->auth,
+                        msg, sizeof(msg));
     if (rc) {
         fprintf(stderr, "migration target: %s\n", msg);
         return EXIT_FAILURE;
     }
+    /* A sender that goes quiet loses its incoming domain (the reads
+     * below fail and the domain is aborted). */
+    xl_chan_set_timeout(ch, o->idle_ms);
     io = xl_chan_io(ch);
     fprintf(stderr, "migration target: Ready to receive domain.\n");
     if (sr_io_write(io, banner, BANNER_LEN))
@@ -593,6 +715,22 @@ static int migrate_receive(const struct recv_opts *o)
         bad = recv_admit(xch, &pre, msg, sizeof(msg));
         if (!bad && fault_hit("recv", "preamble"))
             bad = "injected failure at preamble";
+    } else if (!bad) {
+        bad = resolve_check(&pre, &act);
+    }
+    if (!bad && !strcmp(pre.op, "migrate")) {
+        uint8_t t[TOKEN_LEN];
+
+        if (RAND_bytes(t, TOKEN_LEN) != 1) {
+            bad = "no random bytes for a migration token";
+        } else {
+            for (int i = 0; i < TOKEN_LEN; i++)
+                snprintf(token + 2 * i, 3, "%02x", t[i]);
+            if (token_save("incoming", pre.uuid, token))
+                bad = "cannot record the migration token";
+            else
+                token_saved = true;
+        }
     }
     if (bad) {
         fprintf(stderr, "migration target: %s\n", bad);
@@ -608,13 +746,15 @@ static int migrate_receive(const struct recv_opts *o)
         xc_host_info(xch, &hi);
         ok = ans && !xlcfg_json_add(ans, "free_memkb",
                                     JU64(hi.free_pages * 4)) &&
-             !xlcfg_json_add(ans, "host", JSTR(run_dir));
+             !xlcfg_json_add(ans, "host", JSTR(run_dir)) &&
+             (!token_saved || !xlcfg_json_add(ans, "token", JSTR(token)));
         if (json_line(line, sizeof(line), "ok ", ans, ok) ||
             sr_io_write(io, line, strlen(line)))
             goto out;
     }
     if (!strcmp(pre.op, "resolve")) {
-        ret = recv_resolve(xch, ch, &pre) ? EXIT_FAILURE : EXIT_SUCCESS;
+        ret = recv_resolve(xch, ch, &pre, act) ? EXIT_FAILURE
+                                               : EXIT_SUCCESS;
         goto out;
     }
 
@@ -693,12 +833,17 @@ static int migrate_receive(const struct recv_opts *o)
  monitor:
     xl_chan_close(ch, NULL);
     ch = NULL;
+    /* The outcome is settled: a resolve now answers from what is here. */
+    token_drop("incoming", pre.uuid);
+    token_saved = false;
     if (committed && o->monitor && pre.monitor) {
         fflush(NULL);
         xl_spawn_monitor(res.domid, &dc);
     }
  out:
     xl_chan_close(ch, NULL);
+    if (token_saved)
+        token_drop("incoming", pre.uuid);
     if (dc_init)
         ferry_domain_config_dispose(&dc);
     free(res.config_json);
@@ -713,10 +858,16 @@ int main_migrate_receive(int argc, char **argv)
         { "tls-cert", required_argument, NULL, 0x101 },
         { "tls-key", required_argument, NULL, 0x102 },
         { "tls-ca", required_argument, NULL, 0x103 },
+        { "tls-allow", required_argument, NULL, 0x104 },
+        { "tls-crl", required_argument, NULL, 0x105 },
+        { "key", required_argument, NULL, 0x106 },
+        { "insecure", no_argument, NULL, 0x107 },
+        { "idle-timeout", required_argument, NULL, 0x108 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct recv_opts o = { .monitor = true, .fd = -1 };
+    unsigned long v;
     char *end;
     int opt, rc = EXIT_SUCCESS;
 
@@ -743,6 +894,20 @@ int main_migrate_receive(int argc, char **argv)
         case 0x101: o.tls.cert = optarg; o.tls_given = true; break;
         case 0x102: o.tls.key = optarg; o.tls_given = true; break;
         case 0x103: o.tls.ca = optarg; o.tls_given = true; break;
+        case 0x104: o.tls.allow = optarg; break;
+        case 0x105: o.tls.crl = optarg; break;
+        case 0x106: o.auth.key_file = optarg; break;
+        case 0x107: o.auth.insecure = true; break;
+        case 0x108:
+            errno = 0;
+            v = strtoul(optarg, &end, 10);
+            if (errno || *end || end == optarg || v > 86400) {
+                fprintf(stderr, "migrate-receive: bad --idle-timeout %s\n",
+                        optarg);
+                return EXIT_FAILURE;
+            }
+            o.idle_ms = (int)v * 1000;
+            break;
         }
     }
     if (argc - optind != 0) {
@@ -1089,6 +1254,29 @@ static int mig_handshake(struct mig *m)
         return -1;
     }
     m->admitted = true;
+    /* The token names our migration in a later resolve, also one by xl
+     * migrate-resolve: keep it until the outcome is known. */
+    {
+        struct json_object *ans = NULL;
+
+        if (xlcfg_json_parse("answer", line + 3, strlen(line + 3), &ans,
+                             NULL) ||
+            !json_object_is_type(ans, json_type_object) ||
+            preamble_string(ans, "token", m->pre.token,
+                            sizeof(m->pre.token)))
+            m->pre.token[0] = '\0';
+        json_object_put(ans);
+    }
+    if (strlen(m->pre.token) != TOKEN_HEX ||
+        strspn(m->pre.token, "0123456789abcdef") != TOKEN_HEX) {
+        m->pre.token[0] = '\0';
+        mig_error(m, "the target gave no migration token");
+        return -1;
+    }
+    if (token_save("outgoing", m->pre.uuid, m->pre.token)) {
+        mig_error(m, "cannot record the migration token");
+        return -1;
+    }
     return 0;
 }
 
@@ -1415,6 +1603,9 @@ int main_migrate(int argc, char **argv)
         { "tls-key", required_argument, NULL, 0x10a },
         { "tls-ca", required_argument, NULL, 0x10b },
         { "resolve-timeout", required_argument, NULL, 0x10c },
+        { "tls-name", required_argument, NULL, 0x10d },
+        { "tls-crl", required_argument, NULL, 0x10e },
+        { "insecure", no_argument, NULL, 0x10f },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1492,6 +1683,9 @@ int main_migrate(int argc, char **argv)
                 return EXIT_FAILURE;
             m.resolve_timeout_s = (int)v;
             break;
+        case 0x10d: m.copts.tls.name = optarg; break;
+        case 0x10e: m.copts.tls.crl = optarg; break;
+        case 0x10f: m.copts.auth.insecure = true; break;
         }
     }
     if (argc - optind != 2) {
@@ -1522,6 +1716,8 @@ int main_migrate(int argc, char **argv)
     snprintf(m.pre.name, sizeof(m.pre.name), "%s", m.name);
 
     rc = migrate_domain(&m);
+    if (rc != EXIT_UNRESOLVED && m.pre.token[0])
+        token_drop("outgoing", m.pre.uuid);
     if (m.ch) {
         xl_chan_close(m.ch, NULL);
         m.ch = NULL;
@@ -1544,6 +1740,9 @@ int main_migrate_resolve(int argc, char **argv)
         { "tls-key", required_argument, NULL, 0x10a },
         { "tls-ca", required_argument, NULL, 0x10b },
         { "resolve-timeout", required_argument, NULL, 0x10c },
+        { "tls-name", required_argument, NULL, 0x10d },
+        { "tls-crl", required_argument, NULL, 0x10e },
+        { "insecure", no_argument, NULL, 0x10f },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1574,6 +1773,9 @@ int main_migrate_resolve(int argc, char **argv)
                 return EXIT_FAILURE;
             timeout_s = (int)v;
             break;
+        case 0x10d: copts.tls.name = optarg; break;
+        case 0x10e: copts.tls.crl = optarg; break;
+        case 0x10f: copts.auth.insecure = true; break;
         }
     }
     if (argc - optind != 2) {
@@ -1601,8 +1803,13 @@ int main_migrate_resolve(int argc, char **argv)
     snprintf(pre.op, sizeof(pre.op), "resolve");
     snprintf(pre.name, sizeof(pre.name), "%s", base);
     uuid_unparse_lower(info.handle, pre.uuid);
+    /* The token xl migrate was given: it lets the target act on its
+     * incoming copy (without it, the target only answers). */
+    token_load("outgoing", pre.uuid, pre.token);
 
     o = resolve(NULL, target, &copts, &pre, timeout_s, false);
+    if (o != OUT_UNREACHABLE)
+        token_drop("outgoing", pre.uuid);
     if (o == OUT_COMMITTED) {
         xc_domain_destroy(xch, domid);
         printf("Domain %s runs on the target; the copy here (%s) was"

@@ -24,8 +24,11 @@
  * they return, so sr_io_errmsg() says "TLS ..." rather than "Protocol
  * error".
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,22 +41,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "xl.h"
 #include "xl-transport.h"
 #include "../saverestore/sr.h"
 
 #define RBUF_SIZE           (64U << 10)
+#define AUTH_TIMEOUT_MS     10000
+#define KEY_LEN             32
+#define NONCE_LEN           32
+#define TAG_LEN             32
+#define AUTH_LINE_MAX       256
+/* Payload bytes per MAC record: large enough that the tag and the header
+ * cost nothing, small enough to verify before handing any byte on. */
+#define REC_MAX             (256U << 10)
+#define RBUF_ALLOC          (REC_MAX + TAG_LEN)
 #define CONNECT_TIMEOUT_MS  15000
-#define ACCEPT_TIMEOUT_MS   15000
 #define CLOSE_WAIT_MS       10000
 #define LINK_DEAD_MS        10000
 #define WATCH_SLICE_MS      1000
@@ -77,14 +96,22 @@ struct xl_chan {
     uint8_t *rbuf;
     size_t rpos, rlen;
 
+    /* Authenticated tcp://: every byte travels in MAC'd records. */
+    bool mac;
+    EVP_MAC_CTX *mac_tx, *mac_rx;
+    uint64_t seq_tx, seq_rx;
+
     /* For xl_chan_reopen and messages. */
     char *target;
     char *rune;                 /* HOST: the shell command */
     char *ssh_command;
     char **recv_args;
-    char *tls_cert, *tls_key, *tls_ca;
+    char *tls_cert, *tls_key, *tls_ca, *tls_crl, *tls_allow, *tls_name;
+    char *key_file;
+    bool insecure;
     int connect_timeout_ms;
     char peer[INET6_ADDRSTRLEN + 16];
+    char tls_expect[256];       /* the name the target must carry */
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -382,6 +409,136 @@ static ssize_t raw_read(struct xl_chan *ch, void *buf, size_t len)
     return ch->ssl ? tls_read(ch, buf, len) : fd_read(ch, buf, len);
 }
 
+/* ---- MAC records (authenticated tcp://) ------------------------------ */
+
+/*
+ * A record is a 4-byte big-endian length n (1..REC_MAX), n bytes of data
+ * and an HMAC-SHA256 tag over the direction's sequence number (8 bytes,
+ * big-endian), the length and the data.  The sequence number makes a
+ * record dropped, replayed or moved on the path fail the next check.
+ */
+static int rec_tag(EVP_MAC_CTX *ctx, uint64_t seq, const uint8_t hdr[4],
+                   const void *data, size_t len, uint8_t tag[TAG_LEN])
+{
+    uint8_t sb[8];
+    size_t out = 0;
+
+    for (int i = 0; i < 8; i++)
+        sb[i] = (uint8_t)(seq >> (56 - 8 * i));
+    /* A NULL key starts again with the key the context was given. */
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, sb, 8) ||
+        !EVP_MAC_update(ctx, hdr, 4) || !EVP_MAC_update(ctx, data, len) ||
+        !EVP_MAC_final(ctx, tag, &out, TAG_LEN) || out != TAG_LEN)
+        return -EIO;
+    return 0;
+}
+
+/* Exactly len bytes from the socket: 0, -ENODATA at end of stream before
+ * the first byte, -EPROTO at end of stream after it, or -errno. */
+static int read_full(struct xl_chan *ch, void *buf, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = fd_read(ch, (uint8_t *)buf + done, len - done);
+
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return done ? -EPROTO : -ENODATA;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* The next record into rbuf: its length, 0 at end of stream, or -errno
+ * (the io says why). */
+static ssize_t rec_read(struct xl_chan *ch)
+{
+    const char *peer = ch->peer[0] ? ch->peer : "peer";
+    uint8_t hdr[4], tag[TAG_LEN];
+    uint32_t n;
+    int rc;
+
+    rc = read_full(ch, hdr, 4);
+    if (rc == -ENODATA)
+        return 0;
+    if (!rc) {
+        n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+            (uint32_t)hdr[2] << 8 | hdr[3];
+        if (n == 0 || n > REC_MAX)
+            return sr_io_fail(ch->io, -EBADMSG, "record %" PRIu64 " from %s"
+                              " claims %u bytes (at most %u): the stream "
+                              "was changed on the path", ch->seq_rx, peer,
+                              n, REC_MAX);
+        rc = read_full(ch, ch->rbuf, n + TAG_LEN);
+    }
+    if (rc == -EPROTO || rc == -ENODATA)
+        return sr_io_fail(ch->io, -EPROTO, "%s closed the connection in "
+                          "the middle of record %" PRIu64, peer, ch->seq_rx);
+    if (rc)
+        return rc;
+    if (rec_tag(ch->mac_rx, ch->seq_rx, hdr, ch->rbuf, n, tag))
+        return sr_io_fail(ch->io, -EIO, "cannot compute a record's MAC");
+    if (CRYPTO_memcmp(tag, ch->rbuf + n, TAG_LEN))
+        return sr_io_fail(ch->io, -EBADMSG, "record %" PRIu64 " from %s "
+                          "failed its MAC: the stream was changed on the "
+                          "path", ch->seq_rx, peer);
+    ch->seq_rx++;
+    return n;
+}
+
+/* Write all of iov (changed in place) to the socket. */
+static int send_all(struct xl_chan *ch, struct iovec *iov, int cnt)
+{
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+    ssize_t n;
+    int rc;
+
+    while (mh.msg_iovlen) {
+        n = sendmsg(ch->wfd, &mh, MSG_NOSIGNAL);
+        if (n < 0) {
+            if ((rc = io_failed(ch, ch->wfd, POLLOUT)))
+                return rc;
+            continue;
+        }
+        while (mh.msg_iovlen && (size_t)n >= mh.msg_iov->iov_len) {
+            n -= (ssize_t)mh.msg_iov->iov_len;
+            mh.msg_iov++;
+            mh.msg_iovlen--;
+        }
+        if (mh.msg_iovlen) {
+            mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + n;
+            mh.msg_iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+static ssize_t rec_write(struct xl_chan *ch, const void *buf, size_t len)
+{
+    uint8_t hdr[4], tag[TAG_LEN];
+    size_t n = len < REC_MAX ? len : REC_MAX;
+    struct iovec iov[3];
+    int rc;
+
+    if (ch->wfd < 0)
+        return -EPIPE;
+    hdr[0] = (uint8_t)(n >> 24);
+    hdr[1] = (uint8_t)(n >> 16);
+    hdr[2] = (uint8_t)(n >> 8);
+    hdr[3] = (uint8_t)n;
+    if (rec_tag(ch->mac_tx, ch->seq_tx, hdr, buf, n, tag))
+        return sr_io_fail(ch->io, -EIO, "cannot compute a record's MAC");
+    iov[0] = (struct iovec){ hdr, 4 };
+    iov[1] = (struct iovec){ (void *)buf, n };
+    iov[2] = (struct iovec){ tag, TAG_LEN };
+    if ((rc = send_all(ch, iov, 3)))
+        return rc;
+    ch->seq_tx++;
+    return (ssize_t)n;
+}
+
 /* ---- the sr_io backend ----------------------------------------------- */
 
 static ssize_t chan_io_read(void *arg, void *buf, size_t len)
@@ -389,7 +546,13 @@ static ssize_t chan_io_read(void *arg, void *buf, size_t len)
     struct xl_chan *ch = arg;
     ssize_t n;
 
-    if (ch->rpos == ch->rlen) {
+    if (ch->mac && ch->rpos == ch->rlen) {
+        n = rec_read(ch);
+        if (n <= 0)
+            return n;
+        ch->rpos = 0;
+        ch->rlen = (size_t)n;
+    } else if (ch->rpos == ch->rlen) {
         if (len >= RBUF_SIZE)
             return raw_read(ch, buf, len);
         n = raw_read(ch, ch->rbuf, RBUF_SIZE);
@@ -408,6 +571,8 @@ static ssize_t chan_io_write(void *arg, const void *buf, size_t len)
 {
     struct xl_chan *ch = arg;
 
+    if (ch->mac)
+        return rec_write(ch, buf, len);
     return ch->ssl ? tls_write(ch, buf, len) : fd_write(ch, buf, len);
 }
 
@@ -430,7 +595,7 @@ static int chan_new(struct xl_chan **chp, enum xl_chan_kind kind)
     ch->kind = kind;
     ch->rfd = ch->wfd = -1;
     ch->pid = -1;
-    ch->rbuf = malloc(RBUF_SIZE);
+    ch->rbuf = malloc(RBUF_ALLOC);
     rc = ch->rbuf ? sr_io_open_user(&ch->io, &chan_io_ops, ch) : -ENOMEM;
     if (rc) {
         free(ch->rbuf);
@@ -467,8 +632,12 @@ static int save_opts(struct xl_chan *ch, const char *target,
         return -ENOMEM;
     if ((o->tls.cert && !(ch->tls_cert = strdup(o->tls.cert))) ||
         (o->tls.key && !(ch->tls_key = strdup(o->tls.key))) ||
-        (o->tls.ca && !(ch->tls_ca = strdup(o->tls.ca))))
+        (o->tls.ca && !(ch->tls_ca = strdup(o->tls.ca))) ||
+        (o->tls.crl && !(ch->tls_crl = strdup(o->tls.crl))) ||
+        (o->tls.name && !(ch->tls_name = strdup(o->tls.name))) ||
+        (o->auth.key_file && !(ch->key_file = strdup(o->auth.key_file))))
         return -ENOMEM;
+    ch->insecure = o->auth.insecure;
     if (!o->recv_args)
         return 0;
     while (o->recv_args[n])
@@ -660,6 +829,9 @@ static int connect_local(struct xl_chan *ch, const char *dir, char *err,
 
 /* ---- tcp:// and tls:// ----------------------------------------------- */
 
+static int auth_client(struct xl_chan *ch, int64_t deadline, char *err,
+                       size_t errlen);
+
 /*
  * No delay for the handshake's small messages; keepalive after 5 s idle,
  * every 2 s, 3 probes, so an idle link that died fails within ~11 s.  A
@@ -820,6 +992,35 @@ static int tcp_connect(struct xl_chan *ch, const char *hostport,
     return rc;
 }
 
+/* Every CRL in the PEM file crl, checked for every certificate of the
+ * peer's chain. */
+static int tls_load_crl(struct xl_chan *ch, const char *crl, char *err,
+                        size_t errlen)
+{
+    X509_STORE *st = SSL_CTX_get_cert_store(ch->ctx);
+    BIO *b = BIO_new_file(crl, "r");
+    X509_CRL *c;
+    int n = 0, rc = 0;
+
+    if (!b)
+        return set_err(err, errlen, errno ? -errno : -EIO, "TLS CRL file "
+                       "%s: %s", crl, strerror(errno ? errno : EIO));
+    while ((c = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL))) {
+        if (X509_STORE_add_crl(st, c) == 1)
+            n++;
+        X509_CRL_free(c);
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    if (!n)
+        rc = set_err(err, errlen, -EINVAL, "TLS CRL file %s holds no PEM "
+                     "CRL", crl);
+    else
+        X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK |
+                             X509_V_FLAG_CRL_CHECK_ALL);
+    return rc;
+}
+
 /* Check a TLS file before OpenSSL gives a vaguer error about it. */
 static int check_file(const char *what, const char *path, char *err,
                       size_t errlen)
@@ -836,8 +1037,8 @@ static int check_file(const char *what, const char *path, char *err,
  * refuses a client without a certificate).
  */
 static int tls_make_ctx(struct xl_chan *ch, bool server, const char *cert,
-                        const char *key, const char *ca, char *err,
-                        size_t errlen)
+                        const char *key, const char *ca, const char *crl,
+                        const char *host, char *err, size_t errlen)
 {
     char msg[256];
     int rc;
@@ -866,6 +1067,8 @@ static int tls_make_ctx(struct xl_chan *ch, bool server, const char *cert,
     if (SSL_CTX_load_verify_locations(ch->ctx, ca, NULL) != 1)
         return set_err(err, errlen, -EINVAL, "TLS CA file %s: %s", ca,
                        ssl_errstr(msg, sizeof(msg)));
+    if (crl && *crl && (rc = tls_load_crl(ch, crl, err, errlen)))
+        return rc;
     if (server) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
 
@@ -880,6 +1083,24 @@ static int tls_make_ctx(struct xl_chan *ch, bool server, const char *cert,
     if (!ch->ssl || SSL_set_fd(ch->ssl, ch->rfd) != 1)
         return set_err(err, errlen, -ENOMEM, "TLS: cannot create a "
                        "session: %s", ssl_errstr(msg, sizeof(msg)));
+    if (!server && host) {
+        /* The target must be the host we dialled (or the one pinned):
+         * a certificate from the fleet CA alone proves fleet membership,
+         * not identity. */
+        unsigned char a[16];
+        bool ip = inet_pton(AF_INET, host, a) == 1 ||
+                  inet_pton(AF_INET6, host, a) == 1;
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ch->ssl),
+                                                    host)
+                    : SSL_set1_host(ch->ssl, host);
+
+        if (ok != 1)
+            return set_err(err, errlen, -EINVAL, "TLS: cannot check the "
+                           "target's certificate against \"%s\"", host);
+        if (!ip)
+            SSL_set_tlsext_host_name(ch->ssl, host);
+        snprintf(ch->tls_expect, sizeof(ch->tls_expect), "%s", host);
+    }
     return 0;
 }
 
@@ -903,7 +1124,19 @@ static void tls_explain(struct xl_chan *ch, bool server, char *buf,
         snprintf(msg, sizeof(msg), "%s", errno ? strerror(errno)
                  : "connection closed during the handshake");
 
-    if (vr != X509_V_OK && reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
+    if (!server && (vr == X509_V_ERR_HOSTNAME_MISMATCH ||
+                    vr == X509_V_ERR_IP_ADDRESS_MISMATCH))
+        snprintf(buf, len, "certificate verify failed: the target's "
+                 "certificate does not name %s (%s); if it is the host you"
+                 " meant, pin the name it carries with --tls-name",
+                 ch->tls_expect, X509_verify_cert_error_string(vr));
+    else if (vr == X509_V_ERR_CERT_REVOKED ||
+             vr == X509_V_ERR_UNABLE_TO_GET_CRL ||
+             vr == X509_V_ERR_CRL_HAS_EXPIRED)
+        snprintf(buf, len, "certificate verify failed: the %s's "
+                 "certificate: %s", server ? "client" : "target",
+                 X509_verify_cert_error_string(vr));
+    else if (vr != X509_V_OK && reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
         snprintf(buf, len, "certificate verify failed: the %s's "
                  "certificate is not signed by our CA (%s)",
                  server ? "client" : "target",
@@ -989,7 +1222,18 @@ static int await_first_byte(struct xl_chan *ch, int64_t deadline,
         ERR_clear_error();
         errno = 0;
         if (ch->ssl) {
-            r = SSL_peek(ch->ssl, &c, 1);
+            char line[160];
+
+            r = SSL_peek(ch->ssl, line, sizeof(line) - 1);
+            if (r > 0 && !strncmp(line, "ferry-refused ", r < 14 ? r : 14)) {
+                /* Perhaps a refusal: wait for its whole line. */
+                line[r] = '\0';
+                if (r < 14 || !strchr(line, '\n'))
+                    goto wait;
+                line[strcspn(line, "\n")] = '\0';
+                return set_err(err, errlen, -EACCES, "%s refused us: %s",
+                               ch->target, line + 14);
+            }
             if (r > 0)
                 return 0;
             e = SSL_get_error(ch->ssl, r);
@@ -1012,11 +1256,12 @@ static int await_first_byte(struct xl_chan *ch, int64_t deadline,
                 return set_err(err, errlen, -errno, "connection to %s "
                                "failed: %s", ch->target, strerror(errno));
         }
+ wait:
         {
             struct pollfd p = { .fd = ch->rfd, .events = POLLIN };
 
-            if (poll(&p, 1, (int)left) < 0 && errno == EINTR &&
-                cancelled(ch))
+            if (poll(&p, 1, (int)(left < 50 ? left : 50)) < 0 &&
+                errno == EINTR && cancelled(ch))
                 return set_err(err, errlen, -ECANCELED, "cancelled");
         }
     }
@@ -1034,21 +1279,31 @@ static int connect_net(struct xl_chan *ch, const char *hostport,
     int tmo = ch->connect_timeout_ms > 0 ? ch->connect_timeout_ms
                                          : CONNECT_TIMEOUT_MS;
     int64_t deadline = now_ms() + tmo;
-    char *cert = NULL, *key = NULL, *ca = NULL;
+    char *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL, *copy = NULL;
+    char *host, *port;
     int rc;
 
     rc = tcp_connect(ch, hostport, deadline, err, errlen);
+    if (!rc && ch->kind == XL_CHAN_TCP)
+        rc = auth_client(ch, deadline, err, errlen);
     if (rc || ch->kind != XL_CHAN_TLS)
         goto banner;
     cert = ch->tls_cert ? strdup(ch->tls_cert)
                         : xl_tls_default_path("host.pem");
     key = ch->tls_key ? strdup(ch->tls_key) : xl_tls_default_path("host.key");
     ca = ch->tls_ca ? strdup(ch->tls_ca) : xl_tls_default_path("ca.pem");
-    if (!cert || !key || !ca) {
+    crl = ch->tls_crl ? strdup(ch->tls_crl) : xl_tls_default_path("crl.pem");
+    copy = strdup(hostport);
+    if (!cert || !key || !ca || !crl || !copy ||
+        split_hostport(copy, &host, &port)) {
         rc = set_err(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
-    rc = tls_make_ctx(ch, false, cert, key, ca, err, errlen);
+    /* The default CRL applies when it exists; a given one must. */
+    if (!ch->tls_crl && access(crl, F_OK) < 0)
+        crl[0] = '\0';
+    rc = tls_make_ctx(ch, false, cert, key, ca, crl,
+                      ch->tls_name ? ch->tls_name : host, err, errlen);
     if (!rc)
         rc = tls_handshake(ch, false, deadline, err, errlen);
  banner:
@@ -1058,6 +1313,372 @@ static int connect_net(struct xl_chan *ch, const char *hostport,
     free(cert);
     free(key);
     free(ca);
+    free(crl);
+    free(copy);
+    return rc;
+}
+
+/* ---- the fleet key (tcp://) ----------------------------------------- */
+
+char *xl_auth_default_path(void)
+{
+    const char *dir = run_dir;
+    char *p;
+
+    if (!dir)
+        dir = getenv("FERRY_RUNDIR");
+    if (!dir)
+        dir = "/run/ferry";
+    if (asprintf(&p, "%s/migrate.key", dir) < 0)
+        return NULL;
+    return p;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned int v;
+
+        if (!isxdigit((unsigned char)s[2 * i]) ||
+            !isxdigit((unsigned char)s[2 * i + 1]) ||
+            sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static void tohex(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+int xl_auth_load_key(const char *path, unsigned char key[KEY_LEN],
+                     char *err, size_t errlen)
+{
+    char buf[2 * KEY_LEN + 4];
+    struct stat st;
+    ssize_t n;
+    int fd, rc = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return set_err(err, errlen, -errno, "fleet key %s: %s (create the "
+                       "host's credentials with ferry-creds(8))", path,
+                       strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        rc = set_err(err, errlen, -errno, "fleet key %s: %s", path,
+                     strerror(errno));
+    } else if (st.st_mode & 077) {
+        rc = set_err(err, errlen, -EACCES, "fleet key %s is readable by "
+                     "others (mode %03o): make it mode 600", path,
+                     (unsigned int)(st.st_mode & 0777));
+    } else {
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n >= 2 * KEY_LEN)
+            buf[n] = '\0';
+        if (n < 2 * KEY_LEN || (n > 2 * KEY_LEN &&
+                                strcmp(buf + 2 * KEY_LEN, "\n")) ||
+            unhex(buf, key, KEY_LEN))
+            rc = set_err(err, errlen, -EINVAL, "fleet key %s: expected %d "
+                         "hex digits", path, 2 * KEY_LEN);
+    }
+    close(fd);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc;
+}
+
+/* HMAC-SHA256 under key of label, then the two nonces. */
+static int auth_hmac(const uint8_t *key, const char *label,
+                     const uint8_t ns[NONCE_LEN], const uint8_t nc[NONCE_LEN],
+                     uint8_t out[TAG_LEN])
+{
+    uint8_t data[64 + 2 * NONCE_LEN];
+    size_t l = strlen(label), outl = 0;
+
+    memcpy(data, label, l);
+    memcpy(data + l, ns, NONCE_LEN);
+    memcpy(data + l + NONCE_LEN, nc, NONCE_LEN);
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, KEY_LEN, data,
+                   l + 2 * NONCE_LEN, out, TAG_LEN, &outl) ||
+        outl != TAG_LEN)
+        return -EIO;
+    return 0;
+}
+
+static EVP_MAC_CTX *session_mac(const uint8_t *key, const char *label,
+                                const uint8_t *ns, const uint8_t *nc)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                         (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    uint8_t k[TAG_LEN];
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx = NULL;
+
+    if (auth_hmac(key, label, ns, nc, k))
+        return NULL;
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac)
+        ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+    if (ctx && !EVP_MAC_init(ctx, k, TAG_LEN, params)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    OPENSSL_cleanse(k, sizeof(k));
+    return ctx;
+}
+
+/* From here on, every byte in MAC'd records under the session keys. */
+static int auth_start_records(struct xl_chan *ch, const uint8_t *key,
+                              const uint8_t *ns, const uint8_t *nc,
+                              bool server)
+{
+    EVP_MAC_CTX *c2s = session_mac(key, "ferry-migrate c2s", ns, nc);
+    EVP_MAC_CTX *s2c = session_mac(key, "ferry-migrate s2c", ns, nc);
+
+    if (!c2s || !s2c) {
+        EVP_MAC_CTX_free(c2s);
+        EVP_MAC_CTX_free(s2c);
+        return -EIO;
+    }
+    ch->mac_tx = server ? s2c : c2s;
+    ch->mac_rx = server ? c2s : s2c;
+    ch->mac = true;
+    return 0;
+}
+
+static int auth_send(struct xl_chan *ch, const char *line)
+{
+    size_t len = strlen(line), done = 0;
+
+    while (done < len) {
+        ssize_t n = fd_write(ch, line + done, len - done);
+
+        if (n < 0)
+            return (int)n;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * One line of the exchange, read a byte at a time straight from the
+ * socket (nothing after it may be buffered: records follow), by deadline.
+ * -ENODATA at end of stream, -ETIMEDOUT, -E2BIG, or -errno.
+ */
+static int auth_line(struct xl_chan *ch, char *buf, size_t len,
+                     int64_t deadline)
+{
+    size_t n = 0;
+    int rc = -E2BIG, saved = ch->timeout_ms;
+
+    while (n + 1 < len) {
+        int64_t left = deadline - now_ms();
+        ssize_t r;
+
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        ch->timeout_ms = (int)left;
+        r = fd_read(ch, buf + n, 1);
+        if (r <= 0) {
+            rc = r ? (int)r : -ENODATA;
+            break;
+        }
+        if (buf[n] == '\n') {
+            rc = 0;
+            break;
+        }
+        n++;
+    }
+    buf[n] = '\0';
+    ch->timeout_ms = saved;
+    return rc;
+}
+
+/* A peer's line, printable, for a message. */
+static const char *printable(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (!isprint((unsigned char)*p))
+            *p = '?';
+    if (strlen(s) > 60)
+        strcpy(s + 57, "...");
+    return s;
+}
+
+/*
+ * The receiver's side: offer a nonce, check the sender's proof, give
+ * ours.  An unauthenticated peer is told nothing but the nonce (and, if
+ * its proof is wrong, that it was refused).
+ */
+static int auth_server(struct xl_chan *ch, const struct xl_auth *auth,
+                       char *err, size_t errlen)
+{
+    int64_t deadline = now_ms() + AUTH_TIMEOUT_MS;
+    uint8_t key[KEY_LEN], ns[NONCE_LEN], nc[NONCE_LEN], want[TAG_LEN];
+    uint8_t proof[TAG_LEN];
+    char line[AUTH_LINE_MAX], *path, hex[2 * TAG_LEN + 1];
+    char pc[2 * NONCE_LEN + 1], pp[2 * TAG_LEN + 1];
+    int rc;
+
+    path = auth && auth->key_file ? strdup(auth->key_file)
+                                  : xl_auth_default_path();
+    if (!path)
+        return set_err(err, errlen, -ENOMEM, "out of memory");
+    rc = xl_auth_load_key(path, key, err, errlen);
+    free(path);
+    if (rc == -ENOENT && auth && auth->insecure)
+        return auth_send(ch, "ferry-auth 1 none\n");
+    if (rc)
+        return rc;
+    if (RAND_bytes(ns, NONCE_LEN) != 1) {
+        rc = set_err(err, errlen, -EIO, "no random bytes for a nonce");
+        goto out;
+    }
+    tohex(ns, NONCE_LEN, hex);
+    snprintf(line, sizeof(line), "ferry-auth 1 hmac-sha256 %s\n", hex);
+    rc = auth_send(ch, line);
+    if (!rc)
+        rc = auth_line(ch, line, sizeof(line), deadline);
+    if (rc == -ETIMEDOUT) {
+        rc = set_err(err, errlen, rc, "%s did not authenticate within "
+                     "%d s; closed", ch->peer, AUTH_TIMEOUT_MS / 1000);
+        goto out;
+    }
+    if (rc == -ENODATA) {
+        rc = set_err(err, errlen, -ECONNRESET, "%s closed the connection "
+                     "without authenticating", ch->peer);
+        goto out;
+    }
+    if (rc && rc != -E2BIG) {
+        rc = set_err(err, errlen, rc, "authenticating %s: %s", ch->peer,
+                     strerror(-rc));
+        goto out;
+    }
+    if (rc || sscanf(line, "ferry-auth %64s %64s", pc, pp) != 2 ||
+        strlen(pc) != 2 * NONCE_LEN || strlen(pp) != 2 * TAG_LEN ||
+        unhex(pc, nc, NONCE_LEN) || unhex(pp, proof, TAG_LEN)) {
+        rc = set_err(err, errlen, -EACCES, "%s did not authenticate (it "
+                     "sent \"%s\"): a sender without the fleet key, or not "
+                     "a ferry sender; closed", ch->peer, printable(line));
+        goto out;
+    }
+    rc = auth_hmac(key, "ferry-migrate client", ns, nc, want);
+    if (!rc && CRYPTO_memcmp(want, proof, TAG_LEN)) {
+        auth_send(ch, "ferry-auth refused\n");
+        rc = set_err(err, errlen, -EACCES, "%s failed authentication: it "
+                     "does not hold this host's fleet key; closed",
+                     ch->peer);
+        goto out;
+    }
+    if (!rc)
+        rc = auth_hmac(key, "ferry-migrate server", ns, nc, proof);
+    if (rc) {
+        rc = set_err(err, errlen, rc, "cannot compute HMAC-SHA256");
+        goto out;
+    }
+    tohex(proof, TAG_LEN, hex);
+    snprintf(line, sizeof(line), "ferry-auth ok %s\n", hex);
+    rc = auth_send(ch, line);
+    if (!rc)
+        rc = auth_start_records(ch, key, ns, nc, true);
+    if (rc)
+        rc = set_err(err, errlen, rc, "authenticating %s: %s", ch->peer,
+                     strerror(-rc));
+ out:
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+/* The sender's side: prove we hold the key and check that it does too. */
+static int auth_client(struct xl_chan *ch, int64_t deadline, char *err,
+                       size_t errlen)
+{
+    uint8_t key[KEY_LEN], ns[NONCE_LEN], nc[NONCE_LEN], want[TAG_LEN];
+    uint8_t proof[TAG_LEN];
+    char line[AUTH_LINE_MAX], *path = NULL, hex[2 * TAG_LEN + 1];
+    char hc[2 * NONCE_LEN + 1];
+    int rc;
+
+    rc = auth_line(ch, line, sizeof(line), deadline);
+    if (rc == -ENODATA)
+        return set_err(err, errlen, -ECONNRESET, "%s closed the connection "
+                       "before sending its banner (is it a tls:// listener,"
+                       " or at its limit of concurrent migrations?)",
+                       ch->target);
+    if (rc == -ETIMEDOUT)
+        return set_err(err, errlen, rc, "%s did not offer authentication "
+                       "within %d ms (is it a tls:// listener?)", ch->target,
+                       ch->connect_timeout_ms > 0 ? ch->connect_timeout_ms
+                                                  : CONNECT_TIMEOUT_MS);
+    if (rc && rc != -E2BIG)
+        return set_err(err, errlen, rc, "connection to %s failed: %s",
+                       ch->target, strerror(-rc));
+    if (!strcmp(line, "ferry-auth 1 none")) {
+        if (ch->insecure)
+            return 0;
+        return set_err(err, errlen, -EACCES, "%s runs without a fleet key "
+                       "(ferry-hv --migrate-insecure), so it cannot prove "
+                       "it is the host you meant: refusing to migrate to "
+                       "it (xl migrate --insecure allows it)", ch->target);
+    }
+    if (rc || strncmp(line, "ferry-auth 1 hmac-sha256 ", 25) ||
+        strlen(line + 25) != 2 * NONCE_LEN ||
+        unhex(line + 25, ns, NONCE_LEN))
+        return set_err(err, errlen, -EPROTO, "%s did not offer "
+                       "authentication (it sent \"%s\"): not a ferry "
+                       "tcp:// listener of this version", ch->target,
+                       printable(line));
+    path = ch->key_file ? strdup(ch->key_file) : xl_auth_default_path();
+    if (!path)
+        return set_err(err, errlen, -ENOMEM, "out of memory");
+    rc = xl_auth_load_key(path, key, err, errlen);
+    free(path);
+    if (rc)
+        return rc;
+    if (RAND_bytes(nc, NONCE_LEN) != 1 ||
+        auth_hmac(key, "ferry-migrate client", ns, nc, proof) ||
+        auth_hmac(key, "ferry-migrate server", ns, nc, want)) {
+        rc = set_err(err, errlen, -EIO, "cannot compute HMAC-SHA256");
+        goto out;
+    }
+    tohex(nc, NONCE_LEN, hc);
+    tohex(proof, TAG_LEN, hex);
+    snprintf(line, sizeof(line), "ferry-auth %s %s\n", hc, hex);
+    rc = auth_send(ch, line);
+    if (!rc)
+        rc = auth_line(ch, line, sizeof(line), deadline);
+    if (rc == -ENODATA || !strcmp(line, "ferry-auth refused")) {
+        rc = set_err(err, errlen, -EACCES, "%s refused us: this host does "
+                     "not hold the target's fleet key", ch->target);
+        goto out;
+    }
+    if (rc) {
+        rc = set_err(err, errlen, rc, "authenticating to %s: %s", ch->target,
+                     strerror(-rc));
+        goto out;
+    }
+    if (strncmp(line, "ferry-auth ok ", 14) ||
+        strlen(line + 14) != 2 * TAG_LEN ||
+        unhex(line + 14, proof, TAG_LEN) ||
+        CRYPTO_memcmp(proof, want, TAG_LEN)) {
+        rc = set_err(err, errlen, -EACCES, "%s could not prove that it "
+                     "holds our fleet key: refusing to migrate to it",
+                     ch->target);
+        goto out;
+    }
+    rc = auth_start_records(ch, key, ns, nc, false);
+    if (rc)
+        rc = set_err(err, errlen, rc, "cannot set up the session keys");
+ out:
+    OPENSSL_cleanse(key, sizeof(key));
     return rc;
 }
 
@@ -1120,7 +1741,9 @@ int xl_chan_reopen(const struct xl_chan *old, struct xl_chan **newp,
     struct xl_chan_opts o = {
         .ssh_command = old->ssh_command,
         .recv_args = (const char *const *)old->recv_args,
-        .tls = { old->tls_cert, old->tls_key, old->tls_ca },
+        .tls = { old->tls_cert, old->tls_key, old->tls_ca, old->tls_crl,
+                 NULL, old->tls_name },
+        .auth = { old->key_file, old->insecure },
         .connect_timeout_ms = old->connect_timeout_ms,
     };
 
@@ -1181,11 +1804,78 @@ static int take_socket(struct xl_chan *ch, int fd, char *err, size_t errlen)
     return 0;
 }
 
+int xl_dn_allowed(const char *file, const char *dn)
+{
+    FILE *f = fopen(file, "re");
+    char line[1024];
+    int found = 0;
+
+    if (!f)
+        return -errno;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *p = line, *e;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        e = p + strlen(p);
+        while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' ||
+                         e[-1] == '\t'))
+            *--e = '\0';
+        if (*p && *p != '#' && fnmatch(p, dn, 0) == 0)
+            found = 1;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The sender's certificate subject must be on the allow-list. */
+static int tls_check_allowed(struct xl_chan *ch, const char *allow,
+                             char *err, size_t errlen)
+{
+    X509 *pc = SSL_get1_peer_certificate(ch->ssl);
+    BIO *b = BIO_new(BIO_s_mem());
+    char dn[1024] = "", *mem;
+    long n = 0;
+    int rc = -ENOMEM;
+
+    if (pc && b && X509_NAME_print_ex(b, X509_get_subject_name(pc), 0,
+                                      XN_FLAG_RFC2253) >= 0) {
+        n = BIO_get_mem_data(b, &mem);
+        snprintf(dn, sizeof(dn), "%.*s", (int)(n < 1023 ? n : 1023), mem);
+        rc = xl_dn_allowed(allow, dn);
+        if (rc < 0)
+            set_err(err, errlen, rc, "cannot read the allow-list of sender "
+                    "certificates %s: %s", allow, strerror(-rc));
+        else if (rc == 0)
+            rc = set_err(err, errlen, -EACCES, "TLS sender %s: its "
+                         "certificate's subject \"%s\" is not on the "
+                         "allow-list %s; closed", ch->peer, dn, allow);
+        else
+            rc = 0;
+    } else {
+        set_err(err, errlen, rc, "TLS sender %s: cannot read its "
+                "certificate's subject", ch->peer);
+    }
+    if (rc == -EACCES) {
+        /* Say why, in the session (the sender prints it). */
+        static const char msg[] = "ferry-refused this host does not accept "
+                                  "your certificate's subject (not on its "
+                                  "allow-list)\n";
+
+        SSL_write(ch->ssl, msg, sizeof(msg) - 1);
+    }
+    BIO_free(b);
+    X509_free(pc);
+    return rc;
+}
+
 int xl_chan_accept(struct xl_chan **chp, int fd,
                    const struct xl_tls_files *tls,
+                   const struct xl_auth *auth,
                    char *err, size_t errlen)
 {
     struct xl_chan *ch;
+    char *allow = NULL, *crl = NULL;
     int rc;
 
     *chp = NULL;
@@ -1200,12 +1890,27 @@ int xl_chan_accept(struct xl_chan **chp, int fd,
     rc = fd < 0 ? take_stdio(ch, err, errlen)
                 : take_socket(ch, fd, err, errlen);
     if (!rc && tls) {
-        rc = tls_make_ctx(ch, true, tls->cert, tls->key, tls->ca, err,
-                          errlen);
-        if (!rc)
-            rc = tls_handshake(ch, true, now_ms() + ACCEPT_TIMEOUT_MS, err,
-                               errlen);
+        allow = tls->allow ? strdup(tls->allow)
+                           : xl_tls_default_path("allowed-dn");
+        crl = tls->crl ? strdup(tls->crl) : xl_tls_default_path("crl.pem");
+        if (!allow || !crl)
+            rc = set_err(err, errlen, -ENOMEM, "out of memory");
+        else if (!tls->crl && access(crl, F_OK) < 0)
+            crl[0] = '\0';
     }
+    if (!rc && tls) {
+        rc = tls_make_ctx(ch, true, tls->cert, tls->key, tls->ca, crl, NULL,
+                          err, errlen);
+        if (!rc)
+            rc = tls_handshake(ch, true, now_ms() + AUTH_TIMEOUT_MS, err,
+                               errlen);
+        if (!rc)
+            rc = tls_check_allowed(ch, allow, err, errlen);
+    } else if (!rc && fd >= 0) {
+        rc = auth_server(ch, auth, err, errlen);
+    }
+    free(allow);
+    free(crl);
     if (rc) {
         xl_chan_close(ch, NULL);
         return rc;
@@ -1361,6 +2066,12 @@ int xl_chan_close(struct xl_chan *ch, int *status)
     free(ch->tls_cert);
     free(ch->tls_key);
     free(ch->tls_ca);
+    free(ch->tls_crl);
+    free(ch->tls_allow);
+    free(ch->tls_name);
+    free(ch->key_file);
+    EVP_MAC_CTX_free(ch->mac_tx);
+    EVP_MAC_CTX_free(ch->mac_rx);
     free(ch);
     return rc;
 }

@@ -27,11 +27,27 @@
  *
  * TLS (tls:// only): TLS 1.2 or later, mutual authentication.  Each side
  * presents its certificate and key and verifies the peer's certificate
- * chain against the fleet CA file; the peer must present a certificate
- * signed by that CA or the handshake fails.  Host names are NOT checked:
- * membership of the fleet (a certificate from the fleet CA) is what is
- * authenticated.  Default files are those of the host xl talks to (-H):
- * <run dir>/tls/host.pem, <run dir>/tls/host.key, <run dir>/tls/ca.pem.
+ * chain against the fleet CA file (and the CRL file when there is one);
+ * the peer must present a certificate signed by that CA or the handshake
+ * fails.  The sender also checks that the target's certificate names the
+ * host or address it dialled (or the name pinned with tls.name); the
+ * receiver accepts only a sender whose subject DN matches a line of the
+ * allow-list file (see xl_dn_allowed).  Default files are those of the
+ * host xl talks to (-H): <run dir>/tls/host.pem, host.key, ca.pem,
+ * allowed-dn, and crl.pem if it exists.
+ *
+ * Fleet key (tcp:// only): before anything else, each side proves that it
+ * holds the fleet key (32 secret bytes, <run dir>/migrate.key by
+ * default): the receiver sends a nonce, the sender its own nonce and an
+ * HMAC-SHA256 over both under the key, the receiver its HMAC under
+ * another label.  Every byte after that travels in records, each with an
+ * HMAC-SHA256 tag under a session key derived from the key and both
+ * nonces, over a per-direction sequence number, its length and its data:
+ * a byte changed, dropped, replayed or reordered on the path fails the
+ * read that meets it ("record N from ADDR failed its MAC").  A receiver
+ * started with insecure and no key file says so, and then only a sender
+ * started with insecure talks to it (plain bytes, no proof either way).
+ * The receiver gives a peer 10 s to prove it holds the key.
  *
  * Invariants:
  * - Functions return 0 or a negative errno and, on failure, put a one-line
@@ -92,6 +108,17 @@ struct xl_tls_files {
     const char *cert;   /* PEM certificate (chain) presented to the peer */
     const char *key;    /* PEM private key of cert */
     const char *ca;     /* PEM CA certificate(s) the peer must chain to */
+    const char *crl;    /* PEM CRL(s) of the CA: NULL, the default if it
+                         * exists; "" for none */
+    const char *allow;  /* receiver: the allow-list of sender DNs */
+    const char *name;   /* sender: the name the target's certificate must
+                         * carry; NULL: the host or address dialled */
+};
+
+/* The fleet key for tcp://.  key_file NULL: <run dir>/migrate.key. */
+struct xl_auth {
+    const char *key_file;
+    bool insecure;      /* no key: talk without one (see above) */
 };
 
 /* How the sender reaches its receiver. */
@@ -105,6 +132,7 @@ struct xl_chan_opts {
      * (progress_use_cr or a tty on stderr, timestamps, minmsglevel). */
     const char *const *recv_args;
     struct xl_tls_files tls;    /* tls:// only */
+    struct xl_auth auth;        /* tcp:// only */
     /* Connect timeout in ms for tcp/tls (connect + TLS handshake); 0
      * means 15000. */
     int connect_timeout_ms;
@@ -151,7 +179,17 @@ const char *xl_chan_rune(const struct xl_chan *ch);
  */
 int xl_chan_accept(struct xl_chan **chp, int fd,
                    const struct xl_tls_files *tls,
+                   const struct xl_auth *auth,
                    char *err, size_t errlen);
+
+/*
+ * Whether dn (RFC 2253 form, as `openssl x509 -noout -subject -nameopt
+ * RFC2253` prints it) matches a line of the allow-list file: one pattern
+ * per line, fnmatch(3) globs ('*', '?', '[...]'), blank lines and lines
+ * starting with '#' ignored.  1 yes, 0 no, -errno if the file cannot be
+ * read.
+ */
+int xl_dn_allowed(const char *file, const char *dn);
 
 /* "ADDR:PORT" of the peer for socket channels, else "" (for logging). */
 const char *xl_chan_peer(const struct xl_chan *ch);
@@ -217,5 +255,17 @@ int xl_chan_close(struct xl_chan *ch, int *status);
  * (malloc'd; NULL on ENOMEM).  name is "host.pem", "host.key" or
  * "ca.pem". */
 char *xl_tls_default_path(const char *name);
+
+/* The default fleet key file of the host xl talks to:
+ * "<run dir>/migrate.key" (malloc'd; NULL on ENOMEM). */
+char *xl_auth_default_path(void);
+
+/*
+ * Read a fleet key file: 64 hex digits (a newline may follow).  It must
+ * not be readable by group or others.  0, or -errno with err naming the
+ * file and what is wrong with it.
+ */
+int xl_auth_load_key(const char *path, unsigned char key[32], char *err,
+                     size_t errlen);
 
 #endif /* FERRY_XL_TRANSPORT_H */

@@ -4,7 +4,8 @@
  * ends without the migration protocol, for t0023-migrate-transport.sh.
  *
  *   chan-test send [-s SSHCMD] [--tls-cert F] [--tls-key F] [--tls-ca F]
- *             [--bulk MIB] [--reopen] TARGET WORD
+ *             [--tls-name N] [--key F] [--insecure] [--bulk MIB] [--reopen]
+ *             TARGET WORD
  *   chan-test [-H DIR] [-t] [-T] [-v...] migrate-receive [--fd N]
  *             [--tls-cert F --tls-key F --tls-ca F] [ARGS...]
  *
@@ -101,7 +102,9 @@ static int recv_data(struct sr_io *io, uint64_t len, uint8_t *buf,
 
 static int receive(int argc, char **argv)
 {
-    struct xl_tls_files tls = { NULL, NULL, NULL };
+    struct xl_tls_files tls = { NULL };
+    struct xl_auth auth = { NULL, false };
+    int idle_ms = 0;
     struct xl_chan *ch = NULL;
     char err[XL_CHAN_ERRLEN], line[4096], out[8192], word[4096];
     uint8_t *buf = malloc(CHUNK), c;
@@ -121,6 +124,16 @@ static int receive(int argc, char **argv)
             tls.key = argv[++i];
         else if (!strcmp(argv[i], "--tls-ca") && i + 1 < argc)
             tls.ca = argv[++i];
+        else if (!strcmp(argv[i], "--tls-allow") && i + 1 < argc)
+            tls.allow = argv[++i];
+        else if (!strcmp(argv[i], "--tls-crl") && i + 1 < argc)
+            tls.crl = argv[++i];
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+            auth.key_file = argv[++i];
+        else if (!strcmp(argv[i], "--insecure"))
+            auth.insecure = true;
+        else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc)
+            idle_ms = atoi(argv[++i]) * 1000;
         else if (off < sizeof(out) - 1)
             off += (size_t)snprintf(out + off, sizeof(out) - off, "%s%s",
                                     off && out[off - 1] != '=' ? "," : "",
@@ -129,10 +142,11 @@ static int receive(int argc, char **argv)
     if (!buf || off >= sizeof(out) - 1)
         goto out;
     if (xl_chan_accept(&ch, fd, tls.cert || tls.key || tls.ca ? &tls : NULL,
-                       err, sizeof(err))) {
+                       &auth, err, sizeof(err))) {
         fprintf(stderr, "migrate-receive: %s\n", err);
         goto out;
     }
+    xl_chan_set_timeout(ch, idle_ms);
     out[off++] = '\n';
     if (sr_io_write(xl_chan_io(ch), out, off) ||
         xl_chan_read_line(ch, line, sizeof(line)))
@@ -227,6 +241,9 @@ static int send_main(int argc, char **argv)
         { "tls-ca", required_argument, NULL, 'A' },
         { "bulk", required_argument, NULL, 'b' },
         { "reopen", no_argument, NULL, 'r' },
+        { "tls-name", required_argument, NULL, 'N' },
+        { "key", required_argument, NULL, 'k' },
+        { "insecure", no_argument, NULL, 'i' },
         { NULL, 0, NULL, 0 },
     };
     const char *recv_args[] = { "-e", "arg with 'quotes'", NULL };
@@ -246,6 +263,9 @@ static int send_main(int argc, char **argv)
         case 'A': o.tls.ca = optarg; break;
         case 'b': len = strtoull(optarg, NULL, 10) << 20; break;
         case 'r': reopen = true; break;
+        case 'N': o.tls.name = optarg; break;
+        case 'k': o.auth.key_file = optarg; break;
+        case 'i': o.auth.insecure = true; break;
         default: return 2;
         }
     }

@@ -244,6 +244,17 @@ no_leftovers() {
         grep -q -- '--incoming\|--migratedaway\|--aborted'
 }
 
+# ---- credentials made by ferry-creds(8), the one command for a host ------
+CREDS="$top_srcdir/tools/ferry-creds"
+# creds NAME [ARGS...]: NAME's run dir $T/NAME gets the credentials of the
+# test's fleet $T/fleet (the fleet key, and a certificate for host NAME
+# and 127.0.0.1 unless ARGS say otherwise), before its daemon starts.
+creds() {
+    n=$1; shift
+    if [ $# -eq 0 ]; then set -- --addr 127.0.0.1; fi
+    "$CREDS" --fleet "$T/fleet" --name "$n" "$@" "$T/$n" >/dev/null
+}
+
 # ---- test certificates (EC P-256, valid for 2 days) ----------------------
 # mkca DIR NAME: a self-signed CA, DIR/NAME.{key,pem}, CN=NAME.
 mkca() {

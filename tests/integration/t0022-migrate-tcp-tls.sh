@@ -26,21 +26,19 @@ ex="$top_srcdir/examples"
 STEPS='cmdline="steps=3000000"'
 EXPECT=$(checksum_expect 3000000)
 
-# ---- certificates: a fleet CA with host certificates, and a rogue CA -----
+# ---- credentials: the fleet's, made by ferry-creds; and a rogue CA ------
 C=$T/certs
-fleet_certs "$C" || {
-    echo "Bail out! cannot make test certificates with openssl"; exit 99; }
+{ creds A && creds B && fleet_certs "$C"; } || {
+    echo "Bail out! cannot make test credentials with ferry-creds/openssl"
+    exit 99; }
 
 start_host A 256M || exit 99
-FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0 --tls-cert $C/hostB.pem --tls-key $C/hostB.key --tls-ca $C/fleet-ca.pem"
+FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0"
 start_host B 256M || exit 99
 FERRY_HV_EXTRA_ARGS=
 A=$T/A B=$T/B
-# A's default TLS files: <run dir>/tls/{host.pem,host.key,ca.pem}.
-mkdir -p "$A/tls"
-cp "$C/hostA.pem" "$A/tls/host.pem"
-cp "$C/hostA.key" "$A/tls/host.key"
-cp "$C/fleet-ca.pem" "$A/tls/ca.pem"
+# Both hosts use their default files: <run dir>/migrate.key and
+# <run dir>/tls/{host.pem,host.key,ca.pem,allowed-dn}.
 TCP_B=$(grep '^tcp://' "$B/migrate.addr")
 TLS_B=$(grep '^tls://' "$B/migrate.addr")
 diag "B listens on $TCP_B and $TLS_B"
@@ -110,7 +108,7 @@ refused "target certificate from another CA" \
     "$TLS_B" --tls-ca "$C/rogue-ca.pem"
 refused "tls:// to a plain listener" "did not answer in TLS" \
     "tls://${TCP_B#tcp://}"
-openssl s_client -connect "${TLS_B#tls://}" -CAfile "$C/fleet-ca.pem" \
+openssl s_client -connect "${TLS_B#tls://}" -CAfile "$T/fleet/ca.pem" \
     </dev/null >"$T/s_client.out" 2>&1
 check "a client without a certificate: B logs the refusal" wait_for 5 \
     log_has "$B" "TLS handshake with 127.0.0.1:[0-9]* failed: the client presented no certificate"

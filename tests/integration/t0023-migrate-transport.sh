@@ -17,12 +17,17 @@ fi
 
 plan 29
 
-# ---- certificates: a fleet CA, host certificates, and a rogue CA ----------
+# ---- credentials: the fleet's (ferry-creds) for A, B and the sender S;
+# a rogue CA ------------------------------------------------------------------
 C=$T/certs
-fleet_certs "$C" || {
-    echo "Bail out! cannot make test certificates with openssl"; exit 99; }
-fleet="--tls-ca $C/fleet-ca.pem"
-asB="--tls-cert $C/hostB.pem --tls-key $C/hostB.key $fleet"
+{ creds A && creds B && creds S && fleet_certs "$C"; } || {
+    echo "Bail out! cannot make test credentials with ferry-creds/openssl"
+    exit 99; }
+fleet="--tls-ca $T/fleet/ca.pem"
+asB="--tls-cert $T/B/tls/host.pem --tls-key $T/B/tls/host.key $fleet"
+# Senders prove the fleet key of S's run dir (tcp://).
+FERRY_RUNDIR=$T/S
+export FERRY_RUNDIR
 
 # ---- pipes: local: and an ssh command ------------------------------------
 "$CT" send --bulk 4 local:/some/dir w1 >"$T/o" 2>"$T/e"
@@ -63,7 +68,7 @@ if [ $? -eq 0 ] && [ "$(grep -c '^child: exit 0$' "$T/o")" = 2 ] &&
 else fail "reopen"; sed 's/^/# /' "$T/o" "$T/e"; fi
 
 # ---- ferry-hv --migrate-listen -------------------------------------------
-FERRY_HV_EXTRA_ARGS="--xl $CT --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0 --tls-cert $C/hostA.pem --tls-key $C/hostA.key --tls-ca $C/fleet-ca.pem"
+FERRY_HV_EXTRA_ARGS="--xl $CT --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0"
 start_host A 32M || exit 99
 FERRY_HV_EXTRA_ARGS="--xl $CT --migrate-max 1 --migrate-listen 127.0.0.1:0"
 start_host B 32M || exit 99
@@ -90,8 +95,8 @@ check "ferry-hv logged the connection and its receiver" \
 check "ferry-hv reaped the receiver and logged its status" \
     wait_for 5 log_has "$A" "migration receiver pid [0-9]* (from 127.0.0.1:[0-9]*) exited with status 0"
 
-"$CT" send --bulk 4 --reopen --tls-cert "$C/hostB.pem" \
-    --tls-key "$C/hostB.key" $fleet "$TLS_A" t2 >"$T/o" 2>"$T/e"
+"$CT" send --bulk 4 --reopen --tls-cert "$T/B/tls/host.pem" \
+    --tls-key "$T/B/tls/host.key" $fleet "$TLS_A" t2 >"$T/o" 2>"$T/e"
 if [ $? -eq 0 ] && grep -qx "banner: receiver H=$RA g= args=" "$T/o" &&
    grep -q "reply: echo t2 bytes=4194304" "$T/o" &&
    grep -q "reply: echo again bytes=4096" "$T/o"; then
@@ -99,9 +104,6 @@ if [ $? -eq 0 ] && grep -qx "banner: receiver H=$RA g= args=" "$T/o" &&
 else fail "tls:// exchange"; sed 's/^/# /' "$T/o" "$T/e"; fi
 
 # Default TLS files: <run dir of -H>/tls/{host.pem,host.key,ca.pem}.
-mkdir -p "$T/S/tls"
-cp "$C/hostB.pem" "$T/S/tls/host.pem"; cp "$C/hostB.key" "$T/S/tls/host.key"
-cp "$C/fleet-ca.pem" "$T/S/tls/ca.pem"
 FERRY_RUNDIR=$T/S "$CT" send "$TLS_A" t3 >"$T/o" 2>"$T/e"
 [ $? -eq 0 ] && grep -q "reply: echo t3" "$T/o" &&
     ok "tls://: default files from the run dir's tls/" ||
@@ -124,7 +126,7 @@ check "receiver logged the refused certificate" wait_for 5 log_has "$A" \
     "migrate-receive: TLS handshake with 127.0.0.1:[0-9]* failed: certificate verify failed: the client's certificate is not signed by our CA"
 
 # A client with no certificate at all.
-openssl s_client -connect "${TLS_A#tls://}" -CAfile "$C/fleet-ca.pem" \
+openssl s_client -connect "${TLS_A#tls://}" -CAfile "$T/fleet/ca.pem" \
     </dev/null >"$T/o" 2>&1
 check "receiver logged a client without a certificate" wait_for 5 log_has \
     "$A" "migrate-receive: TLS handshake with 127.0.0.1:[0-9]* failed: the client presented no certificate"
@@ -143,7 +145,7 @@ check "receiver logged a client without a certificate" wait_for 5 log_has \
 
 # ---- the limit on concurrent receivers (B: --migrate-max 1) --------------
 # A sender stuck behind a proxy that stops forwarding holds B's only slot.
-"$CP" --cut-after 3 --mode hang "${TCP_B#tcp://}" >"$T/cp1" 2>/dev/null &
+"$CP" --cut-after 300 --mode hang "${TCP_B#tcp://}" >"$T/cp1" 2>/dev/null &
 cp1=$!
 wait_for 5 test -s "$T/cp1"
 "$CT" send "tcp://127.0.0.1:$(cat "$T/cp1")" held >"$T/held.o" 2>&1 &
@@ -209,6 +211,9 @@ check "... and the receiver failed too" wait_for 10 exited1 "$(rpid_since "$befo
 cat >"$T/dead.sh" <<'EOS'
 ip link set lo up || exit 1
 . "$top_srcdir/tests/integration/lib.sh"
+creds D || exit 1
+FERRY_RUNDIR=$T/D
+export FERRY_RUNDIR
 FERRY_HV_EXTRA_ARGS="--xl $CT --migrate-listen 127.0.0.1:0"
 start_host D 32M || exit 1
 "$CT" send --bulk 2048 "$(cat "$T/D/migrate.addr")" dead >"$T/o" 2>"$T/e" &

@@ -44,13 +44,10 @@ if ! ns "$NS_B" "fev$n" "10.231.$n" 2>>"$T/ns.err"; then
 fi
 ns "$NS_C" "few$n" "10.232.$n" || skip "cannot make a second namespace"
 
-# ---- certificates: the fleet CA, one for the source, one for C ---------
-C=$T/certs
-mkdir -p "$C"
-mkca "$C" fleet-ca || skip "openssl cannot make a CA"
-for c in src hostC; do
-    mkcert "$C" $c fleet-ca
-done
+# ---- credentials (ferry-creds): S, B, and C, whose certificate names
+# the address it listens on --------------------------------------------------
+creds S && creds B --no-tls && creds C --addr "10.232.$n.2" ||
+    skip "ferry-creds cannot make the credentials"
 
 plan 8
 HV_REAL=$HV
@@ -66,7 +63,7 @@ in_ns "$NS_B"
 FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 10.231.$n.2:0"
 start_host B 128M || exit 99
 in_ns "$NS_C"
-FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen tls://10.232.$n.2:0 --tls-cert $C/hostC.pem --tls-key $C/hostC.key --tls-ca $C/fleet-ca.pem"
+FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen tls://10.232.$n.2:0"
 start_host C 128M || exit 99
 HV=$HV_REAL FERRY_HV_EXTRA_ARGS=
 S=$T/S
@@ -80,7 +77,7 @@ cat >"$T/fleet.xml" <<EOF
   <host name="S" transport="local" address="S"/>
   <host name="B" transport="tcp" address="$ADDR_B" run-dir="B"/>
   <host name="C" transport="tls" address="$ADDR_C">
-    <tls cert="certs/src.pem" key="certs/src.key" ca="certs/fleet-ca.pem"/>
+    <tls cert="S/tls/host.pem" key="S/tls/host.key" ca="S/tls/ca.pem"/>
   </host>
 </fleet>
 EOF
