@@ -778,6 +778,13 @@ static int migrate_receive(const struct recv_opts *o)
         goto out;
     }
 
+    if (fault_hit("recv", "early-commit")) {
+        /* A target that commits without the sender's permission and
+         * vanishes: the sender must then not resume its copy. */
+        recv_commit(xch, res.domid, dc.name, o->paused || pre.paused);
+        fprintf(stderr, "ferry-migrate fault recv:early-commit: exiting\n");
+        _exit(9);
+    }
     fprintf(stderr, "migration target: Transfer complete,"
             " requesting permission to start domain.\n");
     if (sr_io_write(io, msg_ready, sizeof(msg_ready))) {
@@ -1399,9 +1406,16 @@ static int mig_fail_before_go(struct mig *m)
     }
     if (m->admitted &&
         resolve(NULL, m->target, &m->copts, &m->pre, 0, true) ==
-        OUT_COMMITTED)
-        fprintf(stderr, "migration sender: the target reports a committed"
-                " copy it cannot have; leaving both as they are\n");
+        OUT_COMMITTED) {
+        /* It never had our permission, yet it runs a copy: resuming ours
+         * could run the domain twice.  Leave ours as it is. */
+        mig_error(m, "the target reports a committed copy it cannot have");
+        fprintf(stderr, "Domain %s is left here as it is (%s), not resumed."
+                "  Check the target; finish with:\n  xl migrate-resolve %s"
+                " %s\n", m->name, m->suspended ? "suspended" : "running",
+                m->name, m->target);
+        return EXIT_UNRESOLVED;
+    }
     fprintf(stderr, "Migration failed, resuming at sender.\n");
     if (source_resume(m->xch, m->domid, m->name, m->away, m->renamed))
         return EXIT_FAILURE;

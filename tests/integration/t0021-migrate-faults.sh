@@ -21,7 +21,7 @@ SEND_CASES="preamble:A live:A suspended:A stream-end:A ready:A go:B"
 RECV_CASES="preamble:A live:A suspended:A stream-end:A ready:A go:A
 committed:B report:B"
 ncases=$(( (6 + 8) * 2 ))
-plan $((ncases + 5))
+plan $((ncases + 7))
 start_host A 320M || exit 99
 start_host B 320M || exit 99
 A=$T/A B=$T/B
@@ -173,6 +173,31 @@ grep -q 'injected failure at stream-end' "$T/fail1.err" &&
     ok "S printed R's reason and Xen's message" ||
     { fail "S printed R's reason and Xen's message"
       sed 's/^/# /' "$T/fail1.err"; }
+
+# R commits without permission and vanishes before its ready message: S
+# must not resume its copy (the domain would run twice) but leave it and
+# exit 3; migrate-resolve then finds the copy on B and destroys S's.
+xlh "$A" create -e "$ex/memdirty.cfg" 'name="ec"' 'memory=16' \
+    'cmdline="wss=1M rate=4M"' >/dev/null 2>&1
+FERRY_MIGRATE_FAULT=recv:early-commit:fail "$XL" -H "$A" migrate -e ec \
+    "local:$B" >"$T/ec.out" 2>"$T/ec.err"
+rc=$?
+if [ $rc = 3 ] &&
+   grep -q "the target reports a committed copy it cannot have" "$T/ec.err" &&
+   ! grep -q "Migration failed, resuming at sender" "$T/ec.err" &&
+   running "$B" ec && ! running "$A" ec; then
+    ok "R committed before go: S does not resume its copy, exits 3"
+else
+    fail "R committed before go (rc $rc)"
+    sed 's/^/# /' "$T/ec.err" | grep -v "$(printf '\r')" | tail -8
+fi
+"$XL" -H "$A" migrate-resolve ec "local:$B" >"$T/ec.res" 2>&1
+rc=$?
+[ $rc = 0 ] && no_domain "$A" ec && running "$B" ec &&
+    ok "... and migrate-resolve leaves it on B only" ||
+    { fail "migrate-resolve after an early commit (rc $rc)"
+      sed 's/^/# /' "$T/ec.res"; }
+xlh "$B" destroy ec 2>/dev/null
 
 check "A: auditor clean" xlh "$A" audit
 check "B: auditor clean" xlh "$B" audit
