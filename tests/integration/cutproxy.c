@@ -4,7 +4,7 @@
  * migration survives a network failure.
  *
  *   cutproxy [--port P] [--cut-after N] [--mode rst|close|hang]
- *            [--refuse-after-cut] TARGET_ADDR:TARGET_PORT
+ *            [--refuse-after-cut] [--flip-at N] TARGET_ADDR:TARGET_PORT
  *
  * It listens on 127.0.0.1:P (P = 0, the default: any free port), prints
  * the port and a newline on stdout once listening, and forwards each
@@ -19,6 +19,10 @@
  * reads end-of-stream); hang stops forwarding but keeps both sockets
  * open, like a link that went dark, so only keepalives or
  * TCP_USER_TIMEOUT can notice.
+ *
+ * --flip-at N changes, instead, byte N (from 0) of what goes from client
+ * to server on the first connection (it is XORed with 0x01) and forwards
+ * everything else intact: a stream changed on the path.
  *
  * Single-threaded: one poll() loop over the listener, a signalfd and the
  * connection pairs; each direction has one buffer, filled only when empty,
@@ -59,10 +63,12 @@ struct pair
     struct dir up, down;        /* client->server, server->client */
     uint64_t up_bytes;
     uint64_t cut_after;         /* 0: never */
+    bool first;                 /* the first connection (--flip-at) */
 };
 
 static struct pair pairs[MAX_PAIRS];
 static enum cut_mode mode = CUT_RST;
+static uint64_t flip_at = UINT64_MAX;
 static struct addrinfo *target;
 
 static void hard_close(int fd, bool rst)
@@ -134,7 +140,8 @@ static void accept_one(int lfd, uint64_t cut_after, bool refuse,
         return;
     }
     pairs[i] = (struct pair){ .used = true, .c = c, .s = s,
-                              .cut_after = *nconn == 1 ? cut_after : 0 };
+                              .cut_after = *nconn == 1 ? cut_after : 0,
+                              .first = *nconn == 1 };
 }
 
 /* Move bytes src -> sink through d.  Returns false if the pair is done. */
@@ -163,6 +170,13 @@ static bool pump(struct pair *p, struct dir *d, int src, int sink, bool up)
         {
             d->len = (size_t)n;
             d->off = 0;
+            if ( up && p->first && flip_at >= p->up_bytes &&
+                 flip_at < p->up_bytes + (uint64_t)n )
+            {
+                d->buf[flip_at - p->up_bytes] ^= 0x01;
+                fprintf(stderr, "cutproxy: flipped byte %llu\n",
+                        (unsigned long long)flip_at);
+            }
             if ( up )
                 p->up_bytes += (uint64_t)n;
         }
@@ -309,6 +323,7 @@ int main(int argc, char **argv)
         { "cut-after", required_argument, NULL, 'n' },
         { "mode", required_argument, NULL, 'm' },
         { "refuse-after-cut", no_argument, NULL, 'r' },
+        { "flip-at", required_argument, NULL, 'f' },
         { NULL, 0, NULL, 0 },
     };
     unsigned int port = 0;
@@ -336,6 +351,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'r': refuse = true; break;
+        case 'f': flip_at = strtoull(optarg, NULL, 10); break;
         default:
             fprintf(stderr, "usage: cutproxy [--port P] [--cut-after N] "
                     "[--mode rst|close|hang] [--refuse-after-cut] "

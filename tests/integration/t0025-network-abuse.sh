@@ -1,0 +1,254 @@
+#!/bin/sh
+# Network abuse of a migration listener, over loopback: what a peer
+# without the fleet's credentials, or with them but hostile, can do to a
+# host (issue 10).  Each attempt is refused with a message naming why,
+# the host keeps serving, and nothing is lost: the domain runs on exactly
+# one host.  Cases: an anonymous push over tcp:// (it learns nothing but
+# a nonce); a push from a host with no fleet key, and with another
+# fleet's key; a stream changed on the path; forged resolves (a paused
+# domain, a migration in progress, a local restore in progress); a TLS
+# sender whose certificate is from the fleet CA but not on the
+# allow-list; a target whose certificate names another host; plain TCP
+# to a TLS port; idle connections beyond the per-peer limit, after which a
+# real migration still succeeds; a sender that stops mid-stream (its
+# incoming domain is destroyed at the idle timeout); a keyless listener.
+. "$(dirname "$0")/lib.sh"
+
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "1..0 # SKIP no openssl command (tests/run.sh installs it)"
+    exit 77
+fi
+NA="$top_builddir/tests/integration/net-abuse"
+CP="$top_builddir/tests/integration/cutproxy"
+ex="$top_srcdir/examples"
+
+plan 35
+
+creds A && creds B || { echo "Bail out! ferry-creds failed"; exit 99; }
+start_host A 192M || exit 99
+FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0 --migrate-max 4 --migrate-per-peer 2 --migrate-idle-timeout 4"
+start_host B 192M || exit 99
+FERRY_HV_EXTRA_ARGS=
+A=$T/A B=$T/B
+TCP_B=$(grep '^tcp://' "$B/migrate.addr")
+TLS_B=$(grep '^tls://' "$B/migrate.addr")
+log_has() { grep -q -- "$2" "$1/ferry-hv.log"; }
+uuid_of() { "$XL" -H "$1" list -v "$2" | awk 'NR == 2 {print $7}'; }
+
+xlh "$A" create -e "$ex/idle.cfg" 'name="rf"' 'memory=16' >/dev/null 2>&1 ||
+    diag "rf did not start on A"
+# refused LABEL PATTERN TARGET ARGS...: xl migrate of rf from A fails
+# (exit 1), says PATTERN, rf still runs on A and B has nothing of it.
+refused() {
+    label=$1 pat=$2 tgt=$3; shift 3
+    xlh "$A" migrate -e "$@" rf "$tgt" >"$T/ref.out" 2>"$T/ref.err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q -- "$pat" "$T/ref.err" &&
+       running "$A" rf && no_domain "$B" rf && no_leftovers "$B"; then
+        ok "$label: refused, says why, rf runs on A only"
+    else
+        fail "$label (rc $rc)"
+        sed 's/.*\r//; s/^/# /' "$T/ref.err" | tail -8
+        xlh "$B" list | sed 's/^/# B: /'
+    fi
+}
+
+# ---- tcp:// without the fleet key ------------------------------------------
+"$NA" anon "${TCP_B#tcp://}" >"$T/anon" 2>&1
+sed 's/^/# /' "$T/anon"
+if grep -q '^got: ferry-auth 1 hmac-sha256 [0-9a-f]\{64\}|$' "$T/anon" &&
+   ! grep -q "free_memkb\|$B\|xl migration receiver" "$T/anon" &&
+   grep -q "^closed by the listener" "$T/anon"; then
+    ok "anonymous push: told a nonce and nothing else, then closed"
+else fail "anonymous push"; fi
+check "... B logs that it did not authenticate" wait_for 5 log_has "$B" \
+    "did not authenticate (it sent \"ferry-migrate 1 "
+
+mv "$A/migrate.key" "$A/migrate.key.real"
+refused "push from a host with no fleet key" \
+    "fleet key $A/migrate.key: No such file or directory" "$TCP_B"
+"$CREDS" --fleet "$T/fleet2" --name W --no-tls "$T/W" >/dev/null
+cp "$T/W/migrate.key" "$A/migrate.key"
+refused "push with another fleet's key" \
+    "refused us: this host does not hold the target's fleet key" "$TCP_B"
+check "... B logs the failed proof" wait_for 5 log_has "$B" \
+    "failed authentication: it does not hold this host's fleet key"
+mv "$A/migrate.key.real" "$A/migrate.key"
+
+# ---- a stream changed on the path (1 bit, 3 MB in) --------------------------
+"$CP" --flip-at 3000000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
+cp=$!
+wait_for 5 test -s "$T/cp"
+refused "a stream changed on the path" "sending the domain failed" \
+    "tcp://127.0.0.1:$(cat "$T/cp")"
+check "... the proxy did change it, and B says so" wait_for 5 log_has "$B" \
+    "record [0-9]* from 127.0.0.1:[0-9]* failed its MAC: the stream was changed on the path"
+kill "$cp"; wait "$cp" 2>/dev/null
+
+# ---- forged resolves (from a peer with the fleet key) ------------------------
+xlh "$B" create -p -e "$ex/idle.cfg" 'name="pd"' 'memory=16' >/dev/null 2>&1
+U=$(uuid_of "$B" pd)
+"$NA" resolve --key "$A/migrate.key" "$TCP_B" pd "$U" >"$T/res1" 2>&1
+sed 's/^/# /' "$T/res1"
+"$XL" -H "$B" list pd | awk 'NR == 2 && $5 ~ /p/ { ok = 1 } END { exit !ok }' &&
+    grep -q '^answer: committed$' "$T/res1" &&
+    ok "forged resolve for a paused domain: answered, the domain stays paused" ||
+    fail "forged resolve for a paused domain"
+check "... B logs that it changed nothing" log_has "$B" \
+    "resolve pd without a migration token: answered committed, changed nothing"
+
+# A migration in progress (its receiver stopped in the live phase): its
+# incoming domain is named by a token the forger does not have.
+xlh "$A" create -e "$ex/idle.cfg" 'name="mp"' 'memory=16' >/dev/null 2>&1
+FERRY_MIGRATE_FAULT=recv:live:stop "$XL" -H "$A" migrate -e mp "local:$B" \
+    >"$T/mp.out" 2>"$T/mp.err" &
+mpid=$!
+wait_for 20 grep -q 'stopping (pid' "$T/mp.err"
+U=$(uuid_of "$A" mp)
+"$NA" resolve --key "$A/migrate.key" --token 0123456789abcdef0123456789abcdef \
+    "$TCP_B" mp "$U" >"$T/res2" 2>&1
+sed 's/^/# /' "$T/res2"
+grep -q "^answer: error resolve refused: the request does not carry the token of this domain's migration" "$T/res2" &&
+    ok "forged resolve for a migration in progress: refused" ||
+    fail "forged resolve for a migration in progress"
+kill -CONT "$(sed -n 's/.*stopping (pid \([0-9]*\))$/\1/p' "$T/mp.err")"
+wait "$mpid"
+rc=$?
+[ $rc -eq 0 ] && no_domain "$A" mp && running "$B" mp &&
+    ok "... and that migration then completes: mp runs on B only" ||
+    { fail "migration after a forged resolve (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/mp.err" | tail -5; }
+
+# A local restore in progress: the stream comes through a FIFO that
+# stalls after 1 MB (xl restore opens the file twice: the first time for
+# the header and configuration alone).
+xlh "$A" create -e "$ex/idle.cfg" 'name="rs"' 'memory=16' >/dev/null 2>&1
+U=$(uuid_of "$A" rs)
+xlh "$A" save rs "$T/rs.save" >/dev/null 2>&1 || diag "save rs failed"
+hlen=$((48 + $(u32 "$T/rs.save" 44)))
+mkfifo "$T/fifo"
+( head -c "$hlen" "$T/rs.save" >"$T/fifo"; sleep 1
+  { head -c 1000000 "$T/rs.save"; sleep 4; tail -c +1000001 "$T/rs.save"; } \
+      >"$T/fifo" ) &
+feeder=$!
+xlh "$B" restore -e "$T/fifo" >"$T/rs.out" 2>&1 &
+rpid=$!
+sleep 2.5
+"$NA" resolve --key "$A/migrate.key" "$TCP_B" rs "$U" >"$T/res3" 2>&1
+sed 's/^/# /' "$T/res3"
+wait "$rpid"
+rc=$?
+wait "$feeder"
+[ $rc -eq 0 ] && running "$B" rs && grep -q '^answer: aborted$' "$T/res3" &&
+    ok "forged resolve for a restore in progress: the restore completes" ||
+    { fail "forged resolve for a restore in progress (rc $rc)"; sed 's/^/# /' "$T/rs.out"; }
+check "... B logs that it changed nothing" log_has "$B" \
+    "resolve rs without a migration token: answered aborted, changed nothing"
+
+# ---- tls:// identities --------------------------------------------------------
+# From the fleet CA, but not a migration certificate (OU=monitoring).
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$T/mon.key" -out "$T/mon.csr" -subj "/O=ferry/OU=monitoring/CN=A" \
+    >/dev/null 2>&1 &&
+openssl x509 -req -in "$T/mon.csr" -CA "$T/fleet/ca.pem" \
+    -CAkey "$T/fleet/ca.key" -CAcreateserial -out "$T/mon.pem" -days 2 \
+    >/dev/null 2>&1 || diag "cannot make the monitoring certificate"
+refused "TLS sender from the fleet CA, not on the allow-list" \
+    "refused us: this host does not accept your certificate's subject" \
+    "$TLS_B" --tls-cert "$T/mon.pem" --tls-key "$T/mon.key"
+check "... B logs the subject it refused" wait_for 5 log_has "$B" \
+    "its certificate's subject \"CN=A,OU=monitoring,O=ferry\" is not on the allow-list"
+# B's certificate names B and 127.0.0.1, not "localhost".
+refused "a target whose certificate names another host" \
+    "the target's certificate does not name localhost" \
+    "tls://localhost:${TLS_B##*:}"
+# Plain TCP to the TLS port: a handshake failure, nothing disclosed.
+"$NA" anon "${TLS_B#tls://}" >"$T/anon2" 2>&1
+sed 's/^/# /' "$T/anon2"
+grep -q '^got: $' "$T/anon2" && grep -q "^closed by the listener" "$T/anon2" &&
+    ok "plain TCP to a TLS port: nothing disclosed, closed" ||
+    fail "plain TCP to a TLS port"
+check "... B logs the failed handshake" wait_for 5 log_has "$B" \
+    "TLS handshake with 127.0.0.1:[0-9]* failed"
+
+# ---- idle connections ----------------------------------------------------------
+# Six from 127.0.0.2: the per-peer limit (2) closes four at once, the
+# handshake timeout (10 s) the other two; meanwhile a real migration from
+# 127.0.0.1 goes through.
+"$NA" idle --from 127.0.0.2 6 20 "${TCP_B#tcp://}" >"$T/idle" 2>&1 &
+idler=$!
+wait_for 5 grep -q '^opened' "$T/idle"
+wait_for 5 log_has "$B" "refused: 2 connections from 127.0.0.2 already"
+xlh "$A" migrate -e rf "$TCP_B" >"$T/mig.out" 2>"$T/mig.err"
+rc=$?
+[ $rc -eq 0 ] && no_domain "$A" rf && running "$B" rf &&
+    ok "six idle connections: a real migration still succeeds" ||
+    { fail "migration beside idle connections (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/mig.err" | tail -5; }
+wait "$idler"
+sed 's/^/# /' "$T/idle"
+awk '/^closed by the listener: 6 of 6, the last after/ {
+         t = $(NF - 1) + 0; ok = t >= 8 && t <= 14 }
+     END { exit !ok }' "$T/idle" &&
+    ok "... all six closed by B, the last at the 10 s handshake timeout" ||
+    fail "idle connections closed"
+check "... B logs the per-peer limit" log_has "$B" \
+    "refused: 2 connections from 127.0.0.2 already (--migrate-per-peer)"
+check "... and the handshake timeout" log_has "$B" \
+    "127.0.0.2:[0-9]* did not authenticate within 10 s; closed"
+
+# ---- a sender that stops mid-stream ------------------------------------------
+xlh "$A" create -e "$ex/idle.cfg" 'name="ab"' 'memory=32' >/dev/null 2>&1
+"$CP" --cut-after 2000000 --mode hang "${TCP_B#tcp://}" >"$T/cp" 2>/dev/null &
+cp=$!
+wait_for 5 test -s "$T/cp"
+n0=$(grep -c "exited with status" "$B/ferry-hv.log")
+# (Not through xlh: the signal below must reach xl itself.)
+"$XL" -H "$A" migrate -e ab "tcp://127.0.0.1:$(cat "$T/cp")" >"$T/ab.out" \
+    2>"$T/ab.err" &
+abp=$!
+nrecv() { [ "$(grep -c "exited with status" "$B/ferry-hv.log")" -gt "$1" ]; }
+if wait_for 20 nrecv "$n0" && no_leftovers "$B" && no_domain "$B" ab; then
+    ok "a sender gone quiet: B destroys its incoming domain at the idle timeout"
+else fail "abandoned incoming domain"; xlh "$B" list | sed 's/^/# B: /'; fi
+check "... B's receiver says it timed out" log_has "$B" \
+    "migration target: .*Connection timed out"
+kill -INT "$abp"
+wait "$abp"
+rc=$?
+[ $rc -eq 1 ] && running "$A" ab &&
+    ok "... and the sender, interrupted, resumes ab on A" ||
+    { fail "abandoned: sender (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/ab.err" | tail -5; }
+kill "$cp"; wait "$cp" 2>/dev/null
+
+# ---- listeners without a key ---------------------------------------------------
+"$HV" --run-dir "$T/K" --memory 16M --migrate-listen 127.0.0.1:0 \
+    >"$T/k.out" 2>&1
+[ $? -ne 0 ] && grep -q "no fleet key $T/K/migrate.key (create it with ferry-creds); .* only on a loopback address and only with --migrate-insecure" "$T/k.out" &&
+    ok "a keyless tcp:// listener does not start without --migrate-insecure" ||
+    { fail "keyless listener"; sed 's/^/# /' "$T/k.out"; }
+"$HV" --run-dir "$T/K" --memory 16M --migrate-listen 0.0.0.0:0 \
+    --migrate-insecure >"$T/k.out" 2>&1
+[ $? -ne 0 ] && grep -q "no fleet key" "$T/k.out" &&
+    ok "... nor on a non-loopback address, even with --migrate-insecure" ||
+    { fail "keyless listener on 0.0.0.0"; sed 's/^/# /' "$T/k.out"; }
+FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-insecure"
+start_host K 64M || exit 99
+FERRY_HV_EXTRA_ARGS=
+TCP_K=$(grep '^tcp://' "$T/K/migrate.addr")
+xlh "$A" migrate -e ab "$TCP_K" >"$T/k.out" 2>"$T/k.err"
+[ $? -eq 1 ] && grep -q "runs without a fleet key (ferry-hv --migrate-insecure), so it cannot prove it is the host you meant" "$T/k.err" &&
+    running "$A" ab && ok "a sender refuses a keyless target" ||
+    { fail "sender to a keyless target"; sed 's/.*\r//; s/^/# /' "$T/k.err"; }
+xlh "$A" migrate -e --insecure ab "$TCP_K" >"$T/k.out" 2>"$T/k.err"
+[ $? -eq 0 ] && running "$T/K" ab && no_domain "$A" ab &&
+    ok "... unless told --insecure (loopback only)" ||
+    { fail "xl migrate --insecure"; sed 's/.*\r//; s/^/# /' "$T/k.err"; }
+
+# ---- B kept serving, nothing lost --------------------------------------------
+for d in rf mp rs pd; do
+    [ "$(xlh "$A" list 2>/dev/null | grep -c "^$d\b")" = 0 ] &&
+        [ "$(xlh "$B" list 2>/dev/null | grep -c "^$d ")" = 1 ] &&
+        ok "$d is on B only" || fail "$d on one host"
+done
+check "A: auditor clean" xlh "$A" audit
+check "B: auditor clean" xlh "$B" audit
+done_testing
