@@ -250,9 +250,10 @@ CREDS="$top_srcdir/tools/ferry-creds"
 # test's fleet $T/fleet (the fleet key, and a certificate for host NAME
 # and 127.0.0.1 unless ARGS say otherwise), before its daemon starts.
 creds() {
-    n=$1; shift
+    _creds_host=$1; shift
     if [ $# -eq 0 ]; then set -- --addr 127.0.0.1; fi
-    "$CREDS" --fleet "$T/fleet" --name "$n" "$@" "$T/$n" >/dev/null
+    "$CREDS" --fleet "$T/fleet" --name "$_creds_host" "$@" \
+        "$T/$_creds_host" >/dev/null
 }
 
 # ---- test certificates (EC P-256, valid for 2 days) ----------------------
