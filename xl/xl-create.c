@@ -489,8 +489,15 @@ int xl_console_follow(xc_interface *xch, uint32_t domid, bool dump,
                                       &lost);
         xc_domaininfo_t info;
 
-        if (got < 0)
+        if (got < 0) {
+            if (unpause) {
+                /* Could not attach: the guest must not wait for a
+                 * reader that will not come. */
+                xc_domain_unpause(xch, domid);
+                return EXIT_FAILURE;
+            }
             break;                          /* gone, and drained */
+        }
         if (lost)
             fprintf(stderr, "[xl console: %llu bytes of output were lost]\n",
                     (unsigned long long)lost);

@@ -41,9 +41,11 @@ fi
 no_domain "$h" long && ok "and the domain is gone (the monitor destroyed it)" ||
     fail "and the domain is gone"
 
-# A restored domain with its monitor: save it mid-run, restore it, attach.
+# A restored domain with its monitor: save it mid-run (about 8 s of
+# work, so that a loaded machine still saves it before the end), restore
+# it, attach.
 check "xl create checksum -e" \
-    xlh "$h" create -q -e "$cfg" 'cmdline="steps=400000"' 'name="rs"'
+    xlh "$h" create -q -e "$cfg" 'cmdline="steps=2000000"' 'name="rs"'
 wait_for 10 console_has "$h" rs "checksum: up" || diag "rs did not start"
 check "xl save" xlh "$h" save rs "$T/rs.save"
 check "xl restore (with its monitor)" xlh "$h" restore "$T/rs.save"
