@@ -35,7 +35,7 @@ diag "installed: $HV and $XL"
 
 # The installed daemon, listening, without --xl: its receiver is the
 # installed xl.
-FERRY_HV_EXTRA_ARGS="--migrate-listen 127.0.0.1:0"
+FERRY_HV_EXTRA_ARGS="--migrate-listen 127.0.0.1:0 --migrate-insecure"
 start_host B 64M || exit 1
 FERRY_HV_EXTRA_ARGS=
 start_host A 64M || exit 1
