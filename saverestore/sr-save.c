@@ -58,6 +58,7 @@
 
 #define MAX_BATCH_SIZE  1024            /* Xen's, and getpageframeinfo3's */
 #define FPP             (SR_PAGE_SIZE / sizeof(uint64_t))  /* 512 */
+#define RUNNING_MIN_NS  20000000ULL     /* a pass's rate after 20 ms */
 
 struct save_ctx
 {
@@ -631,6 +632,29 @@ static void pace(struct save_ctx *ctx)
 }
 
 /*
+ * The figures of the pass so far, so that they are not 0 through the
+ * whole first pass: the throughput since the pass began (once it has run
+ * long enough to mean something), and the expected downtime as QEMU
+ * reckons it, what the pass still has to send at that throughput.  At
+ * the end of a pass live_pass() and note_dirty() set the figures the
+ * policy decides on.
+ */
+static void running_figures(struct save_ctx *ctx)
+{
+    uint64_t ns = now_ns() - ctx->t_pass_ns;
+    uint64_t bytes = sr_io_offset(ctx->io) - ctx->pass_bytes0;
+
+    if ( ns < RUNNING_MIN_NS || !bytes )
+        return;
+    ctx->prog.throughput = (uint64_t)((unsigned __int128)bytes *
+                                      1000000000ULL / ns);
+    ctx->prog.expected_downtime_ms =
+        sr__expected_downtime_ms(ctx->prog.pass_total > ctx->prog.pass_done
+                                 ? ctx->prog.pass_total - ctx->prog.pass_done
+                                 : 0, ctx->prog.throughput);
+}
+
+/*
  * Between two batches: pacing, cancel, the timeout of the live phase
  * (at which the pass stops: *stop, or the save fails), and progress.
  */
@@ -651,6 +675,7 @@ static int after_batch(struct save_ctx *ctx, unsigned int n, bool *stop)
         *stop = true;
     }
     ctx->prog.pass_done += n;
+    running_figures(ctx);
     report(ctx);
     return 0;
 }

@@ -515,9 +515,23 @@ struct sr_progress
     uint64_t pages_resent;      /* of them, pages sent more than once */
     uint64_t dirty_pages;       /* dirty count from the last CLEAN */
     uint64_t dirty_rate;        /* bytes/s dirtied during the last pass */
-    uint64_t throughput;        /* bytes/s sent during the last pass */
-    uint64_t expected_downtime_ms; /* dirty set at the throughput */
+    /*
+     * Bytes/s sent: during a pass, since it began (after its first 20 ms;
+     * 0 before); once it ended, over the whole pass.
+     */
+    uint64_t throughput;
+    /*
+     * What stopping would cost at the throughput: during a pass, the
+     * pages it still has to send (QEMU's expected-downtime, remaining /
+     * bandwidth); after a CLEAN, the dirty set.
+     */
+    uint64_t expected_downtime_ms;
 };
+/*
+ * A pass's remaining pages are pass_total - pass_done; overall, the save
+ * has sent pages_sent and has that much left of what it knows is dirty
+ * (later passes add what the guest dirties meanwhile).
+ */
 typedef void sr_progress_fn(void *arg, const struct sr_progress *p);
 
 /*
