@@ -16,6 +16,10 @@
  * single pass, so until they have a figure the average since the start
  * of the display is shown instead.
  *
+ * Percent is of the whole operation, not of the pass: what was sent
+ * against what was sent plus what is known to remain (the current
+ * pass's rest), which with the rate gives an ETA.
+ *
  * Invariants: nothing is printed to out before the first draw; a CR line
  * is always closed with a newline by xl_progress_done(); lines stay under
  * 80 columns.  Style: Xen's xl/libxl style.
@@ -54,7 +58,7 @@ void xl_progress_init(struct xl_progress *p, const char *what, FILE *out)
 }
 
 /* "12.3 MiB" style, into buf. */
-static const char *human(char *buf, size_t len, uint64_t bytes)
+const char *xl_progress_bytes(char *buf, size_t len, uint64_t bytes)
 {
     static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
     double v = bytes;
@@ -84,22 +88,54 @@ static uint64_t rate(const struct xl_progress *p, uint64_t now)
     return (uint64_t)((double)p->last.bytes * 1e9 / dt);
 }
 
+/* Pages the current pass still has to send: what is known to remain. */
+static uint64_t remaining_pages(const struct sr_progress *r)
+{
+    if (r->phase == SR_PHASE_DONE || r->pass_done >= r->pass_total)
+        return 0;
+    return r->pass_total - r->pass_done;
+}
+
 /*
- * Percent of the current pass, or -1 when the phase has no pass.  The
- * restore engine knows no pass, only the P2M's size and the pages it has
- * received: their ratio, kept below 100 (a live stream repeats pages).
+ * Percent of the whole operation, or -1 when it cannot be told.  A save
+ * has sent pages_sent pages and knows of remaining_pages() more (a live
+ * pass adds what the guest dirtied during the last one, so the figure
+ * steps back a little when a pass begins, as QEMU's does); it stays
+ * below 100 until the end.  The restore engine knows no pass, only the
+ * P2M's size and the pages it has received: their ratio, kept below 100
+ * too (a live stream repeats pages).
  */
 static int percent(const struct sr_progress *r)
 {
+    uint64_t left = remaining_pages(r), all;
+
     if (r->phase == SR_PHASE_DONE)
         return 100;
-    if (r->pass_total)
-        return r->pass_done >= r->pass_total ? 100 :
-               (int)(r->pass_done * 100 / r->pass_total);
+    if (r->pass_total) {
+        all = r->pages_sent + left;
+        if (!all)
+            return 0;
+        return r->pages_sent >= all ? 99 :
+               (int)(r->pages_sent * 100 / all);
+    }
     if (r->phase == SR_PHASE_MEMORY && r->p2m_size)
         return r->pages_sent >= r->p2m_size ? 99 :
                (int)(r->pages_sent * 100 / r->p2m_size);
     return -1;
+}
+
+/* "ETA 12 s", "ETA 3 min": the remaining pages at the rate. */
+static const char *eta(char *buf, size_t len, uint64_t bytes, uint64_t rate)
+{
+    uint64_t s = (bytes + rate - 1) / rate;
+
+    if (s < 120)
+        snprintf(buf, len, "%" PRIu64 " s", s);
+    else if (s < 7200)
+        snprintf(buf, len, "%" PRIu64 " min", (s + 59) / 60);
+    else
+        snprintf(buf, len, "%" PRIu64 " h", (s + 3599) / 3600);
+    return buf;
 }
 
 static bool is_live(const struct sr_progress *r)
@@ -109,15 +145,16 @@ static bool is_live(const struct sr_progress *r)
 
 /*
  * The figures after the bar: phase (with the live iteration, counted
- * from 0 as Xen's stats.iteration), bytes, throughput, and the dirty
- * rate while live.  tail, when not NULL, ends
- * the text ("done", "failed").
+ * from 0 as Xen's stats.iteration), bytes, throughput, what is known to
+ * remain and when it will have gone at that rate, and the dirty rate
+ * while live.  tail, when not NULL, ends the text ("done", "failed").
  */
 static void format_figures(const struct xl_progress *p, uint64_t now,
                            const char *tail, char *buf, size_t len)
 {
     const struct sr_progress *r = &p->last;
-    char b1[32], b2[32], b3[32];
+    uint64_t left = remaining_pages(r) * SR_PAGE_SIZE, bps = rate(p, now);
+    char b1[32], b2[32], b3[32], b4[32];
     int n;
 
     n = snprintf(buf, len, "%s", sr_phase_name(r->phase));
@@ -125,11 +162,17 @@ static void format_figures(const struct xl_progress *p, uint64_t now,
         n += snprintf(buf + n, len - n, " iter %u", r->iteration);
     if (n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - n, "  %s  %s/s",
-                      human(b1, sizeof(b1), r->bytes),
-                      human(b2, sizeof(b2), rate(p, now)));
+                      xl_progress_bytes(b1, sizeof(b1), r->bytes),
+                      xl_progress_bytes(b2, sizeof(b2), bps));
+    if (n >= 0 && (size_t)n < len && left && r->pass_total)
+        n += snprintf(buf + n, len - n, "  left %s",
+                      xl_progress_bytes(b3, sizeof(b3), left));
+    if (n >= 0 && (size_t)n < len && left && r->pass_total && bps)
+        n += snprintf(buf + n, len - n, "  ETA %s",
+                      eta(b4, sizeof(b4), left, bps));
     if (n >= 0 && (size_t)n < len && is_live(r) && r->dirty_rate)
         n += snprintf(buf + n, len - n, "  dirty %s/s",
-                      human(b3, sizeof(b3), r->dirty_rate));
+                      xl_progress_bytes(b3, sizeof(b3), r->dirty_rate));
     if (n >= 0 && (size_t)n < len && r->phase == SR_PHASE_DONE)
         n += snprintf(buf + n, len - n, "  in %.1f s",
                       (now - p->t_start_ns) / 1e9);

@@ -12,9 +12,9 @@
  * What is shown: nothing for the first ~0.5 s (an operation that ends
  * sooner prints nothing at all); then, on a terminal (out is a tty, or
  * xl's global -t option, progress_use_cr, asks for it as in Xen's xl), one
- * line redrawn in place with a carriage return: a bar of the current
- * pass, its percent, phase, bytes, throughput and for live passes the
- * iteration and dirty rate.  On anything else (a log file, a pipe) plain
+ * line redrawn in place with a carriage return: a bar of the whole
+ * operation, its percent, phase, bytes, throughput, what is known to
+ * remain and an ETA, and for live passes the iteration and dirty rate.  On anything else (a log file, a pipe) plain
  * lines, at most one every few seconds and at every phase change.
  * Redraws are rate-limited to ~10 per second; updates in between only
  * record the figures, so calling update per batch is cheap.
@@ -55,5 +55,7 @@ void xl_progress_cb(void *arg, const struct sr_progress *r);
 /* End the display: the final state with "done" or "failed" if anything
  * was shown, and the terminal line closed with a newline. */
 void xl_progress_done(struct xl_progress *p, bool ok);
+/* bytes as "512 B", "12.3 MiB" (binary units), into buf. */
+const char *xl_progress_bytes(char *buf, size_t len, uint64_t bytes);
 
 #endif /* FERRY_XL_PROGRESS_H */

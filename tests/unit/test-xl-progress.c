@@ -59,7 +59,7 @@ static struct sr_progress report(enum sr_phase phase, uint64_t done,
 {
     struct sr_progress r = {
         .phase = phase, .pass_done = done, .pass_total = total,
-        .p2m_size = total, .bytes = done * 4096,
+        .p2m_size = total, .bytes = done * 4096, .pages_sent = done,
     };
 
     return r;
@@ -198,6 +198,41 @@ TEST(restore_percent_from_pages_received)
     xl_progress_update(&p, &r);
     s = contents(f);
     ASSERT(!strncmp(s, "Restoring: 25% memory  4.0 MiB  ", 32));
+    free(s);
+    fclose(f);
+}
+
+/*
+ * A second live pass does not start again from 0%: the percent is of the
+ * whole migration (pages sent against those plus the pass's rest), and
+ * what remains comes with an ETA at the throughput.
+ */
+TEST(percent_is_of_the_whole_with_remaining_and_eta)
+{
+    FILE *f = out_file();
+    struct xl_progress p;
+    struct sr_progress r = report(SR_PHASE_LIVE, 500, 1000);
+    char *s;
+
+    progress_use_cr = false;
+    xl_progress_init(&p, "Migrating", f);
+    age(&p);
+    r.throughput = 1 << 20;
+    xl_progress_update(&p, &r);
+    /* Pass 1 sent all 1000; pass 2 has sent 50 of its 100. */
+    r.iteration = 1;
+    r.pass_total = 100;
+    r.pass_done = 50;
+    r.pages_sent = 1050;
+    xl_progress_update(&p, &r);
+    xl_progress_done(&p, true);
+    s = contents(f);
+    DIAG("%s", s);
+    ASSERT(!strncmp(s, "Migrating: 50% live iter 0  ", 28));
+    ASSERT_CONTAINS(s, "  left 2.0 MiB  ETA 2 s");
+    ASSERT_CONTAINS(s, "\nMigrating: 95% live iter 1  ");
+    ASSERT_CONTAINS(s, "  left 200.0 KiB  ETA 1 s");
+    ASSERT_CONTAINS(s, "\nMigrating: 100% done  ");
     free(s);
     fclose(f);
 }
