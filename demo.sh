@@ -10,7 +10,8 @@
 # under a temporary directory), creates a memdirty guest on A and a
 # checksum guest on B, shows `xl list` on both hosts and the guests'
 # consoles, live-migrates a busy memdirty guest from A to B with
-# `xl migrate` (progress shown), shows both hosts' `xl list` again, then
+# `xl migrate` (progress shown, then its summary line: total time,
+# downtime, bytes and rate, passes), shows both hosts' `xl list` again, then
 # shuts everything down.  Nothing outside the temporary
 # directory and build/ is touched; only the daemons started here are
 # stopped.

@@ -1174,10 +1174,10 @@ static void run_migrate(const struct host *a, int port, const char *name,
             summary = true;
             m->ok = !xlcfg_json_get_string(o, "status", &v) &&
                     !strcmp(v, "ok");
-            m->total_ms = json_num(o, "total_time_ms");
-            m->downtime_ms = json_num(o, "downtime_ms");
+            m->total_ms = json_num(o, "total-time");
+            m->downtime_ms = json_num(o, "downtime");
             m->iterations = json_num(o, "iterations");
-            m->bytes = json_num(o, "transferred_bytes");
+            m->bytes = json_num(o, "transferred");
             m->resent = json_num(o, "pages_resent");
             m->finish_ms = json_num(o, "receiver_finish_ms");
         }

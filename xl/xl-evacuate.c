@@ -850,19 +850,21 @@ static void child_line(struct evac *e, struct evac_dom *d, const char *line)
         get_str(in, "where", d->sum_where, sizeof(d->sum_where));
         if (!get_str(in, "error", d->sum_error, sizeof(d->sum_error)))
             d->sum_error[0] = 0;
-        if (!xlcfg_json_get_u64(in, "downtime_ms", &v) && v <= LLONG_MAX)
+        if (!xlcfg_json_get_u64(in, "downtime", &v) && v <= LLONG_MAX)
             d->downtime_ms = (long long)v;
-        if (!xlcfg_json_get_u64(in, "total_time_ms", &v) && v <= LLONG_MAX)
+        if (!xlcfg_json_get_u64(in, "total-time", &v) && v <= LLONG_MAX)
             d->total_ms = (long long)v;
         goto out;
     }
     if (strcmp(ev, "progress"))
         goto out;
     get_str(in, "status", d->phase, sizeof(d->phase));
-    if (!xlcfg_json_get_u64(in, "transferred_bytes", &v))
+    if (!xlcfg_json_get_u64(in, "transferred", &v))
         d->transferred = v;
     has_iteration = !xlcfg_json_get_u64(in, "iteration", &iteration);
-    has_remaining = !xlcfg_json_get_u64(in, "remaining_pages", &remaining);
+    /* xl migrate says remaining in bytes, as QEMU does. */
+    has_remaining = !xlcfg_json_get_u64(in, "remaining", &remaining);
+    remaining /= 4096;
     if (e->json) {
         o = json_object_new_object();
         ok = o && !xlcfg_json_add(o, "event", JSTR("progress")) &&

@@ -676,7 +676,7 @@ static int migrate_receive(const struct recv_opts *o)
     int rc, status, ret = EXIT_FAILURE;
 
     signal(SIGPIPE, SIG_IGN);
-    xch = xl_open_host();
+    xch = xl_try_open_host(line, sizeof(line));
     rc = xl_chan_accept(&ch, o->fd, o->tls_given ? &o->tls : NULL, &o->auth,
                         msg, sizeof(msg));
     if (rc) {
@@ -687,6 +687,14 @@ static int migrate_receive(const struct recv_opts *o)
      * below fail and the domain is aborted). */
     xl_chan_set_timeout(ch, o->idle_ms);
     io = xl_chan_io(ch);
+    /* No host: the sender is told why instead of the banner, so that it
+     * can say what went wrong rather than that the banner did not come. */
+    if (!xch) {
+        /* libxc has said it on stderr already. */
+        snprintf(msg, sizeof(msg), "ferry-error %s\n", line);
+        sr_io_write(io, msg, strlen(msg));
+        goto out;
+    }
     fprintf(stderr, "migration target: Ready to receive domain.\n");
     if (sr_io_write(io, banner, BANNER_LEN))
         goto out;
@@ -1072,9 +1080,12 @@ struct mig {
 
     /* Progress of the migration. */
     struct xl_chan *ch;
-    bool admitted, suspended, renamed, live_fired;
+    bool have_domid, admitted, suspended, renamed, live_fired, cancelled;
     struct sr_save_stats stats;
     uint64_t t_start_ns, t_report_ns;
+    uint64_t t_setup_ns;        /* the first page went: setup is over */
+    uint64_t transferred;       /* the most bytes any report said */
+    uint64_t pages_sent;
     long long target_domid;     /* -1: unknown */
     uint64_t recv_finish_ms;
     struct xl_progress prog;
@@ -1114,24 +1125,119 @@ static const char *phase_status(enum sr_phase phase)
     }
 }
 
-static void json_progress(struct mig *m, const struct sr_progress *p,
-                          const char *status)
+static uint64_t ms_since(uint64_t t0, uint64_t t)
 {
+    return t > t0 ? (t - t0) / 1000000 : 0;
+}
+
+/* Downtime: from the suspension to the report that the domain runs on
+ * the target (or, on failure, to now). */
+static uint64_t mig_downtime_ms(const struct mig *m, int rc, uint64_t now)
+{
+    if (rc == EXIT_SUCCESS && m->stats.t_suspended_ns && m->t_report_ns)
+        return ms_since(m->stats.t_suspended_ns, m->t_report_ns);
+    if (m->stats.t_suspended_ns)
+        return ms_since(m->stats.t_suspended_ns, now);
+    return 0;
+}
+
+/* Bytes per second over the stream, from its first byte to its last. */
+static uint64_t mig_throughput(const struct mig *m)
+{
+    uint64_t ns = m->stats.t_end_ns > m->stats.t_start_ns ?
+                  m->stats.t_end_ns - m->stats.t_start_ns : 0;
+
+    return ns ? (uint64_t)((double)m->stats.bytes * 1e9 / ns) : 0;
+}
+
+/*
+ * One --json line (man/xl.1 documents the shape): a progress event when p
+ * is given, else the summary of a migration that ended with rc.  Names are
+ * QEMU's (query-migrate, MigrationStats) where the meaning is the same:
+ * times in ms, "transferred", "remaining" and "total" in bytes,
+ * "normal" pages sent whole, "dirty-pages-rate" in pages per second;
+ * ferry's own figures keep their names.  "transferred" never goes down:
+ * the engine's stream offset and the final count differ by the
+ * handshake's bytes.
+ */
+static void json_event(struct mig *m, const struct sr_progress *p,
+                       const char *status, int rc)
+{
+    static const char *const summary_status[] = {
+        "ok", "failed", "", "unresolved",
+    };
+    static const char *const where[] = { "target", "source", "", "unknown" };
     struct json_object *o = json_object_new_object();
-    uint64_t remaining = p->pass_total > p->pass_done ?
-                         p->pass_total - p->pass_done : 0;
+    uint64_t now = now_ns();
     bool ok;
 
-    ok = o && !xlcfg_json_add(o, "event", JSTR("progress")) &&
-         !xlcfg_json_add(o, "domain", JSTR(m->name)) &&
-         !xlcfg_json_add(o, "status", JSTR(status)) &&
-         !xlcfg_json_add(o, "iteration", JU64(p->iteration)) &&
-         !xlcfg_json_add(o, "transferred_bytes", JU64(p->bytes)) &&
-         !xlcfg_json_add(o, "remaining_pages", JU64(remaining)) &&
-         !xlcfg_json_add(o, "dirty_rate_bytes_per_s", JU64(p->dirty_rate)) &&
-         !xlcfg_json_add(o, "throughput_bytes_per_s", JU64(p->throughput)) &&
-         !xlcfg_json_add(o, "expected_downtime_ms",
-                         JU64(p->expected_downtime_ms));
+    if (p && p->bytes > m->transferred)
+        m->transferred = p->bytes;
+    if (m->stats.bytes > m->transferred)
+        m->transferred = m->stats.bytes;
+    ok = o && !xlcfg_json_add(o, "event", JSTR(p ? "progress" : "summary")) &&
+         !xlcfg_json_add(o, "domain", JSTR(m->name));
+    if (p) {
+        uint64_t left = p->phase != SR_PHASE_DONE &&
+                        p->pass_total > p->pass_done ?
+                        p->pass_total - p->pass_done : 0;
+
+        if (p->pages_sent > m->pages_sent)
+            m->pages_sent = p->pages_sent;
+        ok = ok && !xlcfg_json_add(o, "status", JSTR(status)) &&
+             !xlcfg_json_add(o, "iteration", JU64(p->iteration)) &&
+             !xlcfg_json_add(o, "total-time",
+                             JU64(ms_since(m->t_start_ns, now)));
+        if (ok && m->t_setup_ns)
+            ok = !xlcfg_json_add(o, "setup-time",
+                                 JU64(ms_since(m->t_start_ns, m->t_setup_ns)));
+        ok = ok && !xlcfg_json_add(o, "transferred", JU64(m->transferred)) &&
+             !xlcfg_json_add(o, "remaining", JU64(left * SR_PAGE_SIZE)) &&
+             !xlcfg_json_add(o, "total", JU64(p->p2m_size * SR_PAGE_SIZE)) &&
+             !xlcfg_json_add(o, "normal", JU64(m->pages_sent)) &&
+             !xlcfg_json_add(o, "pages_resent", JU64(p->pages_resent)) &&
+             !xlcfg_json_add(o, "dirty-pages-rate",
+                             JU64(p->dirty_rate / SR_PAGE_SIZE)) &&
+             !xlcfg_json_add(o, "throughput_bytes_per_s",
+                             JU64(p->throughput)) &&
+             !xlcfg_json_add(o, "expected-downtime",
+                             JU64(p->expected_downtime_ms));
+        json_print(o, ok);
+        return;
+    }
+    status = m->cancelled && rc == EXIT_FAILURE ? "cancelled"
+                                                : summary_status[rc];
+    ok = ok && !xlcfg_json_add(o, "status", JSTR(status)) &&
+         !xlcfg_json_add(o, "where", JSTR(where[rc])) &&
+         !xlcfg_json_add(o, "target", JSTR(m->target));
+    /* null: no such domain here; not (or not yet) running there. */
+    if (ok && m->have_domid)
+        ok = !xlcfg_json_add(o, "source_domid", JU64(m->domid));
+    else if (ok)
+        ok = !json_object_object_add(o, "source_domid", NULL);
+    if (ok && m->target_domid >= 0 && rc == EXIT_SUCCESS)
+        ok = !xlcfg_json_add(o, "target_domid",
+                             JU64((uint64_t)m->target_domid));
+    else if (ok)
+        ok = !json_object_object_add(o, "target_domid", NULL);
+    ok = ok && !xlcfg_json_add(o, "total-time",
+                               JU64(ms_since(m->t_start_ns, now)));
+    if (ok && m->t_setup_ns)
+        ok = !xlcfg_json_add(o, "setup-time",
+                             JU64(ms_since(m->t_start_ns, m->t_setup_ns)));
+    ok = ok && !xlcfg_json_add(o, "downtime",
+                               JU64(mig_downtime_ms(m, rc, now))) &&
+         !xlcfg_json_add(o, "iterations", JU64(m->stats.iterations)) &&
+         !xlcfg_json_add(o, "transferred", JU64(m->transferred)) &&
+         !xlcfg_json_add(o, "normal", JU64(m->stats.pages_sent)) &&
+         !xlcfg_json_add(o, "pages_resent", JU64(m->stats.pages_resent)) &&
+         !xlcfg_json_add(o, "throughput_bytes_per_s",
+                         JU64(mig_throughput(m)));
+    if (ok && rc != EXIT_SUCCESS)
+        ok = !xlcfg_json_add(o, "error", JSTR(m->error[0] ? m->error :
+                                              "migration failed"));
+    ok = ok && !xlcfg_json_add(o, "receiver_finish_ms",
+                               JU64(m->recv_finish_ms));
     json_print(o, ok);
 }
 
@@ -1143,6 +1249,8 @@ static void send_progress_cb(void *arg, const struct sr_progress *p)
         m->live_fired = true;
         fault_hit("send", "live");
     }
+    if (!m->t_setup_ns && p->phase > SR_PHASE_SETUP)
+        m->t_setup_ns = now_ns();
     if (m->json) {
         uint64_t t = now_ns();
 
@@ -1150,7 +1258,7 @@ static void send_progress_cb(void *arg, const struct sr_progress *p)
             t - m->t_json_ns >= 100000000ULL) {
             m->json_phase = (int)p->phase;
             m->t_json_ns = t;
-            json_progress(m, p, phase_status(p->phase));
+            json_event(m, p, phase_status(p->phase), 0);
         }
     } else if (m->prog_on) {
         xl_progress_update(&m->prog, p);
@@ -1239,7 +1347,26 @@ static int mig_handshake(struct mig *m)
     char line[PREAMBLE_MAX];
     int rc;
 
-    if (read_fixed(m->ch, banner, BANNER_LEN, "banner", true)) {
+    /* A receiver that cannot start says why instead of the banner. */
+    rc = sr_io_read(io, line, 1);
+    if (!rc && line[0] == 'f') {
+        rc = xl_chan_read_line(m->ch, line + 1, sizeof(line) - 1);
+        if (!rc && !strncmp(line, "ferry-error ", 12)) {
+            /* Its stderr (ours, or ferry-hv's log) has said it already:
+             * the reason goes to the summary, not once more to stderr. */
+            if (!m->error[0])
+                snprintf(m->error, sizeof(m->error),
+                         "the target failed: %.400s", line + 12);
+            mig_error(m, "the target could not start its receiver");
+            return -1;
+        }
+        rc = -EPROTO;
+    }
+    if (rc && rc != -EPROTO)
+        fprintf(stderr, "migration receiver stream: reading banner: %s\n",
+                sr_io_errmsg(io)[0] ? sr_io_errmsg(io) : strerror(-rc));
+    if (rc || read_fixed(m->ch, banner + 1, BANNER_LEN - 1, "banner",
+                         true)) {
         mig_error(m, "the target did not send its banner");
         return -1;
     }
@@ -1311,6 +1438,7 @@ static int mig_send(struct mig *m)
         m->prog_on = false;
     }
     if (rc == -ECANCELED || (rc && atomic_load(&cancel_requested))) {
+        m->cancelled = true;
         mig_error(m, "interrupted by a signal, cancelling");
         return -1;
     }
@@ -1323,9 +1451,11 @@ static int mig_send(struct mig *m)
     if (m->json) {
         struct sr_progress p = { .phase = SR_PHASE_DONE,
                                  .iteration = m->stats.iterations,
-                                 .bytes = m->stats.bytes };
+                                 .bytes = m->stats.bytes,
+                                 .pages_sent = m->stats.pages_sent,
+                                 .pages_resent = m->stats.pages_resent };
 
-        json_progress(m, &p, "handshake");
+        json_event(m, &p, "handshake", 0);
     }
     return 0;
 }
@@ -1363,6 +1493,7 @@ static int mig_read_ready(struct mig *m)
         return -1;
     }
     if (atomic_load(&cancel_requested)) {
+        m->cancelled = true;
         mig_error(m, "interrupted by a signal, cancelling");
         return -1;
     }
@@ -1505,43 +1636,22 @@ static int mig_after_go(struct mig *m)
     return mig_done_committed(m);
 }
 
-static void mig_summary(struct mig *m, int rc)
+/*
+ * The end of a plain xl migrate that succeeded: the figures virsh
+ * domjobinfo --completed gives, on one line.
+ */
+static void mig_report(const struct mig *m)
 {
-    static const char *const status[] = { "ok", "failed", "", "unresolved" };
-    static const char *const where[] = { "target", "source", "", "unknown" };
-    struct json_object *o = json_object_new_object();
-    uint64_t t_end = now_ns(), down = 0;
-    bool ok;
+    char sent[32], rate[32];
+    uint64_t now = now_ns();
 
-    if (rc == EXIT_SUCCESS && m->stats.t_suspended_ns && m->t_report_ns)
-        down = (m->t_report_ns - m->stats.t_suspended_ns) / 1000000;
-    else if (m->stats.t_suspended_ns)
-        down = (t_end - m->stats.t_suspended_ns) / 1000000;
-    ok = o && !xlcfg_json_add(o, "event", JSTR("summary")) &&
-         !xlcfg_json_add(o, "domain", JSTR(m->name)) &&
-         !xlcfg_json_add(o, "status", JSTR(status[rc])) &&
-         !xlcfg_json_add(o, "where", JSTR(where[rc])) &&
-         !xlcfg_json_add(o, "target", JSTR(m->target)) &&
-         !xlcfg_json_add(o, "source_domid", JU64(m->domid));
-    /* target_domid is null unless the domain runs there. */
-    if (ok && m->target_domid >= 0 && rc == EXIT_SUCCESS)
-        ok = !xlcfg_json_add(o, "target_domid",
-                             JU64((uint64_t)m->target_domid));
-    else if (ok)
-        ok = !json_object_object_add(o, "target_domid", NULL);
-    ok = ok &&
-         !xlcfg_json_add(o, "total_time_ms",
-                         JU64((t_end - m->t_start_ns) / 1000000)) &&
-         !xlcfg_json_add(o, "downtime_ms", JU64(down)) &&
-         !xlcfg_json_add(o, "iterations", JU64(m->stats.iterations)) &&
-         !xlcfg_json_add(o, "transferred_bytes", JU64(m->stats.bytes)) &&
-         !xlcfg_json_add(o, "pages_resent", JU64(m->stats.pages_resent));
-    if (ok && rc != EXIT_SUCCESS)
-        ok = !xlcfg_json_add(o, "error", JSTR(m->error[0] ? m->error :
-                                              "migration failed"));
-    ok = ok && !xlcfg_json_add(o, "receiver_finish_ms",
-                               JU64(m->recv_finish_ms));
-    json_print(o, ok);
+    fprintf(stderr,
+            "Migration summary: total time %.2f s, downtime %" PRIu64 " ms, %s sent at %s/s, %u live passes, %" PRIu64 " pages resent\n",
+            ms_since(m->t_start_ns, now) / 1000.0,
+            mig_downtime_ms(m, EXIT_SUCCESS, now),
+            xl_progress_bytes(sent, sizeof(sent), m->stats.bytes),
+            xl_progress_bytes(rate, sizeof(rate), mig_throughput(m)),
+            m->stats.iterations, m->stats.pages_resent);
 }
 
 static int migrate_domain(struct mig *m)
@@ -1722,10 +1832,11 @@ int main_migrate(int argc, char **argv)
         if (m.json) {
             snprintf(m.name, sizeof(m.name), "%s", argv[optind]);
             snprintf(m.error, sizeof(m.error), "no such domain");
-            mig_summary(&m, EXIT_FAILURE);
+            json_event(&m, NULL, NULL, EXIT_FAILURE);
         }
         return EXIT_FAILURE;
     }
+    m.have_domid = true;
     domain_name(m.xch, m.domid, m.name, sizeof(m.name));
     snprintf(m.pre.name, sizeof(m.pre.name), "%s", m.name);
 
@@ -1738,7 +1849,9 @@ int main_migrate(int argc, char **argv)
     }
     set_signals(SIG_DFL);
     if (m.json)
-        mig_summary(&m, rc);
+        json_event(&m, NULL, NULL, rc);
+    else if (rc == EXIT_SUCCESS)
+        mig_report(&m);
     free(m.config_json);
     return rc;
 }

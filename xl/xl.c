@@ -9,6 +9,7 @@
  * Style: Xen's xl/libxl style (four spaces, K&R braces).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,26 +26,36 @@ const char *run_dir;
 
 static xc_interface *host_xch;
 
-xc_interface *xl_open_host(void)
+xc_interface *xl_try_open_host(char *why, size_t len)
 {
-    bool chosen;
-
     if (host_xch)
         return host_xch;
     if (!run_dir)
         run_dir = getenv("FERRY_RUNDIR");
-    chosen = run_dir && *run_dir;
-    if (!chosen)
+    if (!run_dir || !*run_dir)
         run_dir = "/run/ferry";
     host_xch = xc_interface_open(run_dir, xc_stderr_logger(minmsglevel));
-    if (!host_xch) {
+    if (!host_xch)
+        snprintf(why, len, "cannot connect to the ferry host at %s: %s",
+                 run_dir, strerror(errno));
+    return host_xch;
+}
+
+xc_interface *xl_open_host(void)
+{
+    const char *env = getenv("FERRY_RUNDIR");
+    bool chosen = (run_dir && *run_dir) || (env && *env);
+    char why[PATH_MAX + 128];
+    xc_interface *xch = xl_try_open_host(why, sizeof(why));
+
+    if (!xch) {
         /* libxc said why, once; without -H or FERRY_RUNDIR, say how to
          * name another host. */
         if (!chosen)
             fprintf(stderr, "(no host given: set FERRY_RUNDIR or use xl -H DIR)\n");
         exit(EXIT_FAILURE);
     }
-    return host_xch;
+    return xch;
 }
 
 void xl_close_host(void)

@@ -45,6 +45,8 @@ extern const char *run_dir;
 
 /* The host xl talks to: -H DIR, else $FERRY_RUNDIR, else /run/ferry. */
 xc_interface *xl_open_host(void);
+/* The same without exiting: NULL, and why in why, if it cannot. */
+xc_interface *xl_try_open_host(char *why, size_t len);
 void xl_close_host(void);
 
 /*

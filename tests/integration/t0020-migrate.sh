@@ -60,15 +60,16 @@ sed 's/.*\r//; s/^/# /' "$T/mig.err" | tail -20
 NUM='[0-9][0-9]*'
 PHASES='\(setup\|live\|stop-copy\|verify\|state\|handshake\)'
 PROG='^{"event":"progress","domain":"checksum","status":"'$PHASES'",'
-PROG=$PROG'"iteration":'$NUM',"transferred_bytes":'$NUM','
-PROG=$PROG'"remaining_pages":'$NUM',"dirty_rate_bytes_per_s":'$NUM','
-PROG=$PROG'"throughput_bytes_per_s":'$NUM',"expected_downtime_ms":'$NUM'}$'
+PROG=$PROG'"iteration":'$NUM',"total-time":'$NUM',\("setup-time":'$NUM',\)\{0,1\}'
+PROG=$PROG'"transferred":'$NUM',"remaining":'$NUM',"total":'$NUM','
+PROG=$PROG'"normal":'$NUM',"pages_resent":'$NUM',"dirty-pages-rate":'$NUM','
+PROG=$PROG'"throughput_bytes_per_s":'$NUM',"expected-downtime":'$NUM'}$'
 SUMM='^{"event":"summary","domain":"checksum","status":"ok",'
 SUMM=$SUMM'"where":"target","target":"local:'$B'","source_domid":'$srcid','
-SUMM=$SUMM'"target_domid":'$NUM',"total_time_ms":'$NUM','
-SUMM=$SUMM'"downtime_ms":'$NUM',"iterations":'$NUM','
-SUMM=$SUMM'"transferred_bytes":'$NUM',"pages_resent":'$NUM','
-SUMM=$SUMM'"receiver_finish_ms":'$NUM'}$'
+SUMM=$SUMM'"target_domid":'$NUM',"total-time":'$NUM',"setup-time":'$NUM','
+SUMM=$SUMM'"downtime":'$NUM',"iterations":'$NUM','
+SUMM=$SUMM'"transferred":'$NUM',"normal":'$NUM',"pages_resent":'$NUM','
+SUMM=$SUMM'"throughput_bytes_per_s":'$NUM',"receiver_finish_ms":'$NUM'}$'
 nlines=$(wc -l <"$T/mig.json")
 nprog=$(grep -c "$PROG" "$T/mig.json")
 if [ "$nprog" -ge 1 ] && [ $((nprog + 1)) -eq "$nlines" ] &&
@@ -81,7 +82,7 @@ fi
 tail -1 "$T/mig.json" | sed 's/^/# /'
 tdom=$(tail -1 "$T/mig.json" | sed -n 's/.*"target_domid":\([0-9]*\).*/\1/p')
 bytes=$(tail -1 "$T/mig.json" |
-        sed -n 's/.*"transferred_bytes":\([0-9]*\).*/\1/p')
+        sed -n 's/.*"transferred":\([0-9]*\).*/\1/p')
 [ -n "$tdom" ] && [ "$tdom" = "$(domid_of "$B" checksum)" ] &&
     [ "${bytes:-0}" -gt 1000000 ] &&
     ok "--json: target_domid $tdom is B's domain, $bytes bytes sent" ||
@@ -124,7 +125,7 @@ else
     sed 's/^/# /' "$T/small.err"
 fi
 tail -1 "$T/small.json" | grep '"status":"failed","where":"source",' |
-    grep '"transferred_bytes":0,' |
+    grep '"transferred":0,' |
     grep -q '"error":"the target refused the domain: target has' &&
     ok "A->C: --json summary: failed, at source, 0 bytes sent" ||
     { fail "A->C: --json summary"; sed 's/^/# /' "$T/small.json"; }
