@@ -54,6 +54,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "common/size.h"
 #include "../libxc/xc.h"
 #include "../saverestore/sr.h"
 #include "../xl/xl-cfg.h"
@@ -1333,7 +1334,7 @@ static void usage(FILE *f)
             "Usage: ferry-bench [--quick] [--sizes MIB,MIB] [--dir DIR]\n"
             "  --quick       small domains (16 and 64 MiB; migration 16 MiB "
             "only):\n                checks that it runs\n"
-            "  --sizes LIST  domain sizes in MiB (default 1024,4096)\n"
+            "  --sizes LIST  domain sizes, MiB without a unit (1024,4G)\n"
             "  --dir DIR     where save files go (default $TMPDIR or "
             "/var/tmp)\n"
             "  --no-migrate  skip live migration\n");
@@ -1397,20 +1398,25 @@ int main(int argc, char **argv)
             break;
         case 's':
         {
-            char *p = optarg, *end;
+            /* Sizes as everywhere (common/size.h), MiB without a unit. */
+            char list[256], *tok, *save = NULL;
+            uint64_t bytes;
 
+            snprintf(list, sizeof(list), "%s", optarg);
             nr_sizes = 0;
-            while ( *p && nr_sizes < 8 )
+            for ( tok = strtok_r(list, ",", &save); tok && nr_sizes < 8;
+                  tok = strtok_r(NULL, ",", &save) )
             {
-                sizes[nr_sizes] = strtoull(p, &end, 10);
-                if ( end == p || !sizes[nr_sizes] )
+                int rc = ferry_parse_size(tok, SIZE_DEFAULT_MIB, &bytes);
+
+                if ( rc || !bytes || bytes % (1 << 20) )
                 {
-                    fprintf(stderr, "ferry-bench: bad --sizes '%s'\n",
-                            optarg);
+                    fprintf(stderr, "ferry-bench: --sizes: '%s' %s\n", tok,
+                            rc ? ferry_size_error(rc)
+                               : "is not a whole number of MiB, at least 1");
                     return 2;
                 }
-                nr_sizes++;
-                p = *end == ',' ? end + 1 : end;
+                sizes[nr_sizes++] = bytes >> 20;
             }
             break;
         }
