@@ -172,7 +172,9 @@ const char *xl_chan_rune(const struct xl_chan *ch);
  * else can write into the stream.  fd >= 0: a connected socket inherited
  * from ferry-hv (--fd N); the channel owns it.  tls non-NULL (socket
  * only): act as TLS server, require and verify a client certificate
- * signed by tls->ca; all three files must then be given (no defaults).
+ * signed by tls->ca; all three files must then be given (no defaults),
+ * and the client's subject must be on tls->allow.  A socket without tls:
+ * the fleet key exchange (auth: the key file, or insecure), within 10 s.
  * A failed handshake returns -EPROTO with err naming the failure (e.g.
  * "TLS handshake with 127.0.0.1:40112 failed: peer did not return a
  * certificate"); the caller logs it and exits 1.
