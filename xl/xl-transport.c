@@ -183,7 +183,9 @@ static const char *ssl_errstr(char *buf, size_t len)
     return buf;
 }
 
-char *xl_tls_default_path(const char *name)
+/* A file of the host's run directory (xl -H, FERRY_RUNDIR, or the
+ * default), where a host keeps its credentials. */
+static char *run_dir_file(const char *sub, const char *name)
 {
     const char *dir = run_dir;
     char *p;
@@ -192,9 +194,14 @@ char *xl_tls_default_path(const char *name)
         dir = getenv("FERRY_RUNDIR");
     if (!dir)
         dir = "/run/ferry";
-    if (asprintf(&p, "%s/tls/%s", dir, name) < 0)
+    if (asprintf(&p, "%s/%s%s", dir, sub, name) < 0)
         return NULL;
     return p;
+}
+
+char *xl_tls_default_path(const char *name)
+{
+    return run_dir_file("tls/", name);
 }
 
 /* ---- waiting --------------------------------------------------------- */
@@ -1322,16 +1329,7 @@ static int connect_net(struct xl_chan *ch, const char *hostport,
 
 char *xl_auth_default_path(void)
 {
-    const char *dir = run_dir;
-    char *p;
-
-    if (!dir)
-        dir = getenv("FERRY_RUNDIR");
-    if (!dir)
-        dir = "/run/ferry";
-    if (asprintf(&p, "%s/migrate.key", dir) < 0)
-        return NULL;
-    return p;
+    return run_dir_file("", "migrate.key");
 }
 
 static int unhex(const char *s, uint8_t *out, size_t n)
