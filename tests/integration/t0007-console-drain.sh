@@ -38,7 +38,10 @@ else
     fail "xl console attached before the end gets the result line (rc=$rc)"
     sed 's/^/# /' "$T/long.out"
 fi
-no_domain "$h" long && ok "and the domain is gone (the monitor destroyed it)" ||
+# (The console ends when the guest has shut down; its monitor destroys
+# it a moment later.)
+wait_for "$to" no_domain "$h" long &&
+    ok "and the domain is gone (the monitor destroyed it)" ||
     fail "and the domain is gone"
 
 # A restored domain with its monitor: save it mid-run (about 8 s of
@@ -50,7 +53,8 @@ wait_for 10 console_has "$h" rs "checksum: up" || diag "rs did not start"
 check "xl save" xlh "$h" save rs "$T/rs.save"
 check "xl restore (with its monitor)" xlh "$h" restore "$T/rs.save"
 timeout "$to" "$XL" -H "$h" console rs >"$T/rs.out" 2>&1 </dev/null
-if grep -q '^result: [0-9a-f]\{16\}$' "$T/rs.out" && no_domain "$h" rs; then
+if grep -q '^result: [0-9a-f]\{16\}$' "$T/rs.out" &&
+   wait_for "$to" no_domain "$h" rs; then
     ok "restored: the console gets the result line, then the domain is gone"
 else
     fail "restored: the console gets the result line"
