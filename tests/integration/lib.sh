@@ -121,9 +121,11 @@ stop_host() {
 # xlh DIR ARGS...: xl against the host in DIR.
 xlh() { h=$1; shift; "$XL" -H "$h" "$@"; }
 
-# wait_for SECONDS COMMAND...: poll until the command succeeds.
+# wait_for SECONDS COMMAND...: poll until the command succeeds.  The
+# limit scales with FERRY_TEST_TIMEOUT_MULTIPLIER: a sanitizer build runs
+# the same steps several times slower, and only a failing wait pays it.
 wait_for() {
-    limit=$(( $1 * 20 )); shift
+    limit=$(( $1 * 20 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1} )); shift
     i=0
     while [ $i -lt $limit ]; do
         "$@" >/dev/null 2>&1 && return 0
@@ -235,7 +237,7 @@ cpu_above() { awk -v a="$(cpu_time "$1" "$2")" -v b="$3" \
 cpu_grows() {
     t0=$(cpu_time "$1" "$2")
     [ -n "$t0" ] &&
-        wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) \
+        wait_for 5 \
             cpu_above "$1" "$2" "$t0"
 }
 # no_leftovers HOST: no leftover of a migration on the host.

@@ -13,7 +13,6 @@ G="$top_builddir/tests/guests"
 FERRY_HV_EXTRA_ARGS="--audit" start_host A 64M || exit 99
 h=$T/A
 pid=$(cat "$h/ferry-hv.pid")
-mult=${FERRY_TEST_TIMEOUT_MULTIPLIER:-1}
 free0=$(free_mib "$h")
 
 mkcfg() {
@@ -41,7 +40,7 @@ wait_for 10 shows victim "tick 3" && alive && ok "the victim ticks" || fail "the
 # read-only M2P, which a PV kernel may read (not write), as on Xen.
 mkcfg isolation 8 hostile-isolation
 check "the isolation guest starts" xlh "$h" create -e "$T/isolation.cfg"
-wait_for $((20 * mult)) shows isolation "isolation: done" || diag "the isolation guest did not finish"
+wait_for 20 shows isolation "isolation: done" || diag "the isolation guest did not finish"
 console_dump "$h" isolation >"$T/isolation.out"
 cat >"$T/slots.want" <<'W'
 isolation: R ffff800000000000 vec=ff ec=0000 cr2=0000000000000000
@@ -115,7 +114,7 @@ console_has "$h" directmap "read machine memory" && fail "it never read machine 
 # --- What Xen permits does not stop the daemon under --audit. ----------
 mkcfg legal 8 hostile-legal
 check "the legal-but-unusual guest starts" xlh "$h" create -e "$T/legal.cfg"
-wait_for $((20 * mult)) shows legal "legal: holding" || diag "the legal guest did not get to holding"
+wait_for 20 shows legal "legal: holding" || diag "the legal guest did not get to holding"
 console_dump "$h" legal >"$T/legal.out"
 cat >"$T/legal.want" <<'W'
 legal: machphys-shinfo  rc=0000000000000000
@@ -139,10 +138,10 @@ m=$(( $(free_mib "$h") - 1 ))
 mkcfg marker "$m" marker
 mkcfg scan "$m" scan
 check "a guest of $m MiB fills its memory with a marker" xlh "$h" create -e "$T/marker.cfg"
-wait_for $((30 * mult)) shows marker "marker: written" || diag "the marker guest did not finish"
+wait_for 30 shows marker "marker: written" || diag "the marker guest did not finish"
 xlh "$h" destroy marker
 check "a new guest of $m MiB starts" xlh "$h" create -e "$T/scan.cfg"
-wait_for $((90 * mult)) shows scan "scan: words" || diag "the scanner did not finish"
+wait_for 90 shows scan "scan: words" || diag "the scanner did not finish"
 words=$(printf '%016x' $(( m * 131072 + 512 )))
 if console_has "$h" scan "^scan: words $words hits 0000000000000000\$"; then
     ok "it finds no marker in any of its $m MiB or its shared_info"

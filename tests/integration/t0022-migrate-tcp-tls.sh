@@ -118,7 +118,7 @@ xlh "$A" destroy rf
 start_checksum cs3 || diag "cs3 did not start on A"
 "$CP" --cut-after 4000000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
 cp=$!
-wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) test -s "$T/cp"
+wait_for 5 test -s "$T/cp"
 nrecv0=$(grep -c "exited with status" "$B/ferry-hv.log")
 xlh "$A" migrate -e cs3 "tcp://127.0.0.1:$(cat "$T/cp")" \
     >"$T/cut.out" 2>"$T/cut.err"

@@ -147,7 +147,7 @@ check "receiver logged a client without a certificate" wait_for 5 log_has \
 # A sender stuck behind a proxy that stops forwarding holds B's only slot.
 "$CP" --cut-after 300 --mode hang "${TCP_B#tcp://}" >"$T/cp1" 2>/dev/null &
 cp1=$!
-wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) test -s "$T/cp1"
+wait_for 5 test -s "$T/cp1"
 "$CT" send "tcp://127.0.0.1:$(cat "$T/cp1")" held >"$T/held.o" 2>&1 &
 held=$!
 wait_for 5 grep -q "^banner" "$T/held.o"
@@ -173,7 +173,7 @@ exited1() { log_has "$A" "receiver pid $1 (from .*) exited with status 1"; }
 before=$(wc -l <"$A/ferry-hv.log")
 "$CP" --cut-after 3000000 "${TCP_A#tcp://}" >"$T/cp2" 2>/dev/null &
 cp2=$!
-wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) test -s "$T/cp2"
+wait_for 5 test -s "$T/cp2"
 "$CT" send --bulk 16 "tcp://127.0.0.1:$(cat "$T/cp2")" c1 >"$T/o" 2>"$T/e"
 if [ $? -ne 0 ] && grep -q "Connection reset by peer" "$T/e"; then
     ok "cut (RST) after 3 MB: the sender fails at once with the reason"
@@ -186,7 +186,7 @@ kill "$cp2"; wait "$cp2" 2>/dev/null
 
 "$CP" --mode close "${TLS_A#tls://}" >"$T/cp3" 2>"$T/cp3.e" &
 cp3=$!
-wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) test -s "$T/cp3"
+wait_for 5 test -s "$T/cp3"
 before=$(wc -l <"$A/ferry-hv.log")
 # (Fresh output files: a stale banner must not trigger the cut.)
 "$CT" send --bulk 256 $asB "tls://127.0.0.1:$(cat "$T/cp3")" c3 \

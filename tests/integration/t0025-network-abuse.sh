@@ -78,7 +78,7 @@ mv "$A/migrate.key.real" "$A/migrate.key"
 # ---- a stream changed on the path (1 bit, 3 MB in) --------------------------
 "$CP" --flip-at 3000000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
 cp=$!
-wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) test -s "$T/cp"
+wait_for 5 test -s "$T/cp"
 refused "a stream changed on the path" "sending the domain failed" \
     "tcp://127.0.0.1:$(cat "$T/cp")"
 check "... the proxy did change it, and B says so" wait_for 5 log_has "$B" \
@@ -202,14 +202,14 @@ xlh "$A" create -e "$ex/idle.cfg" 'name="ab"' 'memory=32' >/dev/null 2>&1
 "$CP" --cut-after 2000000 --mode hang "${TCP_B#tcp://}" >"$T/cp-hang" \
     2>/dev/null &
 cp=$!
-wait_for $((5 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) test -s "$T/cp-hang"
+wait_for 5 test -s "$T/cp-hang"
 n0=$(grep -c "exited with status" "$B/ferry-hv.log")
 # (Not through xlh: the signal below must reach xl itself.)
 "$XL" -H "$A" migrate -e ab "tcp://127.0.0.1:$(cat "$T/cp-hang")" >"$T/ab.out" \
     2>"$T/ab.err" &
 abp=$!
 nrecv() { [ "$(grep -c "exited with status" "$B/ferry-hv.log")" -gt "$1" ]; }
-if wait_for $((20 * ${FERRY_TEST_TIMEOUT_MULTIPLIER:-1})) nrecv "$n0" &&
+if wait_for 20 nrecv "$n0" &&
    no_leftovers "$B" && no_domain "$B" ab; then
     ok "a sender gone quiet: B destroys its incoming domain at the idle timeout"
 else
