@@ -69,9 +69,9 @@ run_case() {
         rc=$?
         how="$how, migrate-resolve rc $rc"
         [ "$want" = B ] && exp=0 || exp=1
-        # An aborted copy stays listed (as --aborted) while it dies: its
-        # receiver, orphaned by S, may still hold mappings of its frames
-        # until it exits, slowly in a sanitizer build.
+        # B's receiver, orphaned by S, drops its copy in its own time
+        # (slowly in a sanitizer build, with a batch of cases running):
+        # it cannot commit without S's go, so wait for it to finish.
         [ "$want" = A ] && wait_for 15 no_copy "$B" "$name"
     else
         [ "$want" = B ] && exp=0 || exp=1
