@@ -529,6 +529,24 @@ static int h_rename(struct ctl_conn *c, const void *p, size_t len)
     return rc;
 }
 
+static int h_throttle(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_throttle_req *q = p;
+    struct ferry_ctl_throttle_resp r = { 0 };
+    int rc = 0;
+
+    if ( len != sizeof(*q) || q->set > 1 || q->pad || q->pad2 )
+        return -EINVAL;
+    WITH_DOMAIN(q->domid, d);
+    if ( q->set )
+        rc = domain_set_throttle(d, q->pct);
+    r.pct = atomic_load(&d->throttle_pct);
+    put_domain(d);
+    if ( rc )
+        return rc;
+    return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
+}
+
 static int h_get_meta(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_domid *q = p;
@@ -1062,6 +1080,7 @@ static const struct
     [FERRY_CTL_DOMAIN_RENAME] = { "domain_rename", h_rename },
     [FERRY_CTL_VCPU_GETINFO] = { "vcpu_getinfo", h_vcpu_getinfo },
     [FERRY_CTL_DOMAIN_WAIT] = { "domain_wait", h_wait, .blocks = true },
+    [FERRY_CTL_DOMAIN_THROTTLE] = { "domain_throttle", h_throttle },
 };
 
 /* ------------------------------------------------------------------------

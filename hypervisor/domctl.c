@@ -88,6 +88,8 @@ int domctl_resumedomain(struct domain *d)
     atomic_store(&d->shutdown_code, -1);
     atomic_store(&d->is_shutting_down, false);
     atomic_store(&d->is_shut_down, false);
+    /* A source resumed after a failed migration runs at full speed. */
+    domain_set_throttle(d, 0);
     domain_rt_kick(d);
     return 0;
 }

@@ -488,6 +488,8 @@ struct domain
     struct logdirty logdirty;
     struct grant_table *grant_table;
     struct domain_rt *rt;           /* running guests (hypervisor/vcpu.c) */
+    /* Migration throttle: percent of each vCPU's time withheld (0..99). */
+    _Atomic unsigned int throttle_pct;
 
     /* Continuation state of a preempted destroy. */
     unsigned int relinquish_stage;
@@ -598,6 +600,36 @@ void domain_rt_kick(struct domain *d);
 void domain_rt_sync(struct domain *d);
 /* The same for one vCPU (vcpu_pause() in Xen). */
 void vcpu_pause(struct vcpu *v);
+
+/*
+ * The migration throttle (QEMU's auto-converge, as a scheduler cap):
+ * while pct is not 0 each vCPU of the domain runs at most (100 - pct)% of
+ * every SCHED_THROTTLE_PERIOD_NS of wall time, and is parked (not
+ * running, so pausing it stays immediate) for the rest.  A migration
+ * sets it while pre-copy does not converge; it is lifted when the
+ * migration ends (by the toolstack, and by the hypervisor when log-dirty
+ * is switched off or the domain is resumed).  -EINVAL above
+ * SCHED_THROTTLE_MAX.
+ */
+#define SCHED_THROTTLE_MAX 99U
+#define SCHED_THROTTLE_PERIOD_NS 10000000ULL
+int domain_set_throttle(struct domain *d, unsigned int pct);
+
+/*
+ * One vCPU's duty-cycle account.  sched_throttle_charge() adds ran_ns of
+ * guest execution ending at now and returns 0 if the vCPU may run on, or
+ * the time until which it must be parked.  An overrun (a step longer
+ * than what was left) is owed and parks it longer, so that over many
+ * periods the share is the cap.  Used by the runners; public for tests.
+ */
+struct sched_throttle
+{
+    uint64_t start;                 /* the account's origin (ns) */
+    uint64_t ran;                   /* ns run since start */
+    unsigned int pct;               /* the cap it counts for */
+};
+uint64_t sched_throttle_charge(struct sched_throttle *t, unsigned int pct,
+                               uint64_t now, uint64_t ran_ns);
 void vcpu_unpause(struct vcpu *v);
 
 /* Crash the domain: log why, and shut it down with SHUTDOWN_crash. */

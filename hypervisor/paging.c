@@ -483,6 +483,9 @@ static int paging_domctl(struct domain *d, struct xen_domctl_shadow_op *sc)
         domain_pause_vcpus(d);
         paging_free_log_dirty_bitmap(d);
         domain_unpause_vcpus(d);
+        /* The migration that throttled the domain is over, however it
+         * ended: a toolstack that died cannot leave it slowed. */
+        domain_set_throttle(d, 0);
         return 0;
 
     case XEN_DOMCTL_SHADOW_OP_CLEAN:

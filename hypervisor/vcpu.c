@@ -47,6 +47,14 @@
  *
  * domain_rt_sync() returns when every runner is parked, which is how
  * pausing a domain is synchronous, as in Xen.
+ *
+ * THE THROTTLE
+ *
+ * A runnable vCPU of a throttled domain (domain_set_throttle) that has
+ * used its share of the current period leaves run() and waits parked
+ * until the period ends: parked rather than sleeping while "running", so
+ * that a pause during a throttled migration still takes effect at once.
+ * Only the runner reads and writes its own account.
  */
 #include <inttypes.h>
 #include <sched.h>
@@ -84,6 +92,8 @@ struct vcpu_rt
     _Atomic uint64_t access_seq;    /* odd while inside a guest access */
     _Atomic uint64_t timer_deadline;    /* ns of hv_system_time; 0: none */
     uint64_t last_pte;              /* leaf entry of the last failed walk */
+    struct sched_throttle thr;      /* the runner's own */
+    uint64_t throttled_until;       /* parked by the throttle until; 0 */
 };
 
 /*
@@ -755,8 +765,13 @@ static void run(struct vcpu_rt *r)
     {
         uint64_t t0 = hv_system_time();
         int why = isa_step(&v->ctxt.user_regs, &guest_ops, r, STEP_BUDGET, &f);
+        uint64_t t1 = hv_system_time();
+        unsigned int pct = atomic_load(&v->domain->throttle_pct);
 
-        atomic_fetch_add(&v->cpu_time, hv_system_time() - t0);
+        atomic_fetch_add(&v->cpu_time, t1 - t0);
+        if ( pct || r->thr.ran )
+            r->throttled_until = sched_throttle_charge(&r->thr, pct, t1,
+                                                       t1 - t0);
         switch ( why )
         {
         case ISA_EXIT_FAULT:
@@ -775,7 +790,27 @@ static void run(struct vcpu_rt *r)
             break;
         }
         timer_check(r, false);
+        if ( r->throttled_until )
+            return;
     }
+}
+
+/* Wait on rt->wake (rt->lock held) until woken or the deadline dl. */
+static void wait_until(struct domain_rt *rt, uint64_t dl)
+{
+    struct timespec ts;
+    uint64_t now = hv_system_time();
+    uint64_t wait = dl > now ? dl - now : 0;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait / 1000000000ULL);
+    ts.tv_nsec += (long)(wait % 1000000000ULL);
+    if ( ts.tv_nsec >= 1000000000L )
+    {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&rt->wake, &rt->lock, &ts);
 }
 
 /* Block until runnable or stopping; wakes on timer deadlines and events. */
@@ -791,26 +826,25 @@ static bool wait_runnable(struct domain_rt *rt, struct vcpu_rt *r)
              (event_pending(v) || timer_check(r, true)) )
             atomic_store(&v->blocked, false);
         if ( runnable(v) )
-            return true;
+        {
+            /* Out of its share: parked until the period ends, unless the
+             * throttle was lifted meanwhile (which wakes us). */
+            uint64_t until = r->throttled_until;
+
+            if ( !until || !atomic_load(&v->domain->throttle_pct) ||
+                 hv_system_time() >= until )
+            {
+                r->throttled_until = 0;
+                return true;
+            }
+            wait_until(rt, until);
+            continue;
+        }
 
         uint64_t dl = atomic_load(&r->timer_deadline);
 
         if ( dl && atomic_load(&v->blocked) )
-        {
-            struct timespec ts;
-            uint64_t now = hv_system_time();
-            uint64_t wait = dl > now ? dl - now : 0;
-
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += (time_t)(wait / 1000000000ULL);
-            ts.tv_nsec += (long)(wait % 1000000000ULL);
-            if ( ts.tv_nsec >= 1000000000L )
-            {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&rt->wake, &rt->lock, &ts);
-        }
+            wait_until(rt, dl);
         else
             pthread_cond_wait(&rt->wake, &rt->lock);
     }
@@ -902,6 +936,70 @@ void domain_rt_kick(struct domain *d)
     }
     pthread_cond_broadcast(&rt->wake);
     pthread_mutex_unlock(&rt->lock);
+}
+
+uint64_t sched_throttle_charge(struct sched_throttle *t, unsigned int pct,
+                               uint64_t now, uint64_t ran_ns)
+{
+    uint64_t share, budget, earned;
+
+    if ( !pct )
+    {
+        /* Unthrottled: nothing owed, and a later throttle starts afresh. */
+        t->pct = 0;
+        t->start = now;
+        t->ran = 0;
+        return 0;
+    }
+    pct = min(pct, SCHED_THROTTLE_MAX);
+    share = 100 - pct;
+    budget = SCHED_THROTTLE_PERIOD_NS * share / 100;
+    if ( pct != t->pct )
+    {
+        /* A new cap counts from now, with one budget in hand. */
+        t->pct = pct;
+        t->start = now > SCHED_THROTTLE_PERIOD_NS
+                   ? now - SCHED_THROTTLE_PERIOD_NS : 0;
+        t->ran = 0;
+    }
+    t->ran += ran_ns;
+    /*
+     * The vCPU earns share% of the wall clock since start.  It may bank
+     * at most one period's budget (a vCPU that was blocked gains no
+     * right to a long burst); once it has run more than it earned it is
+     * parked until it has earned a budget again, so that it runs and
+     * parks in slices of about one period.
+     */
+    earned = (now - t->start) * share / 100;
+    if ( earned > t->ran + budget )
+    {
+        t->start = now - (t->ran + budget) * 100 / share;
+        earned = t->ran + budget;
+    }
+    if ( t->ran <= earned )
+        return 0;
+    return t->start + (t->ran + budget) * 100 / share;
+}
+
+int domain_set_throttle(struct domain *d, unsigned int pct)
+{
+    struct domain_rt *rt = d->rt;
+    unsigned int old;
+
+    if ( pct > SCHED_THROTTLE_MAX )
+        return -EINVAL;
+    old = atomic_exchange(&d->throttle_pct, pct);
+    if ( old == pct )
+        return 0;
+    printk("d%u: vCPU throttle %u%% (was %u%%)", d->domain_id, pct, old);
+    /* A lower cap may let parked runners go at once. */
+    if ( rt && pct < old )
+    {
+        pthread_mutex_lock(&rt->lock);
+        pthread_cond_broadcast(&rt->wake);
+        pthread_mutex_unlock(&rt->lock);
+    }
+    return 0;
 }
 
 void domain_rt_sync(struct domain *d)

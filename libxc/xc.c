@@ -607,6 +607,48 @@ int xc_domain_rename(xc_interface *xch, uint32_t domid, const char *expect,
     return 0;
 }
 
+static int throttle_op(xc_interface *xch, uint32_t domid, bool set,
+                       unsigned int *pct)
+{
+    struct ferry_ctl_throttle_req q = {
+        .domid = (domid_t)domid, .set = set, .pct = *pct,
+    };
+    struct ferry_ctl_throttle_resp r;
+
+    if ( call(xch, FERRY_CTL_DOMAIN_THROTTLE, &q, sizeof(q)) < 0 )
+        return -1;
+    if ( xch->resp.len != sizeof(r) )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&r, xch->resp.buf, sizeof(r));
+    *pct = r.pct;
+    return 0;
+}
+
+int xc_domain_set_throttle(xc_interface *xch, uint32_t domid,
+                           unsigned int pct)
+{
+    if ( throttle_op(xch, domid, true, &pct) )
+    {
+        int err = errno;
+
+        xc__log(xch, XC_ERROR, err, "cannot throttle domain %u to %u%%",
+                domid, pct);
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+int xc_domain_get_throttle(xc_interface *xch, uint32_t domid,
+                           unsigned int *pct)
+{
+    *pct = 0;
+    return throttle_op(xch, domid, false, pct);
+}
+
 static int get_meta(xc_interface *xch, uint32_t domid,
                     struct ferry_ctl_meta *r)
 {

@@ -145,6 +145,18 @@ int xc_domain_get_meta(xc_interface *xch, uint32_t domid, char *name,
 int xc_domain_rename(xc_interface *xch, uint32_t domid, const char *expect,
                      const char *name);
 
+/*
+ * The migration throttle (ferry): withhold pct percent (0..99) of each of
+ * the domain's vCPUs' time, 0 lifting it.  The hypervisor also lifts it
+ * when log-dirty is switched off and when the domain is resumed.  Returns
+ * 0, or -1 with errno (EINVAL above 99).
+ */
+int xc_domain_set_throttle(xc_interface *xch, uint32_t domid,
+                           unsigned int pct);
+/* The throttle in force, in *pct; 0 or -1 with errno. */
+int xc_domain_get_throttle(xc_interface *xch, uint32_t domid,
+                           unsigned int *pct);
+
 /* ------------------------------------------------------------------------
  * vCPUs
  * ------------------------------------------------------------------------ */

@@ -97,6 +97,9 @@ struct save_ctx
     uint64_t *sent;                     /* data pages sent at least once */
     uint64_t t_live_ns;                 /* the live phase began */
     uint64_t t_pass_ns, pass_bytes0;    /* the current pass began */
+    uint64_t pass_bytes;                /* the last pass sent */
+    unsigned int throttle;              /* percent set; 0: none */
+    unsigned int throttle_raises;       /* passes that raised it */
     struct sr_progress prog;
     struct sr_save_stats st;
 };
@@ -431,6 +434,24 @@ bool sr__precopy_timed_out(const struct sr_precopy_policy *p,
                            uint64_t elapsed_ms)
 {
     return p->timeout_ms && elapsed_ms >= p->timeout_ms;
+}
+
+unsigned int sr__throttle_next(const struct sr_precopy_policy *p,
+                               unsigned int cur, uint64_t dirty_bytes,
+                               uint64_t sent_bytes)
+{
+    unsigned int top = p->throttle_max ? p->throttle_max
+                                       : SR_DEFAULT_THROTTLE_MAX;
+    unsigned int next;
+
+    if ( !p->throttle_initial || dirty_bytes <= sent_bytes / 2 )
+        return cur;
+    next = cur ? cur + p->throttle_increment : p->throttle_initial;
+    if ( top > SR_DEFAULT_THROTTLE_MAX )
+        top = SR_DEFAULT_THROTTLE_MAX;
+    if ( next > top )
+        next = cur > top ? cur : top;
+    return next;
 }
 
 enum sr__precopy_decision
@@ -895,6 +916,7 @@ static int live_pass(struct save_ctx *ctx, bool *stop)
     ctx->st.iterations++;
     ns = now_ns() - ctx->t_pass_ns;
     bytes = sr_io_offset(ctx->io) - ctx->pass_bytes0;
+    ctx->pass_bytes = bytes;
     if ( ns && ctx->prog.pass_total )
         ctx->prog.throughput = (uint64_t)((unsigned __int128)bytes *
                                           1000000000ULL / ns);
@@ -914,11 +936,44 @@ static void note_dirty(struct save_ctx *ctx, uint64_t dirty)
         sr__expected_downtime_ms(dirty, ctx->prog.throughput);
 }
 
+/* After a CLEAN: throttle a domain that dirties faster than we send. */
+static int throttle(struct save_ctx *ctx, uint64_t dirty)
+{
+    unsigned int next = sr__throttle_next(&ctx->pol, ctx->throttle,
+                                          dirty * SR_PAGE_SIZE,
+                                          ctx->pass_bytes);
+
+    if ( next == ctx->throttle )
+        return 0;
+    if ( xc_domain_set_throttle(ctx->xch, ctx->domid, next) )
+        return save_fail(ctx, -errno, "Failed to throttle domain %u to "
+                         "%u%%: %s", ctx->domid, next, strerror(errno));
+    if ( next > ctx->throttle )
+        ctx->throttle_raises++;
+    ctx->throttle = next;
+    ctx->prog.throttle_pct = next;
+    if ( next > ctx->st.throttle_max_pct )
+        ctx->st.throttle_max_pct = next;
+    return 0;
+}
+
+/* Whatever happened: the domain runs at full speed again. */
+static void lift_throttle(struct save_ctx *ctx)
+{
+    if ( !ctx->throttle )
+        return;
+    /* Best effort: the hypervisor also lifts it with log-dirty. */
+    xc_domain_set_throttle(ctx->xch, ctx->domid, 0);
+    ctx->throttle = 0;
+    ctx->prog.throttle_pct = 0;
+}
+
 static enum sr__precopy_decision decide(struct save_ctx *ctx,
                                         bool dirty_known, uint64_t dirty)
 {
     struct sr__precopy_state s = {
-        .iteration = ctx->st.iterations,
+        /* Passes that raised the throttle are its, not the limit's. */
+        .iteration = ctx->st.iterations - ctx->throttle_raises,
         .dirty_known = dirty_known,
         .dirty_pages = dirty,
         .throughput = ctx->prog.throughput,
@@ -959,6 +1014,8 @@ static int send_memory_live(struct save_ctx *ctx)
              (rc = refresh_p2m(ctx)) )
             return rc;
         note_dirty(ctx, dirty);
+        if ( (rc = throttle(ctx, dirty)) )
+            return rc;
         d = decide(ctx, true, dirty);
         if ( d == SR__PRECOPY_ABORT )
             break;
@@ -1170,9 +1227,11 @@ int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
         start_phase(&ctx, SR_PHASE_STATE, 0);
         rc = write_end(&ctx);
     }
+    /* Before the clean-up's round trips: the stream's own end. */
+    ctx.st.t_end_ns = now_ns();
+    lift_throttle(&ctx);
     disable_logdirty(&ctx);
     ctx.st.bytes = sr_io_offset(io) - off0;
-    ctx.st.t_end_ns = now_ns();
     if ( !rc )
         start_phase(&ctx, SR_PHASE_DONE, 0);
     if ( a->stats )

@@ -526,6 +526,9 @@ struct sr_progress
      * bandwidth); after a CLEAN, the dirty set.
      */
     uint64_t expected_downtime_ms;
+    /* The migration throttle in force (percent; QEMU's
+     * cpu-throttle-percentage). */
+    unsigned int throttle_pct;
 };
 /*
  * A pass's remaining pages are pass_total - pass_done; overall, the save
@@ -558,10 +561,29 @@ struct sr_precopy_policy
     uint64_t bandwidth_limit;       /* bytes/s while live; 0: unlimited */
     uint64_t timeout_ms;            /* 0: none */
     enum sr_timeout_action timeout_action;
+    /*
+     * The throttle (QEMU's auto-converge), off when throttle_initial is
+     * 0.  After each CLEAN of the live phase, a pass that dirtied more
+     * than half the bytes it sent (QEMU's throttle-trigger-threshold) is
+     * not converging: the domain's vCPUs are throttled to
+     * throttle_initial percent, or throttle_increment more than before,
+     * at most throttle_max (0: SR_DEFAULT_THROTTLE_MAX).  A pass that
+     * raised the throttle does not count towards max_iterations, so the
+     * throttle gets its passes to act (at most one per step to the
+     * maximum).  The throttle is lifted when the save ends, however it
+     * ends.
+     */
+    unsigned int throttle_initial;
+    unsigned int throttle_increment;
+    unsigned int throttle_max;
 };
 
 #define SR_DEFAULT_MAX_ITERATIONS   5       /* Xen's SPP_MAX_ITERATIONS */
 #define SR_DEFAULT_TARGET_DIRTY     50      /* Xen's SPP_TARGET_DIRTY_COUNT */
+/* QEMU's cpu-throttle-initial, -increment and max-cpu-throttle. */
+#define SR_DEFAULT_THROTTLE_INITIAL 20
+#define SR_DEFAULT_THROTTLE_INCREMENT 10
+#define SR_DEFAULT_THROTTLE_MAX     99
 
 /*
  * The policy as a pure function (sr-save.c; internal, for unit tests).
@@ -593,6 +615,13 @@ sr__precopy_decide(const struct sr_precopy_policy *p,
 bool sr__precopy_timed_out(const struct sr_precopy_policy *p,
                            uint64_t elapsed_ms);
 uint64_t sr__expected_downtime_ms(uint64_t dirty_pages, uint64_t throughput);
+/*
+ * The throttle after a pass that sent sent_bytes while dirty_bytes were
+ * dirtied, when it was cur: cur if converging or off, else raised.
+ */
+unsigned int sr__throttle_next(const struct sr_precopy_policy *p,
+                               unsigned int cur, uint64_t dirty_bytes,
+                               uint64_t sent_bytes);
 
 /* What a save did, for figures and --json summaries. */
 struct sr_save_stats
@@ -603,6 +632,7 @@ struct sr_save_stats
     uint64_t t_start_ns;            /* CLOCK_MONOTONIC */
     uint64_t t_suspended_ns;        /* the domain stopped running */
     uint64_t t_end_ns;              /* the last byte was written */
+    unsigned int throttle_max_pct;  /* the highest throttle it set */
 };
 
 struct sr_save_args

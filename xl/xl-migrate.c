@@ -1151,6 +1151,19 @@ static uint64_t mig_throughput(const struct mig *m)
 }
 
 /*
+ * The sender's part of the downtime: from the domain's stop to the
+ * stream's last byte (the rest is the receiver's finish and the
+ * handshake's round trips).  0 if the save never stopped the domain.
+ */
+static uint64_t mig_stop_to_end_ms(const struct mig *m)
+{
+    if (!m->stats.t_suspended_ns ||
+        m->stats.t_end_ns < m->stats.t_suspended_ns)
+        return 0;
+    return ms_since(m->stats.t_suspended_ns, m->stats.t_end_ns);
+}
+
+/*
  * One --json line (man/xl.1 documents the shape): a progress event when p
  * is given, else the summary of a migration that ended with rc.  Names are
  * QEMU's (query-migrate, MigrationStats) where the meaning is the same:
@@ -1201,7 +1214,9 @@ static void json_event(struct mig *m, const struct sr_progress *p,
              !xlcfg_json_add(o, "throughput_bytes_per_s",
                              JU64(p->throughput)) &&
              !xlcfg_json_add(o, "expected-downtime",
-                             JU64(p->expected_downtime_ms));
+                             JU64(p->expected_downtime_ms)) &&
+             !xlcfg_json_add(o, "cpu-throttle-percentage",
+                             JU64(p->throttle_pct));
         json_print(o, ok);
         return;
     }
@@ -1236,8 +1251,12 @@ static void json_event(struct mig *m, const struct sr_progress *p,
     if (ok && rc != EXIT_SUCCESS)
         ok = !xlcfg_json_add(o, "error", JSTR(m->error[0] ? m->error :
                                               "migration failed"));
-    ok = ok && !xlcfg_json_add(o, "receiver_finish_ms",
-                               JU64(m->recv_finish_ms));
+    ok = ok && !xlcfg_json_add(o, "sender_stop_to_end_ms",
+                               JU64(mig_stop_to_end_ms(m))) &&
+         !xlcfg_json_add(o, "receiver_finish_ms",
+                         JU64(m->recv_finish_ms)) &&
+         !xlcfg_json_add(o, "max-cpu-throttle-percentage",
+                         JU64(m->stats.throttle_max_pct));
     json_print(o, ok);
 }
 
@@ -1711,6 +1730,23 @@ static int parse_u64(const char *opt, const char *s, uint64_t *v)
     return 0;
 }
 
+/* A throttle percentage: lo..99 (the hypervisor's maximum). */
+static int parse_pct(const char *opt, const char *s, unsigned int lo,
+                     unsigned int *pct)
+{
+    uint64_t v;
+
+    if (parse_u64(opt, s, &v))
+        return -1;
+    if (v < lo || v > SR_DEFAULT_THROTTLE_MAX) {
+        fprintf(stderr, "migrate: %s is a percentage from %u to %u, not"
+                " %s\n", opt, lo, SR_DEFAULT_THROTTLE_MAX, s);
+        return -1;
+    }
+    *pct = (unsigned int)v;
+    return 0;
+}
+
 int main_migrate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1730,6 +1766,10 @@ int main_migrate(int argc, char **argv)
         { "tls-name", required_argument, NULL, 0x10d },
         { "tls-crl", required_argument, NULL, 0x10e },
         { "insecure", no_argument, NULL, 0x10f },
+        { "throttle-initial", required_argument, NULL, 0x110 },
+        { "throttle-increment", required_argument, NULL, 0x111 },
+        { "throttle-max", required_argument, NULL, 0x112 },
+        { "no-throttle", no_argument, NULL, 0x113 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1738,6 +1778,7 @@ int main_migrate(int argc, char **argv)
         .target_domid = -1, .json_phase = -1,
     };
     int opt, nargs = 0, rc = EXIT_SUCCESS;
+    bool no_throttle = false, throttle_inc_set = false;
     uint64_t v;
 
     fault_parse();
@@ -1810,6 +1851,40 @@ int main_migrate(int argc, char **argv)
         case 0x10d: m.copts.tls.name = optarg; break;
         case 0x10e: m.copts.tls.crl = optarg; break;
         case 0x10f: m.copts.auth.insecure = true; break;
+        case 0x110:
+            if (parse_pct("--throttle-initial", optarg, 1,
+                          &m.policy.throttle_initial))
+                return EXIT_FAILURE;
+            break;
+        case 0x111:
+            if (parse_pct("--throttle-increment", optarg, 0,
+                          &m.policy.throttle_increment))
+                return EXIT_FAILURE;
+            throttle_inc_set = true;
+            break;
+        case 0x112:
+            if (parse_pct("--throttle-max", optarg, 1,
+                          &m.policy.throttle_max))
+                return EXIT_FAILURE;
+            break;
+        case 0x113: no_throttle = true; break;
+        }
+    }
+    /* The throttle is on unless asked off (man/xl.1, THROTTLE). */
+    if (no_throttle) {
+        m.policy.throttle_initial = 0;
+    } else {
+        if (!m.policy.throttle_initial)
+            m.policy.throttle_initial = SR_DEFAULT_THROTTLE_INITIAL;
+        if (!throttle_inc_set)
+            m.policy.throttle_increment = SR_DEFAULT_THROTTLE_INCREMENT;
+        if (!m.policy.throttle_max)
+            m.policy.throttle_max = SR_DEFAULT_THROTTLE_MAX;
+        if (m.policy.throttle_initial > m.policy.throttle_max) {
+            fprintf(stderr, "migrate: --throttle-initial %u is above"
+                    " --throttle-max %u\n", m.policy.throttle_initial,
+                    m.policy.throttle_max);
+            return EXIT_FAILURE;
         }
     }
     if (argc - optind != 2) {

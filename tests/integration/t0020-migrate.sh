@@ -63,13 +63,15 @@ PROG='^{"event":"progress","domain":"checksum","status":"'$PHASES'",'
 PROG=$PROG'"iteration":'$NUM',"total-time":'$NUM',\("setup-time":'$NUM',\)\{0,1\}'
 PROG=$PROG'"transferred":'$NUM',"remaining":'$NUM',"total":'$NUM','
 PROG=$PROG'"normal":'$NUM',"pages_resent":'$NUM',"dirty-pages-rate":'$NUM','
-PROG=$PROG'"throughput_bytes_per_s":'$NUM',"expected-downtime":'$NUM'}$'
+PROG=$PROG'"throughput_bytes_per_s":'$NUM',"expected-downtime":'$NUM','
+PROG=$PROG'"cpu-throttle-percentage":'$NUM'}$'
 SUMM='^{"event":"summary","domain":"checksum","status":"ok",'
 SUMM=$SUMM'"where":"target","target":"local:'$B'","source_domid":'$srcid','
 SUMM=$SUMM'"target_domid":'$NUM',"total-time":'$NUM',"setup-time":'$NUM','
 SUMM=$SUMM'"downtime":'$NUM',"iterations":'$NUM','
 SUMM=$SUMM'"transferred":'$NUM',"normal":'$NUM',"pages_resent":'$NUM','
-SUMM=$SUMM'"throughput_bytes_per_s":'$NUM',"receiver_finish_ms":'$NUM'}$'
+SUMM=$SUMM'"throughput_bytes_per_s":'$NUM',"sender_stop_to_end_ms":'$NUM','
+SUMM=$SUMM'"receiver_finish_ms":'$NUM',"max-cpu-throttle-percentage":'$NUM'}$'
 nlines=$(wc -l <"$T/mig.json")
 nprog=$(grep -c "$PROG" "$T/mig.json")
 if [ "$nprog" -ge 1 ] && [ $((nprog + 1)) -eq "$nlines" ] &&

@@ -112,3 +112,36 @@ TEST(expected_downtime_does_not_overflow)
     ASSERT_HEX(sr__expected_downtime_ms(1ULL << 40, 1ULL << 52),
                (uint64_t)((1ULL << 40) * 4096ULL / (1ULL << 52) * 1000));
 }
+
+TEST(throttle_off_unless_asked_and_only_when_not_converging)
+{
+    struct sr_precopy_policy p = { 0 };
+
+    /* A zeroed policy (Xen's, and xl save's) never throttles. */
+    ASSERT_EQ(sr__throttle_next(&p, 0, 1ULL << 40, 1), 0);
+    p.throttle_initial = 20;
+    p.throttle_increment = 10;
+    /* QEMU's trigger: dirtied more than half of what the pass sent. */
+    ASSERT_EQ(sr__throttle_next(&p, 0, 500, 1000), 0);
+    ASSERT_EQ(sr__throttle_next(&p, 0, 501, 1000), 20);
+    ASSERT_EQ(sr__throttle_next(&p, 30, 500, 1000), 30);
+}
+
+TEST(throttle_rises_by_the_increment_to_the_maximum)
+{
+    struct sr_precopy_policy p = { .throttle_initial = 20,
+                                   .throttle_increment = 10 };
+
+    ASSERT_EQ(sr__throttle_next(&p, 20, 2, 1), 30);
+    ASSERT_EQ(sr__throttle_next(&p, 90, 2, 1), 99);     /* default max */
+    ASSERT_EQ(sr__throttle_next(&p, 99, 2, 1), 99);
+    p.throttle_max = 50;
+    ASSERT_EQ(sr__throttle_next(&p, 45, 2, 1), 50);
+    ASSERT_EQ(sr__throttle_next(&p, 50, 2, 1), 50);
+    /* Never above what the hypervisor allows. */
+    p.throttle_max = 200;
+    ASSERT_EQ(sr__throttle_next(&p, 95, 2, 1), 99);
+    /* An increment of 0 holds it at the initial step. */
+    p.throttle_increment = 0;
+    ASSERT_EQ(sr__throttle_next(&p, 20, 2, 1), 20);
+}

@@ -76,6 +76,7 @@ enum ferry_ctl_op
     FERRY_CTL_DOMAIN_RENAME,        /* compare-and-swap of the name */
     FERRY_CTL_DOMAIN_WAIT,          /* block until it has shut down */
     FERRY_CTL_VCPU_GETINFO,         /* Xen's XEN_DOMCTL_getvcpuinfo */
+    FERRY_CTL_DOMAIN_THROTTLE,      /* the migration throttle */
     FERRY_CTL_NR_OPS
 };
 
@@ -184,6 +185,26 @@ struct ferry_ctl_wait_req
     domid_t domid;
     uint16_t pad;
     uint32_t timeout_ms;
+};
+
+/*
+ * DOMAIN_THROTTLE: set the migration throttle (percent of each vCPU's
+ * time withheld, 0..99; 0 lifts it) when set is 1, or only read it when
+ * set is 0.  The response is the throttle in force afterwards.
+ */
+struct ferry_ctl_throttle_req
+{
+    domid_t domid;
+    uint16_t pad;
+    uint32_t set;
+    uint32_t pct;
+    uint32_t pad2;
+};
+
+struct ferry_ctl_throttle_resp
+{
+    uint32_t pct;
+    uint32_t pad;
 };
 
 struct ferry_ctl_vcpu_req
