@@ -15,9 +15,9 @@
  * logs to DIR/ferry-hv.log, which is also the ring that `xl dmesg` reads.
  *
  * Start-up is synchronous for scripts: without --foreground the daemon
- * forks, and the parent exits 0 only once the child has its memory and is
- * listening (or non-zero with the child's error), so `ferry-hv ... && xl
- * list` never races.  One daemon per run directory: DIR/ferry-hv.pid is
+ * forks, and the parent exits 0 only once the child has set up its memory
+ * (populated in the background, see host.c) and is listening (or non-zero
+ * with the child's error), so `ferry-hv ... && xl list` never races.  One daemon per run directory: DIR/ferry-hv.pid is
  * locked for the daemon's lifetime.
  *
  * Incoming migrations (--migrate-listen): the daemon only listens.  Per

@@ -270,7 +270,12 @@ struct host_params
 {
     uint64_t memory_bytes;      /* machine memory; rounded down to frames */
     unsigned int nr_control_vcpus;  /* vCPUs of domain 0 (toolstack threads) */
+    /* Tests: the background population waits for host_populate_release. */
+    bool populate_held;
 };
+
+/* Machine memory is populated in chunks of this many frames (2 MiB). */
+#define POPULATE_CHUNK_FRAMES 512ULL
 
 struct host
 {
@@ -286,6 +291,21 @@ struct host
     uint64_t *free_bitmap;          /* bit set: frame is free */
     uint64_t free_pages;
     uint64_t alloc_hint;
+
+    /*
+     * Background population of machine memory (host.c).  A chunk's bit is
+     * set, atomically, once it is populated; the thread and allocators
+     * may populate the same chunk at once, which is harmless.  The lock
+     * guards only the held/done flags (it nests inside nothing).
+     */
+    _Atomic uint64_t *populated;
+    _Atomic uint64_t populated_chunks;
+    _Atomic bool populate_stop;
+    pthread_t populate_thread;
+    bool populate_running;
+    pthread_mutex_t populate_lock;
+    pthread_cond_t populate_cond;
+    bool populate_held, populate_done;
 
     spinlock_t domlist_lock;
     /* Broadcast when a domain shuts down or starts dying (DOMAIN_WAIT). */
@@ -314,6 +334,12 @@ extern struct host host;
 
 int host_init(const struct host_params *p);
 void host_dispose(void);
+/* Background population: chunks in all, whether mfn's chunk is done, let a
+ * held population start, wait until it has finished. */
+uint64_t host_nr_populate_chunks(void);
+bool host_frame_populated(mfn_t mfn);
+void host_populate_release(void);
+void host_populate_wait(void);
 
 static inline struct page_info *mfn_to_page(mfn_t mfn)
 {
