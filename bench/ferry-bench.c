@@ -1,28 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ferry-bench: the save/restore and live-migration benchmark (issue 4
- * item 8, issue 5 item 8).  `make bench` builds and runs it; it is not a
- * test and asserts nothing: it prints a table of figures, each against
- * its aim, and says which aims are met.
+ * item 8, issue 5 item 8, issue 11).  `make bench` builds and runs it; it
+ * is not a test and asserts nothing: it prints a table of figures, each
+ * as a ratio to a yardstick measured in the same run, against the aims of
+ * issue 11, and says which are met.
  *
  * What it does, all on this machine and in one run:
- * - measures the yardsticks the aims are ratios of: single-thread memcpy
- *   bandwidth, sequential durable file write bandwidth (write + fsync in
- *   the directory the save files go to), and a plain loopback TCP copy;
- *   it also times the digests OpenSSL offers, for the record;
- * - for each domain size (1 GiB and 4 GiB; --quick: 16 and 64 MiB) starts
+ * - measures the yardsticks the aims are ratios of: single-thread memcpy;
+ *   O_DIRECT write (fdatasync included) and O_DIRECT read of a file in
+ *   the directory the save files go to; buffered write with fsync there;
+ *   a plain loopback TCP copy from a hot buffer.  It also times the
+ *   digests OpenSSL offers, for the record;
+ * - for each domain size (1, 2 and 4 GiB; --quick: 16 and 64 MiB) starts
  *   two ferry-hv daemons of its own (run directories under a temporary
- *   directory, stopped by pid at the end, whatever happens), builds an
- *   `idle` domain with libxc, fills every free data page of it (PFNs from
- *   the builder's first_free_pfn: never page tables, start_info or the
- *   P2M) with incompressible bytes while it is paused, lets it run, asks
- *   it to suspend, and runs the real engines on it (sr_save_domain to
- *   /dev/null, sr_save_domain to an atomic file committed with fsync,
- *   sr_restore_domain from that file, which is then in the page cache,
- *   into the second host).  Each operation opens the host afresh, as an
- *   xl process does, so first-touch costs of its mappings are counted;
- * - live migration over loopback with the real `xl migrate --json`, when
- *   the xl binary has that verb.
+ *   directory, credentials made by ferry-creds, stopped by pid at the
+ *   end, whatever happens), builds an `idle` domain with libxc, fills
+ *   every free data page of it (PFNs from the builder's first_free_pfn:
+ *   never page tables, start_info or the P2M) with incompressible bytes
+ *   while it is paused, lets it run, asks it to suspend, and runs the real
+ *   engines on it (sr_save_domain to /dev/null, to an atomic file
+ *   committed with fsync, sr_restore_domain from that file while it is in
+ *   the page cache and again after it was dropped from it).  Each
+ *   operation opens the host afresh, as an xl process does, so first-touch
+ *   costs of its mappings are counted;
+ * - live migration with the real `xl migrate --json` (its figures are the
+ *   bench's, so the two always agree): a filled idle domain over tcp://,
+ *   local: and tls://, and memdirty domains at 100 MB/s and 1 GB/s;
+ * - aim 2: a 2 GiB domain that was never written, migrated and saved;
+ * - aim 6: how long a 4 GiB host takes to answer;
+ * - aim 7: the largest size's times against the smallest's.
  *
  * Invariants: nothing is left behind: domains are destroyed, daemons
  * stopped by the pids they wrote, files and directories removed.  The
@@ -144,9 +151,9 @@ static void fill_random(void *buf, size_t len, uint64_t *state)
 
 struct row
 {
-    char figure[64];
+    char figure[96];
     char value[24];     /* e.g. "2.31 GB/s" */
-    char ratio[32];     /* e.g. "0.15x memcpy" */
+    char ratio[40];     /* e.g. "0.15x memcpy" */
     char aim[24];
     const char *result; /* "met", "NOT MET", "n/a", "info" */
 };
@@ -192,29 +199,48 @@ static void row_na(const char *figure, const char *aim, const char *why)
     struct row *r = row_new("%s", figure);
 
     snprintf(r->value, sizeof(r->value), "-");
-    snprintf(r->ratio, sizeof(r->ratio), "%.31s", why);
+    snprintf(r->ratio, sizeof(r->ratio), "%.39s", why);
     snprintf(r->aim, sizeof(r->aim), "%s", aim);
-    r->result = "n/a";
+    /* Only an aim can be "not measured"; a figure for the record cannot. */
+    r->result = strcmp(aim, "-") ? "n/a" : "info";
+}
+
+/*
+ * A figure with an upper bound (max > 0) or for the record (max <= 0):
+ * value v in unit ("ms", "s", "MiB"), printed with prec decimals.
+ */
+static struct row *row_max(const char *figure, double v, const char *unit,
+                           int prec, double max)
+{
+    struct row *r = row_new("%s", figure);
+
+    snprintf(r->value, sizeof(r->value), "%.*f %s", prec, v, unit);
+    if ( max > 0 )
+    {
+        snprintf(r->aim, sizeof(r->aim), "<= %g %s", max, unit);
+        r->result = v <= max ? "met" : "NOT MET";
+    }
+    return r;
 }
 
 static void print_table(void)
 {
     unsigned int met = 0, missed = 0, na = 0;
 
-    printf("\n%-44s %12s  %-22s %-10s %s\n", "figure", "value", "ratio",
+    printf("\n%-60s %12s  %-32s %-12s %s\n", "figure", "value", "ratio",
            "aim", "result");
     for ( unsigned int i = 0; i < nr_rows; i++ )
     {
         const struct row *r = &rows[i];
 
-        printf("%-44s %12s  %-22s %-10s %s\n", r->figure, r->value, r->ratio,
-               r->aim, r->result);
+        printf("%-60s %12s  %-32s %-12s %s\n", r->figure, r->value,
+               r->ratio, r->aim, r->result);
         met += !strcmp(r->result, "met");
         missed += !strcmp(r->result, "NOT MET");
         na += !strcmp(r->result, "n/a");
     }
-    printf("\nbench: %u aims met, %u not met, %u not measured\n", met, missed,
-           na);
+    printf("\nbench: %u aims met, %u not met, %u not measured (figures of "
+           "one run: compare them only with each other)\n", met, missed, na);
 }
 
 /* ------------------------------------------------------------------------
@@ -252,7 +278,8 @@ static double measure_memcpy(size_t len)
     return gbps(len, best);
 }
 
-/* write() in 4 MiB blocks then fsync, as a save to a file does. */
+/* Buffered write() in 4 MiB blocks then fsync, as a save to a file did
+ * (for the record: it swings too much to be aim 5's reference). */
 static double measure_disk(const char *dir, size_t len)
 {
     const size_t blk = 4 * MiB;
@@ -282,6 +309,55 @@ static double measure_disk(const char *dir, size_t len)
  out:
     free(buf);
     return r;
+}
+
+/*
+ * O_DIRECT write of len bytes in 4 MiB blocks, fdatasync included, then
+ * an O_DIRECT read of the same file: the disk's own rates in the save
+ * directory, past the page cache (aim 5's yardsticks).  0: the file
+ * system refuses O_DIRECT (tmpfs does) or an I/O failed.
+ */
+static void measure_direct(const char *dir, size_t len, double *wr,
+                           double *rd)
+{
+    const size_t blk = 4 * MiB;
+    char path[PATH_MAX];
+    void *buf = NULL;
+    uint64_t seed = 9, t;
+    size_t done;
+    int fd;
+
+    *wr = *rd = 0;
+    snprintf(path, sizeof(path), "%.*s/direct-bench", PATH_MAX / 2, dir);
+    if ( posix_memalign(&buf, 4096, blk) )
+        return;
+    fill_random(buf, blk, &seed);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT,
+              0600);
+    if ( fd < 0 )
+        goto out;
+    t = now_ns();
+    for ( done = 0; done < len; done += blk )
+        if ( write(fd, buf, blk) != (ssize_t)blk )
+            break;
+    if ( done >= len && !fdatasync(fd) )
+        *wr = gbps(len, now_ns() - t);
+    close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if ( fd < 0 || !*wr )
+        goto out_unlink;
+    t = now_ns();
+    for ( done = 0; done < len; done += blk )
+        if ( read(fd, buf, blk) != (ssize_t)blk )
+            break;
+    if ( done >= len )
+        *rd = gbps(len, now_ns() - t);
+ out_unlink:
+    if ( fd >= 0 )
+        close(fd);
+    unlink(path);
+ out:
+    free(buf);
 }
 
 /* One digest or MAC over a resident buffer, fed as the engines do. */
@@ -448,12 +524,17 @@ struct host
 {
     char dir[PATH_MAX];
     pid_t pid;          /* from its pid file; 0: not running */
+    uint64_t start_ns;  /* how long ferry-hv took to answer */
+    char tcp[64];       /* its listeners (DIR/migrate.addr); "" if none */
+    char tls[64];
 };
 
 static char top_builddir[PATH_MAX];
+static char top_srcdir[PATH_MAX];
 static char tmp_dir[PATH_MAX / 2];
 static struct host *all_hosts[8];
 static unsigned int nr_hosts;
+static bool have_tls;   /* ferry-creds made TLS credentials */
 
 static int run_wait(char *const argv[], bool quiet)
 {
@@ -484,65 +565,97 @@ static int run_wait(char *const argv[], bool quiet)
 }
 
 /*
- * The fleet key every host of this run shares (as ferry-creds(8) would
- * install it), so that tcp:// migrations authenticate as in production.
+ * The credentials of a host of this run's fleet, made by ferry-creds(8)
+ * as an operator would: the fleet key (tcp://) and, when openssl can make
+ * them, certificates for 127.0.0.1 (tls://), so that both transports
+ * authenticate as in production.  Without openssl: the fleet key only,
+ * and the tls:// lines say why they were not measured.
  */
-static int install_fleet_key(const char *dir)
+static int make_creds(const char *dir, const char *name)
 {
-    static char hex[65];
-    char path[PATH_MAX + 16];
-    int fd, ok;
+    char sh[] = "/bin/sh", o_f[] = "--fleet", o_n[] = "--name";
+    char o_a[] = "--addr", lo[] = "127.0.0.1", o_no[] = "--no-tls";
+    char creds[PATH_MAX + 32], fleet[PATH_MAX], nm[32], d[PATH_MAX];
+    char *argv[] = { sh, creds, o_f, fleet, o_n, nm, o_a, lo, d, NULL };
+    static bool tried_tls;
 
-    if ( !hex[0] )
+    snprintf(creds, sizeof(creds), "%s/tools/ferry-creds", top_srcdir);
+    snprintf(fleet, sizeof(fleet), "%s/fleet", tmp_dir);
+    snprintf(nm, sizeof(nm), "%.31s", name);
+    snprintf(d, sizeof(d), "%s", dir);
+    if ( !tried_tls )
     {
-        unsigned char k[32];
-        int r = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-        if ( r < 0 || read(r, k, sizeof(k)) != (ssize_t)sizeof(k) )
-        {
-            if ( r >= 0 )
-                close(r);
-            return -1;
-        }
-        close(r);
-        for ( int i = 0; i < 32; i++ )
-            snprintf(hex + 2 * i, 3, "%02x", k[i]);
+        tried_tls = true;
+        have_tls = run_wait(argv, true) == 0;
+        if ( have_tls )
+            return 0;
+        note("ferry-creds could not make TLS credentials: tls:// is not "
+             "measured");
     }
-    if ( mkdir(dir, 0700) < 0 && errno != EEXIST )
-        return -1;
-    snprintf(path, sizeof(path), "%s/migrate.key", dir);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if ( fd < 0 )
-        return -1;
-    ok = dprintf(fd, "%s\n", hex) == 65;
-    return close(fd) == 0 && ok ? 0 : -1;
+    else if ( have_tls )
+        return run_wait(argv, true) == 0 ? 0 : -1;
+    argv[6] = o_no;
+    argv[7] = d;
+    argv[8] = NULL;
+    return run_wait(argv, true) == 0 ? 0 : -1;
+}
+
+/* The host's listener of a scheme, from DIR/migrate.addr. */
+static void read_listeners(struct host *h)
+{
+    char path[PATH_MAX + 16], line[128];
+    FILE *f;
+
+    h->tcp[0] = h->tls[0] = '\0';
+    snprintf(path, sizeof(path), "%s/migrate.addr", h->dir);
+    if ( !(f = fopen(path, "r")) )
+        return;
+    while ( fgets(line, sizeof(line), f) )
+    {
+        line[strcspn(line, "\n")] = '\0';
+        if ( !strncmp(line, "tcp://", 6) )
+            snprintf(h->tcp, sizeof(h->tcp), "%.63s", line);
+        else if ( !strncmp(line, "tls://", 6) )
+            snprintf(h->tls, sizeof(h->tls), "%.63s", line);
+    }
+    fclose(f);
 }
 
 /*
- * ferry-hv returns once the daemon serves its socket (see ferry-hv(8)).
- * port > 0: it also listens for migrations on 127.0.0.1:port, running
- * our xl for each.
+ * ferry-hv returns once the daemon serves its socket (see ferry-hv(8)):
+ * that is when a host is "up" (aim 6).  listen: it also listens for
+ * migrations on loopback tcp:// and tls:// (ports it picks), running our
+ * xl for each.
  */
 static int host_start(struct host *h, const char *name, uint64_t mem_mib,
-                      int port)
+                      bool listen)
 {
     char hv[PATH_MAX + 32], mem[32], pidf[PATH_MAX + 16];
     char o_dir[] = "--run-dir", o_mem[] = "--memory", o_xl[] = "--xl";
-    char o_l[] = "--migrate-listen", xl[PATH_MAX + 16], listen[64];
-    char *argv[] = { hv, o_dir, h->dir, o_mem, mem, o_xl, xl, o_l, listen,
-                     NULL };
+    char o_l[] = "--migrate-listen", xl[PATH_MAX + 16];
+    char l_tcp[] = "127.0.0.1:0", l_tls[] = "tls://127.0.0.1:0";
+    char *argv[] = { hv, o_dir, h->dir, o_mem, mem, o_xl, xl, o_l, l_tcp,
+                     o_l, l_tls, NULL };
     FILE *f;
     long pid = 0;
+    uint64_t t;
 
     snprintf(hv, sizeof(hv), "%s/hypervisor/ferry-hv", top_builddir);
     snprintf(h->dir, sizeof(h->dir), "%s/%.32s", tmp_dir, name);
     snprintf(mem, sizeof(mem), "%" PRIu64 "M", mem_mib);
     snprintf(xl, sizeof(xl), "%s/xl/xl", top_builddir);
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    if ( port <= 0 )
+    if ( !listen )
         argv[5] = NULL;
-    if ( install_fleet_key(h->dir) || run_wait(argv, false) != 0 )
+    if ( mkdir(h->dir, 0700) < 0 && errno != EEXIST )
         return -1;
+    if ( listen && make_creds(h->dir, name) )
+        return -1;
+    if ( listen && !have_tls )
+        argv[9] = NULL;
+    t = now_ns();
+    if ( run_wait(argv, false) != 0 )
+        return -1;
+    h->start_ns = now_ns() - t;
     snprintf(pidf, sizeof(pidf), "%s/ferry-hv.pid", h->dir);
     if ( !(f = fopen(pidf, "r")) )
         return -1;
@@ -554,6 +667,8 @@ static int host_start(struct host *h, const char *name, uint64_t mem_mib,
     h->pid = (pid_t)pid;
     if ( nr_hosts < sizeof(all_hosts) / sizeof(all_hosts[0]) )
         all_hosts[nr_hosts++] = h;
+    if ( listen )
+        read_listeners(h);
     return 0;
 }
 
@@ -906,23 +1021,60 @@ static void op_restore(const struct host *h, const struct dom *d,
     xc_interface_close(xch);
 }
 
+/* Drop the file from the page cache, so that the next read is cold. */
+static int drop_cache(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+    if ( fd < 0 )
+        return -1;
+    if ( !fdatasync(fd) &&
+         !posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) )
+        rc = 0;
+    close(fd);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------
- * One domain size: build, fill, save x2 to /dev/null, save to a file,
- * restore from it
+ * What a run measures
  * ------------------------------------------------------------------------ */
 
 struct yardsticks
 {
     double memcpy_gbps;
-    double disk_gbps;
+    double direct_write_gbps, direct_read_gbps;
+    double buffered_gbps;
     double tcp_gbps;
+};
+
+/* Groups of figures (--only). */
+enum
+{
+    G_FILES = 1,        /* aim 5: save and restore files */
+    G_MIGRATE = 2,      /* aims 1, 3, 4: live migration */
+    G_ZERO = 4,         /* aim 2: an untouched domain */
+    G_START = 8,        /* aim 6: a host's start */
+    G_ALL = 15,
+};
+
+/* Times of one size, for aim 7 (0: not measured). */
+enum
+{
+    T_SAVE_NULL, T_SAVE_FILE, T_RESTORE_CACHED, T_RESTORE_COLD,
+    T_MIG_TCP, T_MIG_LOCAL, T_MIG_TLS, T_MIG_100M, T_MIG_1G, NR_TIMES
+};
+
+static const char *const time_name[NR_TIMES] = {
+    "save to /dev/null", "save to file", "restore cached", "restore cold",
+    "migrate tcp://", "migrate local:", "migrate tls://",
+    "migrate 100M/s", "migrate 1G/s",
 };
 
 struct size_result
 {
     uint64_t mib;
-    bool done;
-    uint64_t ns_null, ns_file, ns_restore;
+    unsigned int groups;        /* the groups that ran at this size */
+    uint64_t ns[NR_TIMES];
 };
 
 static const char *size_name(uint64_t mib, char *buf, size_t len)
@@ -934,46 +1086,31 @@ static const char *size_name(uint64_t mib, char *buf, size_t len)
     return buf;
 }
 
-static int free_port(void);
-static bool xl_has_migrate(void);
-static void migration_rows(const struct host *a, const struct host *b,
-                           int port, uint64_t mib, bool have,
-                           const struct yardsticks *y);
-
-/* mig: also the three migrations of this size, with the same hosts. */
-static void bench_size(uint64_t mib, const struct yardsticks *y,
-                       const char *file_dir, struct size_result *sr,
-                       bool mig)
+/* The sizes a run's hosts need for a domain of mib MiB. */
+static uint64_t host_mib(uint64_t mib)
 {
-    struct host a = { .pid = 0 }, b = { .pid = 0 };
+    return mib + mib / 16 + 64;
+}
+
+/* ------------------------------------------------------------------------
+ * Aim 5: save and restore through the real engines
+ * ------------------------------------------------------------------------ */
+
+static void bench_files(const struct host *a, const struct host *b,
+                        uint64_t mib, const struct yardsticks *y,
+                        const char *file_dir, struct size_result *sr)
+{
     struct dom d = { .domid = DOMID_ANY };
-    struct op_result o1, o2, of, orr;
-    char sz[32], path[PATH_MAX + 32], fig[64], why[64] = "";
-    uint64_t host_mib = mib + mib / 16 + 64, t;
+    struct op_result o1, o2, of, orr, orc;
+    char sz[32], path[PATH_MAX + 32], fig[96], why[64] = "";
     xc_interface *xch = NULL;
-    char an[16], bn[16];
-    int port = 0;
+    uint64_t t;
 
     size_name(mib, sz, sizeof(sz));
-    memset(sr, 0, sizeof(*sr));
-    sr->mib = mib;
-    snprintf(an, sizeof(an), "A%" PRIu64, mib);
-    snprintf(bn, sizeof(bn), "B%" PRIu64, mib);
     snprintf(path, sizeof(path), "%s/bench-%" PRIu64 ".save", file_dir, mib);
     memset(&o1, 0, sizeof(o1));
-    o2 = of = orr = o1;
-
-    t = now_ns();
-    port = mig ? free_port() : 0;
-    if ( host_start(&a, an, host_mib, 0) ||
-         host_start(&b, bn, host_mib, port) )
-    {
-        snprintf(why, sizeof(why), "cannot start ferry-hv");
-        goto out;
-    }
-    note("%s: two hosts of %" PRIu64 " MiB up in %.2f s", sz, host_mib,
-         secs(now_ns() - t));
-    if ( !(xch = host_open(&a)) )
+    o2 = of = orr = orc = o1;
+    if ( !(xch = host_open(a)) )
     {
         snprintf(why, sizeof(why), "cannot open host A");
         goto out;
@@ -1002,42 +1139,57 @@ static void bench_size(uint64_t mib, const struct yardsticks *y,
 
     /* Twice to /dev/null: the second shows the cost without the first
      * touches of the kernel's page tables of the shared memory. */
-    op_save(&a, &d, NULL, &o1);
-    op_save(&a, &d, NULL, &o2);
-    op_save(&a, &d, path, &of);
+    op_save(a, &d, NULL, &o1);
+    op_save(a, &d, NULL, &o2);
+    op_save(a, &d, path, &of);
     if ( of.ok )
-        op_restore(&b, &d, path, &orr);
+        op_restore(b, &d, path, &orr);
+    if ( of.ok && drop_cache(path) )
+        snprintf(orc.msg, sizeof(orc.msg), "cannot drop the file's cache");
+    else if ( of.ok )
+        op_restore(b, &d, path, &orc);
     note("%s: save to /dev/null %.3f s and %.3f s, to file %.3f s, restore "
-         "%.3f s; stream %" PRIu64 " bytes", sz, secs(o1.ns), secs(o2.ns),
-         secs(of.ns), secs(orr.ns), of.bytes);
-    note("%s: CPU time of this process: %.3f s, %.3f s, %.3f s, %.3f s",
-         sz, secs(o1.cpu), secs(o2.cpu), secs(of.cpu), secs(orr.cpu));
+         "%.3f s cached, %.3f s cold; stream %" PRIu64 " bytes", sz,
+         secs(o1.ns), secs(o2.ns), secs(of.ns), secs(orr.ns), secs(orc.ns),
+         of.bytes);
+    note("%s: CPU time of this process: %.3f s, %.3f s, %.3f s, %.3f s, "
+         "%.3f s", sz, secs(o1.cpu), secs(o2.cpu), secs(of.cpu),
+         secs(orr.cpu), secs(orc.cpu));
     for ( const struct op_result *o = &o1; o; o = o == &o1 ? &o2 : o == &o2
-          ? &of : o == &of ? &orr : NULL )
+          ? &of : o == &of ? &orr : o == &orr ? &orc : NULL )
         if ( !o->ok && o->msg[0] )
             note("%s: failed: %s", sz, o->msg);
-    sr->done = o1.ok && of.ok && orr.ok;
-    sr->ns_null = o1.ns;
-    sr->ns_file = of.ns;
-    sr->ns_restore = orr.ns;
+    sr->ns[T_SAVE_NULL] = o1.ok ? o1.ns : 0;
+    sr->ns[T_SAVE_FILE] = of.ok ? of.ns : 0;
+    sr->ns[T_RESTORE_CACHED] = orr.ok ? orr.ns : 0;
+    sr->ns[T_RESTORE_COLD] = orc.ok ? orc.ns : 0;
  out:
     if ( why[0] )
         note("%s: %s", sz, why);
     snprintf(fig, sizeof(fig), "save %s to /dev/null (digest on)", sz);
     if ( o1.ok )
-        row_rate(fig, o1.bytes, o1.ns, y->memcpy_gbps, "memcpy", 0.25);
+        row_rate(fig, o1.bytes, o1.ns, y->memcpy_gbps, "memcpy", 0);
     else
-        row_na(fig, ">= 0.25x", why[0] ? why : "save failed");
-    snprintf(fig, sizeof(fig), "save %s to disk file, fsync", sz);
-    if ( of.ok )
-        row_rate(fig, of.bytes, of.ns, y->disk_gbps, "disk write", 0.8);
+        row_na(fig, "-", why[0] ? why : "save failed");
+    snprintf(fig, sizeof(fig), "aim 5: save %s to file, durable", sz);
+    if ( of.ok && y->direct_write_gbps > 0 )
+        row_rate(fig, of.bytes, of.ns, y->direct_write_gbps,
+                 "O_DIRECT write", 0.8);
     else
-        row_na(fig, ">= 0.80x", why[0] ? why : "save failed");
-    snprintf(fig, sizeof(fig), "restore %s from cached file", sz);
+        row_na(fig, ">= 0.80x", why[0] ? why : !of.ok ? "save failed"
+               : "no O_DIRECT yardstick");
+    snprintf(fig, sizeof(fig), "aim 5: restore %s from cold file", sz);
+    if ( orc.ok && y->direct_read_gbps > 0 )
+        row_rate(fig, orc.bytes, orc.ns, y->direct_read_gbps,
+                 "O_DIRECT read", 0.8);
+    else
+        row_na(fig, ">= 0.80x", why[0] ? why : !orc.ok ? "restore failed"
+               : "no O_DIRECT yardstick");
+    snprintf(fig, sizeof(fig), "aim 5: restore %s from cached file", sz);
     if ( orr.ok )
-        row_rate(fig, orr.bytes, orr.ns, y->memcpy_gbps, "memcpy", 0.2);
+        row_rate(fig, orr.bytes, orr.ns, y->memcpy_gbps, "memcpy", 0.25);
     else
-        row_na(fig, ">= 0.20x", why[0] ? why : "restore failed");
+        row_na(fig, ">= 0.25x", why[0] ? why : "restore failed");
     if ( xch )
     {
         if ( d.domid != DOMID_ANY )
@@ -1046,45 +1198,6 @@ static void bench_size(uint64_t mib, const struct yardsticks *y,
     }
     free(d.json);
     unlink(path);
-    if ( mig )
-        migration_rows(&a, &b, why[0] ? -1 : port, mib, xl_has_migrate(),
-                       y);
-    hosts_stop(&a, &b);
-    nr_hosts = 0;
-}
-
-/* The bigger size's time over the smaller's, against their size ratio. */
-static void linearity_rows(const struct size_result *s, unsigned int n)
-{
-    static const char *const what[] = { "save to /dev/null", "save to file",
-                                        "restore" };
-
-    for ( unsigned int k = 0; k < 3; k++ )
-    {
-        const struct size_result *lo = &s[0], *hi = &s[n - 1];
-        char a[32], b[32], fig[64];
-        struct row *r;
-        uint64_t nlo, nhi;
-        double want, got;
-
-        snprintf(fig, sizeof(fig), "%.17s time %.9s / %.9s", what[k],
-                 size_name(hi->mib, a, sizeof(a)),
-                 size_name(lo->mib, b, sizeof(b)));
-        if ( n < 2 || !lo->done || !hi->done )
-        {
-            row_na(fig, "linear", "sizes not both measured");
-            continue;
-        }
-        nlo = k == 0 ? lo->ns_null : k == 1 ? lo->ns_file : lo->ns_restore;
-        nhi = k == 0 ? hi->ns_null : k == 1 ? hi->ns_file : hi->ns_restore;
-        want = (double)hi->mib / lo->mib;
-        got = nlo ? (double)nhi / nlo : 0;
-        r = row_new("%s", fig);
-        snprintf(r->value, sizeof(r->value), "%.2f", got);
-        snprintf(r->ratio, sizeof(r->ratio), "size ratio %.0f", want);
-        snprintf(r->aim, sizeof(r->aim), "<= %.1f", want * 1.15);
-        r->result = got <= want * 1.15 ? "met" : "NOT MET";
-    }
 }
 
 /* ------------------------------------------------------------------------
@@ -1114,49 +1227,60 @@ static bool xl_has_migrate(void)
     return found;
 }
 
-/* A free loopback port (bound then released: the listener binds it). */
-static int free_port(void)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if ( fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-         !getsockname(fd, (struct sockaddr *)&sa, &sl) )
-        port = ntohs(sa.sin_port);
-    if ( fd >= 0 )
-        close(fd);
-    return port;
-}
-
-/* Number member key of the object o; -1 if absent or not a number. */
+/* Number member key of the object o (integer or not); -1 if absent. */
 static double json_num(struct json_object *o, const char *key)
 {
-    uint64_t v;
+    struct json_object *v;
 
-    return xlcfg_json_get_u64(o, key, &v) ? -1 : (double)v;
+    if ( !json_object_object_get_ex(o, key, &v) )
+        return -1;
+    if ( json_object_is_type(v, json_type_double) )
+        return json_object_get_double(v);
+    if ( json_object_is_type(v, json_type_int) )
+        return (double)json_object_get_uint64(v);
+    return -1;
+}
+
+/* The first of several names xl may give a figure; -1: none. */
+static double json_num_any(struct json_object *o, const char *const *keys)
+{
+    double v = -1;
+
+    for ( ; *keys && v < 0; keys++ )
+        v = json_num(o, *keys);
+    return v;
 }
 
 struct mig_result
 {
     bool ok;
-    double total_ms, downtime_ms, iterations, bytes, resent, finish_ms;
+    double total_ms, downtime_ms, iterations, bytes, resent;
+    double finish_ms;           /* the receiver's finish */
+    double send_ms;             /* the sender's stop to last byte; -1 */
     char why[96];
 };
 
-/* Run xl -H A migrate --json NAME tcp://127.0.0.1:PORT; read its summary. */
-static void run_migrate(const struct host *a, int port, const char *name,
+/*
+ * Run xl -H FROM migrate --json NAME TARGET and read its summary: the
+ * figures are xl's own, so `xl migrate --json` and the bench agree.
+ */
+static void run_migrate(const struct host *from, const char *target,
+                        const char *name, const char *opts,
                         struct mig_result *m)
 {
+    static const char *const send_keys[] = {
+        "sender_stop_to_end_ms", "sender_stop_to_last_byte_ms", NULL,
+    };
     char cmd[3 * PATH_MAX], line[4096];
     bool summary = false;
     FILE *p;
     int st;
 
-    snprintf(cmd, sizeof(cmd), "'%s/xl/xl' -H '%s' migrate --json %s "
-             "tcp://127.0.0.1:%d 2>'%s/migrate.err'", top_builddir, a->dir,
-             name, port, tmp_dir);
+    memset(m, 0, sizeof(*m));
+    m->send_ms = -1;
+    snprintf(cmd, sizeof(cmd), "'%s/xl/xl' -H '%s' migrate --json %s %s "
+             "'%s' 2>'%s/migrate.err'", top_builddir, from->dir, opts, name,
+             target, tmp_dir);
     if ( !(p = popen(cmd, "r")) )
     {
         snprintf(m->why, sizeof(m->why), "cannot run xl migrate");
@@ -1181,6 +1305,7 @@ static void run_migrate(const struct host *a, int port, const char *name,
             m->bytes = json_num(o, "transferred");
             m->resent = json_num(o, "pages_resent");
             m->finish_ms = json_num(o, "receiver_finish_ms");
+            m->send_ms = json_num_any(o, send_keys);
         }
         json_object_put(o);
     }
@@ -1190,58 +1315,10 @@ static void run_migrate(const struct host *a, int port, const char *name,
                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     else if ( !m->ok )
         snprintf(m->why, sizeof(m->why), "migration failed");
-}
-
-/* One migration A -> B of a fresh domain dirtying at rate k; B is left
- * empty again. */
-static void migrate_one(const struct host *a, const struct host *b,
-                        int port, uint64_t mib, unsigned int k,
-                        const struct yardsticks *y)
-{
-    static const char *const rate_name[] = { "0", "100M", "1G" };
-    struct dom d = { .domid = DOMID_ANY };
-    struct mig_result m = { .ok = false };
-    char sz[32], fig[64], cmdline[64];
-    uint64_t wss = mib / 4;
-    xc_interface *xch = NULL, *xchb;
-    struct row *r;
-    FILE *f;
-
-    size_name(mib, sz, sizeof(sz));
-    if ( port <= 0 || !(xch = host_open(a)) )
-    {
-        snprintf(m.why, sizeof(m.why), "no hosts");
-        goto out;
-    }
-    /* Rate 0: an idle guest (nothing dirtied); else memdirty over a
-     * quarter of memory at the rate.  The rest is random either way. */
-    snprintf(cmdline, sizeof(cmdline), "wss=%" PRIu64 "M rate=%s",
-             wss ? wss : 1, rate_name[k]);
-    if ( dom_build(xch, &d, "mbench", mib, k ? "memdirty" : "idle",
-                   k ? cmdline : NULL) ||
-         dom_fill(xch, &d) || xc_domain_unpause(xch, d.domid) )
-    {
-        snprintf(m.why, sizeof(m.why), "cannot build the domain");
-        goto out;
-    }
-    usleep(300000);             /* memdirty reaches its rate */
-    run_migrate(a, port, "mbench", &m);
-    /* 127: another build was replacing xl just then; the domain is
-     * still on A (nothing ran), so try once more. */
-    if ( !m.ok && strstr(m.why, "status 127") )
-    {
-        sleep(2);
-        memset(&m, 0, sizeof(m));
-        run_migrate(a, port, "mbench", &m);
-    }
-    if ( m.ok )
-        note("migrate %s dirty %s/s: total %.0f ms, downtime %.0f ms, "
-             "%.0f iterations, %.0f MB sent, %.0f pages resent, receiver "
-             "finish %.0f ms", sz, rate_name[k], m.total_ms, m.downtime_ms,
-             m.iterations, m.bytes / 1e6, m.resent, m.finish_ms);
-    else
+    if ( !m->ok )
     {
         char err[512] = "", path[PATH_MAX + 16];
+        FILE *f;
 
         snprintf(path, sizeof(path), "%s/migrate.err", tmp_dir);
         if ( (f = fopen(path, "r")) )
@@ -1250,77 +1327,386 @@ static void migrate_one(const struct host *a, const struct host *b,
                 err[0] = '\0';
             fclose(f);
         }
-        note("migrate %s dirty %s/s: %s: %s", sz, rate_name[k], m.why, err);
+        note("xl migrate %s %s: %s: %s", name, target, m->why, err);
     }
- out:
-    snprintf(fig, sizeof(fig), "migrate %s dirty %s/s: throughput", sz,
-             rate_name[k]);
-    if ( m.ok && m.total_ms > 0 )
-        row_rate(fig, (uint64_t)m.bytes, (uint64_t)(m.total_ms * 1e6),
-                 y->tcp_gbps, "loopback", 0.8);
-    else
-        row_na(fig, ">= 0.80x", m.why[0] ? m.why : "not run");
-    snprintf(fig, sizeof(fig), "migrate %s dirty %s/s: downtime", sz,
-             rate_name[k]);
-    if ( m.ok )
-    {
-        double aim = mib <= 1024 ? (k == 0 ? 5 : k == 1 ? 20 : 0) : 0;
+}
 
-        r = row_new("%s", fig);
-        snprintf(r->value, sizeof(r->value), "%.0f ms", m.downtime_ms);
-        snprintf(r->ratio, sizeof(r->ratio), "finish %.0f ms, %.0f it",
-                 m.finish_ms, m.iterations);
-        if ( aim > 0 )
+/* Destroy every domain of the host but domain 0. */
+static void host_clear(const struct host *h)
+{
+    xc_interface *xch = host_open(h);
+    xc_domaininfo_t info[16];
+    int nr;
+
+    if ( !xch )
+        return;
+    nr = xc_domain_getinfolist(xch, 1, 16, info);
+    for ( int i = 0; i < nr; i++ )
+        xc_domain_destroy(xch, info[i].domain);
+    xc_interface_close(xch);
+}
+
+/* The domid of the host's domain named name, or DOMID_ANY. */
+static uint32_t host_find(xc_interface *xch, const char *name)
+{
+    xc_domaininfo_t info[16];
+    int nr = xc_domain_getinfolist(xch, 1, 16, info);
+
+    for ( int i = 0; i < nr; i++ )
+    {
+        char n[64];
+
+        if ( !xc_domain_get_meta(xch, info[i].domain, n, sizeof(n), NULL,
+                                 NULL) && !strcmp(n, name) )
+            return info[i].domain;
+    }
+    return DOMID_ANY;
+}
+
+/* Build and fill a domain on h that runs guest (cmdline), and unpause it. */
+static int mig_domain(const struct host *h, struct dom *d, uint64_t mib,
+                      const char *guest, const char *cmdline, bool fill)
+{
+    xc_interface *xch = host_open(h);
+    int rc = -1;
+
+    d->domid = DOMID_ANY;
+    if ( !xch )
+        return -1;
+    if ( !dom_build(xch, d, "mbench", mib, guest, cmdline) &&
+         (!fill || !dom_fill(xch, d)) && !xc_domain_unpause(xch, d->domid) )
+        rc = 0;
+    else if ( d->domid != DOMID_ANY )
+        xc_domain_destroy(xch, d->domid);
+    xc_interface_close(xch);
+    return rc;
+}
+
+/*
+ * The rows of one migration: throughput against the loopback yardstick
+ * (min > 0: aim 1), downtime (max_down > 0: aim 3 or 4), and the
+ * sender's and receiver's parts of it, for the record.
+ */
+static void mig_rows(const char *what, const struct mig_result *m,
+                     double base_gbps, const char *base, double min,
+                     double max_down, const char *down_aim)
+{
+    char fig[96], aim[16];
+    struct row *r;
+
+    snprintf(aim, sizeof(aim), ">= %.2fx", min);
+    snprintf(fig, sizeof(fig), "%s: throughput", what);
+    if ( m->ok && m->total_ms > 0 )
+        row_rate(fig, (uint64_t)m->bytes, (uint64_t)(m->total_ms * 1e6),
+                 base_gbps, base, min);
+    else
+        row_na(fig, min > 0 ? aim : "-", m->why[0] ? m->why : "not run");
+    snprintf(fig, sizeof(fig), "%s: downtime", what);
+    if ( !m->ok )
+    {
+        row_na(fig, max_down > 0 ? down_aim : "-",
+               m->why[0] ? m->why : "not run");
+        return;
+    }
+    r = row_max(fig, m->downtime_ms, "ms", 0, max_down);
+    snprintf(r->ratio, sizeof(r->ratio), "%s%s%.0f iterations", down_aim,
+             down_aim[0] ? ", " : "", m->iterations);
+    snprintf(fig, sizeof(fig), "%s: sender stop to last byte", what);
+    if ( m->send_ms >= 0 )
+        row_max(fig, m->send_ms, "ms", 1, 0);
+    else
+        row_na(fig, "-", "xl --json reports no such figure");
+    snprintf(fig, sizeof(fig), "%s: receiver finish", what);
+    if ( m->finish_ms >= 0 )
+        row_max(fig, m->finish_ms, "ms", 0, 0);
+    else
+        row_na(fig, "-", "xl --json reports no such figure");
+}
+
+static void mig_note(const char *what, const struct mig_result *m)
+{
+    if ( m->ok )
+        note("%s: total %.0f ms, downtime %.0f ms, %.0f iterations, %.0f MB "
+             "sent, %.0f pages resent, sender stop to last byte %.1f ms, "
+             "receiver finish %.0f ms", what, m->total_ms, m->downtime_ms,
+             m->iterations, m->bytes / 1e6, m->resent, m->send_ms,
+             m->finish_ms);
+}
+
+/*
+ * Aims 1 and 3: one filled idle domain goes A -> B over tcp://, back
+ * B -> A over local: (pipes between two xl processes), and A -> B again
+ * over tls://.  Then aims 3 and 4: memdirty domains at 100 MB/s and
+ * 1 GB/s over tcp://.  Downtime aims hold for every size at rate 0 and
+ * for 4 GiB (and more) when dirtying.
+ */
+static void bench_migrate(const struct host *a, const struct host *b,
+                          uint64_t mib, const struct yardsticks *y,
+                          struct size_result *sr)
+{
+    static const char *const rate_name[] = { "100M", "1G" };
+    struct mig_result tcp = { .ok = false }, loc = tcp, tls = tcp, m;
+    struct dom d = { .domid = DOMID_ANY };
+    char sz[32], what[72], cmdline[64], why[64] = "";
+    char local_a[PATH_MAX + 8];
+    bool big = mib >= 4096;
+
+    size_name(mib, sz, sizeof(sz));
+    snprintf(local_a, sizeof(local_a), "local:%s", a->dir);
+    if ( !b->tcp[0] )
+        snprintf(why, sizeof(why), "host B has no tcp:// listener");
+    else if ( mig_domain(a, &d, mib, "idle", NULL, true) )
+        snprintf(why, sizeof(why), "cannot build the domain");
+    if ( why[0] )
+    {
+        snprintf(tcp.why, sizeof(tcp.why), "%s", why);
+        snprintf(loc.why, sizeof(loc.why), "%s", why);
+        snprintf(tls.why, sizeof(tls.why), "%s", why);
+    }
+    else
+    {
+        usleep(300000);
+        run_migrate(a, b->tcp, "mbench", "", &tcp);
+        snprintf(what, sizeof(what), "migrate %s tcp://", sz);
+        mig_note(what, &tcp);
+        if ( tcp.ok )
         {
-            snprintf(r->aim, sizeof(r->aim), "<= %.0f ms", aim);
-            r->result = m.downtime_ms <= aim ? "met" : "NOT MET";
+            run_migrate(b, local_a, "mbench", "", &loc);
+            snprintf(what, sizeof(what), "migrate %s local:", sz);
+            mig_note(what, &loc);
         }
+        else
+            snprintf(loc.why, sizeof(loc.why), "tcp:// failed first");
+        if ( !have_tls || !b->tls[0] )
+            snprintf(tls.why, sizeof(tls.why), "no TLS credentials");
+        else if ( loc.ok )
+        {
+            run_migrate(a, b->tls, "mbench", "", &tls);
+            snprintf(what, sizeof(what), "migrate %s tls://", sz);
+            mig_note(what, &tls);
+        }
+        else
+            snprintf(tls.why, sizeof(tls.why), "local: failed first");
+    }
+    host_clear(a);
+    host_clear(b);
+    free(d.json);
+    d.json = NULL;
+    sr->ns[T_MIG_TCP] = tcp.ok ? (uint64_t)(tcp.total_ms * 1e6) : 0;
+    sr->ns[T_MIG_LOCAL] = loc.ok ? (uint64_t)(loc.total_ms * 1e6) : 0;
+    sr->ns[T_MIG_TLS] = tls.ok ? (uint64_t)(tls.total_ms * 1e6) : 0;
+
+    snprintf(what, sizeof(what), "aim 1,3: migrate %s tcp://", sz);
+    mig_rows(what, &tcp, y->tcp_gbps, "loopback", 0.6, 5, "rate 0");
+    snprintf(what, sizeof(what), "aim 1: migrate %s tls://", sz);
+    mig_rows(what, &tls, y->tcp_gbps, "loopback", 0.4, 0, "");
+    snprintf(what, sizeof(what), "aim 1: migrate %s local:", sz);
+    if ( tcp.ok && loc.ok && tcp.total_ms > 0 )
+    {
+        /* local: at least as fast as tcp://: a ratio to tcp:// itself. */
+        mig_rows(what, &loc, (tcp.bytes / 1e6) / tcp.total_ms, "tcp://",
+                 1.0, 0, "");
     }
     else
-        row_na(fig, k == 0 ? "<= 5 ms" : k == 1 ? "<= 20 ms" : "-",
-               m.why[0] ? m.why : "not run");
-    /* Whatever happened, neither host keeps the domain. */
-    if ( xch )
-    {
-        if ( d.domid != DOMID_ANY )
-            xc_domain_destroy(xch, d.domid);
-        xc_interface_close(xch);
-    }
-    if ( (xchb = host_open(b)) )
-    {
-        xc_domaininfo_t info[16];
-        int nr = xc_domain_getinfolist(xchb, 1, 16, info);
+        mig_rows(what, &loc, 0, "tcp://", 1.0, 0, "");
 
-        for ( int i = 0; i < nr; i++ )
-            xc_domain_destroy(xchb, info[i].domain);
-        xc_interface_close(xchb);
+    /* memdirty over a quarter of memory at the rate; the rest random. */
+    for ( unsigned int k = 0; k < 2; k++ )
+    {
+        uint64_t wss = mib / 4;
+        double max = big ? (k == 0 ? 20 : 50) : 0;
+
+        snprintf(cmdline, sizeof(cmdline), "wss=%" PRIu64 "M rate=%s",
+                 wss ? wss : 1, rate_name[k]);
+        memset(&m, 0, sizeof(m));
+        if ( why[0] )
+            snprintf(m.why, sizeof(m.why), "%s", why);
+        else if ( mig_domain(a, &d, mib, "memdirty", cmdline, true) )
+            snprintf(m.why, sizeof(m.why), "cannot build the domain");
+        else
+        {
+            usleep(300000);         /* memdirty reaches its rate */
+            run_migrate(a, b->tcp, "mbench", "", &m);
+            snprintf(what, sizeof(what), "migrate %s dirty %s/s", sz,
+                     rate_name[k]);
+            mig_note(what, &m);
+        }
+        host_clear(a);
+        host_clear(b);
+        free(d.json);
+        d.json = NULL;
+        sr->ns[T_MIG_100M + k] = m.ok ? (uint64_t)(m.total_ms * 1e6) : 0;
+        snprintf(what, sizeof(what), "aim %s: migrate %s dirty %s/s",
+                 k == 0 ? "3" : "4", sz, rate_name[k]);
+        mig_rows(what, &m, y->tcp_gbps, "loopback", 0, max,
+                 k == 0 ? "100 MB/s" : "1 GB/s");
     }
+}
+
+/*
+ * Aim 2: a domain whose pages were never written (built, not filled:
+ * only the builder's page tables, start_info and P2M and the guest's own
+ * few pages hold data) migrates in <= 0.2 s and saves to <= 16 MiB.
+ * The aim is for 2 GiB; other sizes print the figure for the record.
+ */
+static void bench_zero(const struct host *a, const struct host *b,
+                       uint64_t mib, const char *file_dir)
+{
+    struct dom d = { .domid = DOMID_ANY };
+    struct mig_result m = { .ok = false };
+    struct op_result o;
+    char sz[32], fig[96], path[PATH_MAX + 32], why[64] = "";
+    xc_interface *xch = NULL;
+    bool aim = mib == 2048;
+
+    memset(&o, 0, sizeof(o));
+    size_name(mib, sz, sizeof(sz));
+    snprintf(path, sizeof(path), "%s/zero-%" PRIu64 ".save", file_dir, mib);
+    if ( !b->tcp[0] )
+        snprintf(why, sizeof(why), "host B has no tcp:// listener");
+    else if ( mig_domain(a, &d, mib, "idle", NULL, false) )
+        snprintf(why, sizeof(why), "cannot build the domain");
+    else
+    {
+        usleep(300000);
+        run_migrate(a, b->tcp, "mbench", "", &m);
+        snprintf(fig, sizeof(fig), "migrate %s untouched tcp://", sz);
+        mig_note(fig, &m);
+        /* Then save it from B, where it now runs, to a file. */
+        if ( m.ok && (xch = host_open(b)) &&
+             (d.domid = host_find(xch, "mbench")) != DOMID_ANY &&
+             !dom_suspend(xch, d.domid) )
+        {
+            op_save(b, &d, path, &o);
+            if ( !o.ok )
+                note("save %s untouched: %s", sz, o.msg);
+        }
+        else if ( m.ok )
+            snprintf(o.msg, sizeof(o.msg), "the domain did not suspend");
+        if ( xch )
+            xc_interface_close(xch);
+    }
+    snprintf(fig, sizeof(fig), "aim 2: migrate %s untouched: time", sz);
+    if ( m.ok )
+        row_max(fig, m.total_ms / 1000, "s", 3, aim ? 0.2 : 0);
+    else
+        row_na(fig, aim ? "<= 0.2 s" : "-", why[0] ? why : m.why);
+    snprintf(fig, sizeof(fig), "aim 2: save %s untouched: file size", sz);
+    if ( o.ok )
+        row_max(fig, o.bytes / (double)MiB, "MiB", 1, aim ? 16 : 0);
+    else
+        row_na(fig, aim ? "<= 16 MiB" : "-",
+               why[0] ? why : o.msg[0] ? o.msg : "save failed");
+    unlink(path);
+    host_clear(a);
+    host_clear(b);
     free(d.json);
 }
 
-/* The migration lines of a size, run (have) or not. */
-static void migration_rows(const struct host *a, const struct host *b,
-                           int port, uint64_t mib, bool have,
-                           const struct yardsticks *y)
+/*
+ * Aim 6: a host of 4 GiB (--quick: the largest size's) answers within
+ * 2 s of ferry-hv starting.  Alone, so that nothing else competes.
+ */
+static void bench_start(uint64_t mib)
 {
-    static const char *const rates[] = { "0", "100M", "1G" };
-    char sz[32], fig[64];
+    struct host h = { .pid = 0 };
+    char fig[96], sz[32];
+    struct row *r;
 
-    for ( unsigned int k = 0; k < 3; k++ )
+    size_name(mib, sz, sizeof(sz));
+    snprintf(fig, sizeof(fig), "aim 6: host of %s: up", sz);
+    if ( host_start(&h, "S", mib, false) )
     {
-        if ( have )
+        row_na(fig, "<= 2 s", "cannot start ferry-hv");
+        return;
+    }
+    r = row_max(fig, secs(h.start_ns), "s", 2, mib == 4096 ? 2 : 0);
+    snprintf(r->ratio, sizeof(r->ratio), "ferry-hv to its socket");
+    host_stop(&h);
+    nr_hosts = 0;
+}
+
+/* One size: its hosts, then the groups asked for. */
+static void bench_size(uint64_t mib, const struct yardsticks *y,
+                       const char *file_dir, struct size_result *sr,
+                       unsigned int groups, bool zero_here)
+{
+    struct host a = { .pid = 0 }, b = { .pid = 0 };
+    char sz[32], an[16], bn[16], fig[96];
+    bool mig = groups & (G_MIGRATE | G_ZERO);
+
+    size_name(mib, sz, sizeof(sz));
+    memset(sr, 0, sizeof(*sr));
+    sr->mib = mib;
+    snprintf(an, sizeof(an), "A%" PRIu64, mib);
+    snprintf(bn, sizeof(bn), "B%" PRIu64, mib);
+    sr->groups = groups;
+    if ( host_start(&a, an, host_mib(mib), mig) ||
+         host_start(&b, bn, host_mib(mib), mig) )
+    {
+        note("%s: cannot start ferry-hv", sz);
+        hosts_stop(&a, &b);
+        nr_hosts = 0;
+        return;
+    }
+    note("%s: two hosts of %" PRIu64 " MiB up in %.2f s and %.2f s", sz,
+         host_mib(mib), secs(a.start_ns), secs(b.start_ns));
+    if ( groups & G_FILES )
+        bench_files(&a, &b, mib, y, file_dir, sr);
+    if ( groups & G_MIGRATE )
+    {
+        if ( xl_has_migrate() )
+            bench_migrate(&a, &b, mib, y, sr);
+        else
         {
-            migrate_one(a, b, port, mib, k, y);
+            snprintf(fig, sizeof(fig), "migrate %s", sz);
+            row_na(fig, "-", "xl has no migrate verb");
+        }
+    }
+    if ( zero_here && (groups & G_ZERO) )
+        bench_zero(&a, &b, mib, file_dir);
+    hosts_stop(&a, &b);
+    nr_hosts = 0;
+}
+
+/*
+ * Aim 7: each time at the largest size over the same time at the
+ * smallest, against their size ratio, +-15%.
+ */
+static void linearity_rows(const struct size_result *s, unsigned int n)
+{
+    const struct size_result *lo = &s[0], *hi = &s[n - 1];
+    char a[32], b[32];
+
+    if ( n < 2 )
+        return;
+    size_name(hi->mib, a, sizeof(a));
+    size_name(lo->mib, b, sizeof(b));
+    for ( unsigned int k = 0; k < NR_TIMES; k++ )
+    {
+        double want = (double)hi->mib / lo->mib, got;
+        char fig[96];
+        struct row *r;
+
+        unsigned int g = k < T_MIG_TCP ? G_FILES : G_MIGRATE;
+
+        if ( !(lo->groups & hi->groups & g) )
+            continue;           /* that group did not run at both */
+        snprintf(fig, sizeof(fig), "aim 7: %s time %s / %s", time_name[k],
+                 a, b);
+        if ( !lo->ns[k] || !hi->ns[k] )
+        {
+            row_na(fig, "linear", "sizes not both measured");
             continue;
         }
-        size_name(mib, sz, sizeof(sz));
-        snprintf(fig, sizeof(fig), "migrate %s dirty %s/s: throughput",
-                 sz, rates[k]);
-        row_na(fig, ">= 0.80x", "xl has no migrate verb yet");
-        snprintf(fig, sizeof(fig), "migrate %s dirty %s/s: downtime",
-                 sz, rates[k]);
-        row_na(fig, k == 0 ? "<= 5 ms" : k == 1 ? "<= 20 ms" : "-",
-               "xl has no migrate verb yet");
+        got = (double)hi->ns[k] / lo->ns[k];
+        r = row_new("%s", fig);
+        snprintf(r->value, sizeof(r->value), "%.2f", got);
+        snprintf(r->ratio, sizeof(r->ratio), "size ratio %.0f", want);
+        snprintf(r->aim, sizeof(r->aim), "%.1f..%.1f", want * 0.85,
+                 want * 1.15);
+        r->result = got >= want * 0.85 && got <= want * 1.15 ? "met"
+                                                              : "NOT MET";
     }
 }
 
@@ -1331,13 +1717,20 @@ static void migration_rows(const struct host *a, const struct host *b,
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: ferry-bench [--quick] [--sizes MIB,MIB] [--dir DIR]\n"
-            "  --quick       small domains (16 and 64 MiB; migration 16 MiB "
-            "only):\n                checks that it runs\n"
-            "  --sizes LIST  domain sizes, MiB without a unit (1024,4G)\n"
-            "  --dir DIR     where save files go (default $TMPDIR or "
+            "Usage: ferry-bench [--quick] [--sizes LIST] [--only GROUPS] "
+            "[--dir DIR]\n"
+            "  --quick        small domains (16 and 64 MiB; migration at "
+            "16 MiB only):\n                 checks that it runs\n"
+            "  --sizes LIST   domain sizes, MiB without a unit (default "
+            "1G,2G,4G)\n"
+            "  --only GROUPS  some of: files (aim 5), migrate (aims 1, 3, "
+            "4), zero (aim 2),\n"
+            "                 start (aim 6), comma-separated; aim 7 "
+            "compares what ran\n"
+            "  --dir DIR      where save files go (default $TMPDIR or "
             "/var/tmp)\n"
-            "  --no-migrate  skip live migration\n");
+            "  --no-migrate   skip live migration (the migrate and zero "
+            "groups)\n");
 }
 
 static int find_builddir(void)
@@ -1345,6 +1738,8 @@ static int find_builddir(void)
     char exe[PATH_MAX], *slash;
     ssize_t n;
 
+    snprintf(top_srcdir, sizeof(top_srcdir), "%s",
+             getenv("top_srcdir") ? getenv("top_srcdir") : BENCH_SRCDIR);
     if ( getenv("top_builddir") )
     {
         snprintf(top_builddir, sizeof(top_builddir), "%s",
@@ -1365,36 +1760,87 @@ static int find_builddir(void)
     return 0;
 }
 
+static int parse_groups(const char *arg, unsigned int *groups)
+{
+    static const char *const names[] = { "files", "migrate", "zero",
+                                         "start" };
+    char list[256], *tok, *save = NULL;
+
+    snprintf(list, sizeof(list), "%s", arg);
+    *groups = 0;
+    for ( tok = strtok_r(list, ",", &save); tok;
+          tok = strtok_r(NULL, ",", &save) )
+    {
+        unsigned int i;
+
+        for ( i = 0; i < 4 && strcmp(tok, names[i]); i++ )
+            ;
+        if ( i == 4 )
+        {
+            fprintf(stderr, "ferry-bench: --only: '%s' is not one of files, "
+                    "migrate, zero, start\n", tok);
+            return -1;
+        }
+        *groups |= 1U << i;
+    }
+    return *groups ? 0 : -1;
+}
+
+static void yardstick_rows(const struct yardsticks *y, unsigned int groups)
+{
+    struct row *r = row_new("yardstick: memcpy, one thread");
+
+    snprintf(r->value, sizeof(r->value), "%.2f GB/s", y->memcpy_gbps);
+    if ( groups & G_FILES )
+    {
+        r = row_new("yardstick: O_DIRECT write + fdatasync");
+        snprintf(r->value, sizeof(r->value), "%.2f GB/s",
+                 y->direct_write_gbps);
+        if ( !y->direct_write_gbps )
+            snprintf(r->ratio, sizeof(r->ratio), "no O_DIRECT here");
+        r = row_new("yardstick: O_DIRECT read");
+        snprintf(r->value, sizeof(r->value), "%.2f GB/s",
+                 y->direct_read_gbps);
+        r = row_new("yardstick: buffered write + fsync");
+        snprintf(r->value, sizeof(r->value), "%.2f GB/s", y->buffered_gbps);
+    }
+    if ( groups & (G_MIGRATE | G_ZERO) )
+    {
+        r = row_new("yardstick: loopback TCP, hot buffer");
+        snprintf(r->value, sizeof(r->value), "%.2f GB/s", y->tcp_gbps);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "quick", no_argument, NULL, 'q' },
         { "sizes", required_argument, NULL, 's' },
+        { "only", required_argument, NULL, 'o' },
         { "dir", required_argument, NULL, 'd' },
         { "no-migrate", no_argument, NULL, 'M' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    uint64_t sizes[8] = { 1024, 4096 };
-    unsigned int nr_sizes = 2;
+    uint64_t sizes[8] = { 1024, 2048, 4096 };
+    unsigned int nr_sizes = 3, groups = G_ALL, zero_at;
     struct size_result res[8];
-    struct yardsticks y;
+    struct yardsticks y = { 0 };
     const char *dir = NULL;
     char file_dir[PATH_MAX];
-    bool quick = false, migrate = true;
+    bool quick = false, sizes_given = false, migrate = true;
     size_t ylen;
     uint8_t *buf;
     uint64_t seed = 11;
     int c;
 
-    while ( (c = getopt_long(argc, argv, "qs:d:Mh", longopts, NULL)) != -1 )
+    while ( (c = getopt_long(argc, argv, "qs:o:d:Mh", longopts, NULL)) !=
+            -1 )
     {
         switch ( c )
         {
         case 'q':
             quick = true;
-            sizes[0] = 16;
-            sizes[1] = 64;
             break;
         case 's':
         {
@@ -1404,6 +1850,7 @@ int main(int argc, char **argv)
 
             snprintf(list, sizeof(list), "%s", optarg);
             nr_sizes = 0;
+            sizes_given = true;
             for ( tok = strtok_r(list, ",", &save); tok && nr_sizes < 8;
                   tok = strtok_r(NULL, ",", &save) )
             {
@@ -1418,8 +1865,20 @@ int main(int argc, char **argv)
                 }
                 sizes[nr_sizes++] = bytes >> 20;
             }
+            if ( !nr_sizes )
+            {
+                fprintf(stderr, "ferry-bench: --sizes: no size given\n");
+                return 2;
+            }
             break;
         }
+        case 'o':
+            if ( parse_groups(optarg, &groups) )
+            {
+                usage(stderr);
+                return 2;
+            }
+            break;
         case 'd':
             dir = optarg;
             break;
@@ -1434,6 +1893,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if ( quick && !sizes_given )
+    {
+        sizes[0] = 16;
+        sizes[1] = 64;
+        nr_sizes = 2;
+    }
+    if ( !migrate )
+        groups &= ~(unsigned int)(G_MIGRATE | G_ZERO);
+    /* Aim 2 is for 2 GiB: there if the run has it, else the smallest. */
+    zero_at = 0;
+    for ( unsigned int i = 0; i < nr_sizes; i++ )
+        if ( sizes[i] == 2048 )
+            zero_at = i;
     if ( find_builddir() )
     {
         fprintf(stderr, "ferry-bench: cannot find the build directory\n");
@@ -1456,18 +1928,16 @@ int main(int argc, char **argv)
     note("ferry-bench: build %s, files in %s", top_builddir, tmp_dir);
     ylen = quick ? 64 * MiB : 256 * MiB;
     y.memcpy_gbps = measure_memcpy(ylen);
-    y.disk_gbps = measure_disk(file_dir, quick ? 64 * MiB : GiB);
-    y.tcp_gbps = migrate ? measure_loopback(quick ? 128 * MiB : 2 * GiB) : 0;
+    if ( groups & G_FILES )
     {
-        struct row *r = row_new("yardstick: memcpy, one thread");
-
-        snprintf(r->value, sizeof(r->value), "%.2f GB/s", y.memcpy_gbps);
-        r = row_new("yardstick: durable file write");
-        snprintf(r->value, sizeof(r->value), "%.2f GB/s", y.disk_gbps);
-        r = row_new("yardstick: loopback TCP copy");
-        snprintf(r->value, sizeof(r->value), "%.2f GB/s", y.tcp_gbps);
+        measure_direct(file_dir, quick ? 64 * MiB : GiB,
+                       &y.direct_write_gbps, &y.direct_read_gbps);
+        y.buffered_gbps = measure_disk(file_dir, quick ? 64 * MiB : GiB);
     }
-    if ( (buf = malloc(ylen)) )
+    if ( groups & (G_MIGRATE | G_ZERO) )
+        y.tcp_gbps = measure_loopback(quick ? 128 * MiB : 2 * GiB);
+    yardstick_rows(&y, groups);
+    if ( (groups & G_MIGRATE) && (buf = malloc(ylen)) )
     {
         static const char *const algs[] = { "SHA256", "SHA1", "BLAKE2B-512",
                                             "GMAC", "POLY1305" };
@@ -1494,10 +1964,17 @@ int main(int argc, char **argv)
         free(buf);
     }
 
+    if ( groups & G_START )
+        bench_start(quick ? sizes[nr_sizes - 1] : 4096);
     /* --quick: one size is enough to show that migration runs. */
     for ( unsigned int i = 0; i < nr_sizes; i++ )
-        bench_size(sizes[i], &y, file_dir, &res[i],
-                   migrate && (!quick || i == 0));
+    {
+        unsigned int g = groups;
+
+        if ( quick && i > 0 )
+            g &= ~(unsigned int)(G_MIGRATE | G_ZERO);
+        bench_size(sizes[i], &y, file_dir, &res[i], g, i == zero_at);
+    }
     linearity_rows(res, nr_sizes);
 
     stop_all_hosts();
