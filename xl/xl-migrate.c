@@ -771,8 +771,10 @@ static int migrate_receive(const struct recv_opts *o)
     if (recv_restore(xch, ch, &pre, &dc, &json, &res, msg, sizeof(msg))) {
         fprintf(stderr, "migration target: Domain creation failed: %s\n",
                 msg);
+        /* Also when the stream itself failed (a record's MAC, a cut):
+         * the sender can then say why, not only that its writes failed. */
         snprintf(line, sizeof(line), "ferry-error %s\n", msg);
-        sr_io_write(io, line, strlen(line));
+        xl_chan_write_reason(ch, line);
         goto out;
     }
     snprintf(line, sizeof(line), "%s--incoming", dc.name);
@@ -1532,12 +1534,16 @@ static void mig_collect_error(struct mig *m)
     for (int i = 0; i < 4; i++) {
         char *p;
 
-        if (xl_chan_read_line(m->ch, line, sizeof(line)))
+        if (xl_chan_read_reason(m->ch, line, sizeof(line)))
             return;
         p = strstr(line, "ferry-error ");
         if (p) {
             fprintf(stderr, "migration sender: the target says: %s\n",
                     p + 12);
+            /* The target's reason is the cause; our failed write or read
+             * was only how we met it. */
+            snprintf(m->error, sizeof(m->error), "the target failed: %.400s",
+                     p + 12);
             return;
         }
     }

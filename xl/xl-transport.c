@@ -1934,7 +1934,9 @@ struct sr_io *xl_chan_io(struct xl_chan *ch)
     return ch->io;
 }
 
-int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len)
+/* One line, a byte at a time: through the io, or (direct) through the
+ * channel itself past the io's sticky error. */
+static int line_read(struct xl_chan *ch, char *buf, size_t len, bool direct)
 {
     size_t n = 0;
     int rc;
@@ -1942,9 +1944,17 @@ int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len)
     if (!len)
         return -EINVAL;
     while (n + 1 < len) {
-        rc = sr_io_read(ch->io, buf + n, 1);
-        if (rc)
+        if (direct) {
+            ssize_t r = chan_io_read(ch, buf + n, 1);
+
+            rc = r < 0 ? (int)r : r == 0 ? -ENODATA : 0;
+        } else {
+            rc = sr_io_read(ch->io, buf + n, 1);
+        }
+        if (rc) {
+            buf[n] = '\0';
             return rc;
+        }
         if (buf[n] == '\n') {
             buf[n] = '\0';
             return 0;
@@ -1953,6 +1963,32 @@ int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len)
     }
     buf[n] = '\0';
     return -E2BIG;
+}
+
+int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len)
+{
+    return line_read(ch, buf, len, false);
+}
+
+int xl_chan_write_reason(struct xl_chan *ch, const char *line)
+{
+    size_t len = strlen(line), done = 0;
+
+    if (!sr_io_error(ch->io))
+        return sr_io_write(ch->io, line, len);
+    while (done < len) {
+        ssize_t n = chan_io_write(ch, line + done, len - done);
+
+        if (n <= 0)
+            return n ? (int)n : -EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+int xl_chan_read_reason(struct xl_chan *ch, char *buf, size_t len)
+{
+    return line_read(ch, buf, len, sr_io_error(ch->io) != 0);
 }
 
 void xl_chan_set_cancel(struct xl_chan *ch, const _Atomic bool *cancel)

@@ -214,6 +214,19 @@ struct sr_io *xl_chan_io(struct xl_chan *ch);
  */
 int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len);
 
+/*
+ * The reason a side gives when it stops in the middle of a stream (a
+ * "ferry-error ..." line), written and read even after the io has failed.
+ * An io error is sticky (sr.h), but it belongs to one direction: when a
+ * record from the sender fails its MAC, or the receiver resets the
+ * connection under the sender's writes, the other direction still
+ * carries the line.  While the io is healthy these go through it (as
+ * xl_chan_read_line); after it failed, straight through the channel
+ * (records, TLS or plain bytes).  0 or a negative errno.
+ */
+int xl_chan_write_reason(struct xl_chan *ch, const char *line);
+int xl_chan_read_reason(struct xl_chan *ch, char *buf, size_t len);
+
 /* Poll this flag on EINTR (see above); NULL to clear. */
 void xl_chan_set_cancel(struct xl_chan *ch, const _Atomic bool *cancel);
 
