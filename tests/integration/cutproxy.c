@@ -254,7 +254,7 @@ static void loop(int lfd, int sfd, uint64_t cut_after, bool refuse_after)
 {
     struct pollfd pfd[2 + 2 * MAX_PAIRS];
     unsigned int nconn = 0;
-    bool was_cut = false;
+    bool was_cut = false, up_ok, down_ok;
 
     for ( ;; )
     {
@@ -297,8 +297,12 @@ static void loop(int lfd, int sfd, uint64_t cut_after, bool refuse_after)
 
             if ( !p->used || p->hung )
                 continue;
-            if ( !pump(p, &p->up, p->c, p->s, true) ||
-                 !pump(p, &p->down, p->s, p->c, false) )
+            /* Both directions, even when one has failed: what one end
+             * sent before it reset the connection (a receiver's reason)
+             * still reaches the other, as it would over a wire. */
+            up_ok = pump(p, &p->up, p->c, p->s, true);
+            down_ok = pump(p, &p->down, p->s, p->c, false);
+            if ( !up_ok || !down_ok )
             {
                 drop(p, true);
                 continue;

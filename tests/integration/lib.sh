@@ -280,3 +280,20 @@ fleet_certs() {
         mkcert "$1" hostA fleet-ca && mkcert "$1" hostB fleet-ca &&
         mkcert "$1" rogue rogue-ca
 }
+# mkcrl FLEET OUT CERT...: OUT, a CRL of the fleet CA FLEET/ca.{pem,key}
+# (as ferry-creds made it) revoking each CERT, made by openssl ca with a
+# database of its own (FLEET/crl-db, started afresh).
+mkcrl() {
+    _crl_ca=$1 _crl_db=$1/crl-db _crl_out=$2
+    shift 2
+    rm -rf "$_crl_db" && mkdir -p "$_crl_db" && : >"$_crl_db/index" &&
+    printf '[ca]\ndefault_ca = fleet\n[fleet]\ndatabase = %s\ndefault_md = sha256\ndefault_crl_days = 2\n' \
+        "$_crl_db/index" >"$_crl_db/ca.cnf" || return 1
+    for _crl_c in "$@"; do
+        openssl ca -config "$_crl_db/ca.cnf" -cert "$_crl_ca/ca.pem" \
+            -keyfile "$_crl_ca/ca.key" -revoke "$_crl_c" >/dev/null 2>&1 ||
+            return 1
+    done
+    openssl ca -config "$_crl_db/ca.cnf" -cert "$_crl_ca/ca.pem" \
+        -keyfile "$_crl_ca/ca.key" -gencrl -out "$_crl_out" >/dev/null 2>&1
+}

@@ -5,13 +5,18 @@
 # the host keeps serving, and nothing is lost: the domain runs on exactly
 # one host.  Cases: an anonymous push over tcp:// (it learns nothing but
 # a nonce); a push from a host with no fleet key, and with another
-# fleet's key; a stream changed on the path; forged resolves (a paused
-# domain, a migration in progress, a local restore in progress); a TLS
-# sender whose certificate is from the fleet CA but not on the
-# allow-list; a target whose certificate names another host; plain TCP
-# to a TLS port; idle connections beyond the per-peer limit, after which a
-# real migration still succeeds; a sender that stops mid-stream (its
-# incoming domain is destroyed at the idle timeout); a keyless listener.
+# fleet's key; fake targets, keyless or proving another fleet's key (the
+# sender sends them nothing of the domain); a stream changed on the path
+# (both sides name the failed MAC); forged resolves (a paused domain, a
+# migration in progress, a local restore in progress); a TLS sender whose
+# certificate is from the fleet CA but not on the allow-list; a target
+# whose certificate names another host; sender and target certificates
+# revoked in a CRL; plain TCP to a TLS port; silent and half-finished
+# handshakes holding every slot (closed at the 10 s handshake timeout,
+# after which a migration succeeds); idle connections beyond the per-peer
+# limit, after which a real migration still succeeds; a sender that stops
+# mid-stream (its incoming domain is destroyed at the idle timeout); a
+# keyless listener.
 . "$(dirname "$0")/lib.sh"
 
 if ! command -v openssl >/dev/null 2>&1; then
@@ -21,8 +26,9 @@ fi
 NA="$top_builddir/tests/integration/net-abuse"
 CP="$top_builddir/tests/integration/cutproxy"
 ex="$top_srcdir/examples"
+mult=${FERRY_TEST_TIMEOUT_MULTIPLIER:-1}
 
-plan 35
+plan 46
 
 creds A && creds B || { echo "Bail out! ferry-creds failed"; exit 99; }
 start_host A 192M || exit 99
@@ -75,14 +81,43 @@ check "... B logs the failed proof" wait_for 5 log_has "$B" \
     "failed authentication: it does not hold this host's fleet key"
 mv "$A/migrate.key.real" "$A/migrate.key"
 
+# ---- fake targets: the sender checks the target before any domain data -----
+# fake_target LABEL PATTERN [--key F]: xl migrate of rf to a net-abuse
+# target (keyless, or proving key F) fails (exit 1), says PATTERN, rf
+# still runs on A, and the target got not one byte after its answer.
+fake_target() {
+    label=$1 pat=$2; shift 2
+    "$NA" target "$@" $((5 * mult)) >"$T/ft" 2>&1 &
+    ft=$!
+    wait_for 5 grep -q '^port ' "$T/ft"
+    xlh "$A" migrate -e rf "tcp://127.0.0.1:$(sed -n 's/^port //p' "$T/ft")" \
+        >"$T/ft.out" 2>"$T/ft.err"
+    rc=$?
+    wait "$ft"
+    sed 's/^/# /' "$T/ft"
+    if [ $rc -eq 1 ] && grep -q -- "$pat" "$T/ft.err" && running "$A" rf &&
+       grep -q '^then 0 bytes from the sender, closed' "$T/ft"; then
+        ok "$label: refused before any domain data, rf runs on A"
+    else
+        fail "$label (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/ft.err" | tail -5
+    fi
+}
+fake_target "a keyless fake target" \
+    "runs without a fleet key (ferry-hv --migrate-insecure), so it cannot prove it is the host you meant"
+fake_target "a fake target proving another fleet's key" \
+    "could not prove that it holds our fleet key: refusing to migrate to it" \
+    --key "$T/W/migrate.key"
+
 # ---- a stream changed on the path (1 bit, 3 MB in) --------------------------
 "$CP" --flip-at 3000000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
 cp=$!
 wait_for 5 test -s "$T/cp"
-refused "a stream changed on the path" "sending the domain failed" \
+# The sender reports B's reason, not only that its writes failed.
+refused "a stream changed on the path" \
+    "the target says: .*record [0-9]* from 127.0.0.1:[0-9]* failed its MAC: the stream was changed on the path" \
     "tcp://127.0.0.1:$(cat "$T/cp")"
 check "... the proxy did change it, and B says so" wait_for 5 log_has "$B" \
-    "record [0-9]* from 127.0.0.1:[0-9]* failed its MAC: the stream was changed on the path"
+    "Domain creation failed: .*record [0-9]* from 127.0.0.1:[0-9]* failed its MAC: the stream was changed on the path"
 kill "$cp"; wait "$cp" 2>/dev/null
 
 # ---- forged resolves (from a peer with the fleet key) ------------------------
@@ -119,25 +154,28 @@ rc=$?
     { fail "migration after a forged resolve (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/mp.err" | tail -5; }
 
 # A local restore in progress: the stream comes through a FIFO that
-# stalls after 1 MB (xl restore opens the file twice: the first time for
-# the header and configuration alone).
+# stalls for 4 s after 1 MB (and the resolve comes then) (xl restore opens the file twice: the first
+# time for the header and configuration alone; net-abuse feed gives each
+# open its part, whatever the timing).
 xlh "$A" create -e "$ex/idle.cfg" 'name="rs"' 'memory=16' >/dev/null 2>&1
 U=$(uuid_of "$A" rs)
 xlh "$A" save rs "$T/rs.save" >/dev/null 2>&1 || diag "save rs failed"
 hlen=$((48 + $(u32 "$T/rs.save" 44)))
 mkfifo "$T/fifo"
-( head -c "$hlen" "$T/rs.save" >"$T/fifo"; sleep 1
-  { head -c 1000000 "$T/rs.save"; sleep 4; tail -c +1000001 "$T/rs.save"; } \
-      >"$T/fifo" ) &
+"$NA" feed "$T/rs.save" "$T/fifo" "$hlen" 1000000 $((4 * mult)) >"$T/feed" \
+    2>&1 &
 feeder=$!
 xlh "$B" restore -e "$T/fifo" >"$T/rs.out" 2>&1 &
 rpid=$!
-sleep 2.5
+wait_for 10 grep -q '^paused' "$T/feed"
 "$NA" resolve --key "$A/migrate.key" "$TCP_B" rs "$U" >"$T/res3" 2>&1
 sed 's/^/# /' "$T/res3"
 wait "$rpid"
 rc=$?
+# (A restore that failed early leaves the feeder waiting for a reader.)
+kill "$feeder" 2>/dev/null
 wait "$feeder"
+sed 's/^/# /' "$T/feed"
 [ $rc -eq 0 ] && running "$B" rs && grep -q '^answer: aborted$' "$T/res3" &&
     ok "forged resolve for a restore in progress: the restore completes" ||
     { fail "forged resolve for a restore in progress (rc $rc)"; sed 's/^/# /' "$T/rs.out"; }
@@ -161,6 +199,20 @@ check "... B logs the subject it refused" wait_for 5 log_has "$B" \
 refused "a target whose certificate names another host" \
     "the target's certificate does not name localhost" \
     "tls://localhost:${TLS_B##*:}"
+# Certificates revoked in a CRL of the fleet CA: A's in B's (its default
+# run-dir file), B's in the one A's sender is given.
+mkcrl "$T/fleet" "$T/crl-A.pem" "$A/tls/host.pem" &&
+    mkcrl "$T/fleet" "$T/crl-B.pem" "$B/tls/host.pem" ||
+    diag "cannot make the CRLs"
+cp "$T/crl-A.pem" "$B/tls/crl.pem"
+refused "a TLS sender whose certificate is revoked" \
+    "TLS .* failed: .*certificate revoked" "$TLS_B"
+check "... B logs the revoked certificate" wait_for 5 log_has "$B" \
+    "TLS handshake with 127.0.0.1:[0-9]* failed: certificate verify failed: the client's certificate: certificate revoked"
+rm -f "$B/tls/crl.pem"
+refused "a target whose certificate is revoked" \
+    "certificate verify failed: the target's certificate: certificate revoked" \
+    "$TLS_B" --tls-crl "$T/crl-B.pem"
 # Plain TCP to the TLS port: a handshake failure, nothing disclosed.
 "$NA" anon "${TLS_B#tls://}" >"$T/anon2" 2>&1
 sed 's/^/# /' "$T/anon2"
@@ -169,6 +221,41 @@ grep -q '^got: $' "$T/anon2" && grep -q "^closed by the listener" "$T/anon2" &&
     fail "plain TCP to a TLS port"
 check "... B logs the failed handshake" wait_for 5 log_has "$B" \
     "TLS handshake with 127.0.0.1:[0-9]* failed"
+
+# ---- the handshake timeout alone ---------------------------------------------
+# Two silent connections from 127.0.0.3 and two from 127.0.0.4 that send
+# half a proof line take all four slots; each is closed at the 10 s
+# handshake timeout, and its slot is free again.
+nexit() { [ "$(grep -c "(from $1:[0-9]*) exited with status" "$B/ferry-hv.log")" -ge "$2" ]; }
+"$NA" idle --from 127.0.0.3 2 $((30 * mult)) "${TCP_B#tcp://}" >"$T/idle3" 2>&1 &
+i3=$!
+"$NA" idle --from 127.0.0.4 --half 2 $((30 * mult)) "${TCP_B#tcp://}" \
+    >"$T/idle4" 2>&1 &
+i4=$!
+wait_for 5 grep -q '^opened 2 of 2' "$T/idle3"
+wait_for 5 grep -q '^opened 2 of 2' "$T/idle4"
+wait_for 5 log_has "$B" "from 127.0.0.4:[0-9]* on .*: receiver pid"
+refused "four silent handshakes hold every slot" \
+    "closed the connection before sending its banner" "$TCP_B"
+wait "$i3" "$i4"
+for f in idle3 idle4; do
+    sed 's/^/# /' "$T/$f"
+    awk -v hi=$((10 + 4 * mult)) '/^closed by the listener: 2 of 2, the last after/ {
+             t = $(NF - 1) + 0; ok = t >= 8 && t <= hi }
+         END { exit !ok }' "$T/$f" &&
+        ok "$f: both closed by B at the 10 s handshake timeout" ||
+        fail "$f: closed at the handshake timeout"
+done
+timed_out() { log_has "$B" "$1:[0-9]* did not authenticate within 10 s; closed"; }
+check "... B logs the timeout for the silent and the half-finished ones" \
+    eval 'timed_out 127.0.0.3 && timed_out 127.0.0.4'
+xlh "$A" create -e "$ex/idle.cfg" 'name="ht"' 'memory=16' >/dev/null 2>&1
+wait_for 5 nexit 127.0.0.3 2 && wait_for 5 nexit 127.0.0.4 2
+xlh "$A" migrate -e ht "$TCP_B" >"$T/mig.out" 2>"$T/mig.err"
+rc=$?
+[ $rc -eq 0 ] && no_domain "$A" ht && running "$B" ht &&
+    ok "... their slots are free: a migration then succeeds" ||
+    { fail "migration after the handshake timeout (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/mig.err" | tail -5; }
 
 # ---- idle connections ----------------------------------------------------------
 # Six from 127.0.0.2: the per-peer limit (2) closes four at once, the
@@ -251,7 +338,7 @@ xlh "$A" migrate -e --insecure ab "$TCP_K" >"$T/k.out" 2>"$T/k.err"
     { fail "xl migrate --insecure"; sed 's/.*\r//; s/^/# /' "$T/k.err"; }
 
 # ---- B kept serving, nothing lost --------------------------------------------
-for d in rf mp rs pd; do
+for d in rf mp rs pd ht; do
     [ "$(xlh "$A" list 2>/dev/null | grep -c "^$d\b")" = 0 ] &&
         [ "$(xlh "$B" list 2>/dev/null | grep -c "^$d ")" = 1 ] &&
         ok "$d is on B only" || fail "$d on one host"
