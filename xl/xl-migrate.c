@@ -1699,17 +1699,23 @@ static int migrate_domain(struct mig *m)
     /* Ctrl-C cancels until "go"; the engine and channel poll the flag. */
     set_signals(on_cancel_signal);
     xl_chan_set_cancel(m->ch, &cancel_requested);
-    if (mig_send(m) || mig_read_ready(m))
+    if (mig_send(m))
         return mig_fail_before_go(m);
-    fault_hit("send", "ready");
-    fprintf(stderr, "migration sender: Target has acknowledged transfer.\n");
-
-    /* About to give the target permission: rename ours away first. */
+    /*
+     * Before "go" ours must be renamed away.  Do it now, while the target
+     * finishes the restore, so that the hypervisor's round trip is not
+     * part of the downtime; until "go" every failure renames it back as
+     * it resumes it, and migrate-resolve finds it under either name.
+     */
     if (xc_domain_rename(m->xch, m->domid, m->name, m->away)) {
         mig_error(m, "cannot rename domain %u to %s", m->domid, m->away);
         return mig_fail_before_go(m);
     }
     m->renamed = true;
+    if (mig_read_ready(m))
+        return mig_fail_before_go(m);
+    fault_hit("send", "ready");
+    fprintf(stderr, "migration sender: Target has acknowledged transfer.\n");
 
     /* The point of no return: from the first byte of "go" we do not
      * guess; a signal can no longer stop us half way. */
