@@ -287,7 +287,14 @@ int sr_io_open_fd(struct sr_io **iop, int fd, bool own_fd)
         return rc;
     (*iop)->fd = fd;
     (*iop)->own_fd = own_fd;
-    return 0;
+    /* A save file we own is read ahead (a borrowed fd keeps its offset). */
+    if ( own_fd && (rc = sr__io_file_read_start(*iop, fd)) )
+    {
+        (*iop)->own_fd = false;
+        free(*iop);
+        *iop = NULL;
+    }
+    return rc;
 }
 
 int sr_io_open_user(struct sr_io **iop, const struct sr_io_user_ops *ops,
@@ -338,8 +345,12 @@ int sr_io_open_atomic(struct sr_io **iop, const char *path)
         rc = -errno;
         goto out;
     }
-    io->fd = fd;
-    io->own_fd = true;
+    if ( (rc = sr__io_file_start(io, fd)) )
+    {
+        close(fd);
+        unlink(io->tmp_path);
+        goto out;
+    }
     *iop = io;
     io = NULL;
     rc = 0;

@@ -47,6 +47,8 @@ struct sr_io
     bool own_fd;
     char *path;                 /* atomic: the final path ... */
     char *tmp_path;             /* ... and the temporary one */
+    struct sr_dw *dw;           /* atomic: sr-io-file.c's writer */
+    struct sr_dr *dr;           /* a file read: sr-io-file.c's reader */
 
     /* memory backends */
     uint8_t *mem;
@@ -72,6 +74,23 @@ struct sr_io
     const uint8_t *pend;        /* read ahead past a zlib stream's end */
     size_t pend_len;
 };
+
+/*
+ * Make io (an atomic file's, fd its temporary file) write through
+ * sr-io-file.c's aligned staging buffers and writer thread, with O_DIRECT
+ * where the filesystem allows it.  On success io owns fd.
+ */
+int sr__io_file_start(struct sr_io *io, int fd);
+/* Is io's file written with O_DIRECT (for tests)? */
+bool sr__io_file_direct(const struct sr_io *io);
+/*
+ * If fd (which io owns) is a regular file open read-only, read it through
+ * sr-io-file.c's read-ahead thread, with O_DIRECT for what is not cached;
+ * anything else is left to the plain fd backend.  0 or -errno.
+ */
+int sr__io_file_read_start(struct sr_io *io, int fd);
+/* How many chunks io's reader read with O_DIRECT (for tests). */
+unsigned int sr__io_file_direct_reads(const struct sr_io *io);
 
 /* sr_io_read() that leaves end of stream (-ENODATA) unrecorded. */
 int sr__io_read_eof(struct sr_io *io, void *buf, size_t len);

@@ -249,7 +249,10 @@ const char *sr_rec_name(enum sr_layer layer, uint32_t type);
 
 struct sr_io;
 
-/* fd backend: file, pipe or socket.  own_fd: sr_io_close() closes it. */
+/* fd backend: file, pipe or socket.  own_fd: sr_io_close() closes it.
+ * A regular file opened read-only and owned is read ahead in large
+ * chunks by a thread of the io's, with O_DIRECT for what is not in the
+ * page cache (sr-io-file.c); its file offset is then the io's. */
 int sr_io_open_fd(struct sr_io **iop, int fd, bool own_fd);
 /* Memory backends: growable for writing; fixed and borrowed (the caller
  * keeps buf alive until close) for reading. */
@@ -274,7 +277,9 @@ struct sr_io_user_ops
 int sr_io_open_user(struct sr_io **iop, const struct sr_io_user_ops *ops,
                     void *arg);
 
-/* Atomic file write: the bytes go to "path.tmp-XXXXXX" beside path.
+/* Atomic file write: the bytes go to "path.tmp-XXXXXX" beside path,
+ * written with O_DIRECT (buffered where the filesystem refuses it)
+ * through aligned buffers by a thread of the io's (sr-io-file.c).
  * sr_io_commit() fsyncs it, renames it over path and fsyncs the directory;
  * sr_io_abort() unlinks it.  Both end the io (free it) whatever they
  * return; closing an uncommitted atomic io aborts it.  A failed commit
