@@ -361,12 +361,12 @@ bool sr__io_file_direct(const struct sr_io *io)
 /* ---- reading a save file ---------------------------------------------- */
 
 /*
- * Restore reads a file front to back.  A reader thread reads it ahead in
- * large chunks into a ring of aligned buffers while the caller parses
- * and places pages, so disk (or page-cache copy) time and restore work
- * overlap.  A chunk already in the page cache (a file just written
- * buffered, or read before) is copied from there: mincore() says whether
- * it is.  A chunk that is not is read with
+ * Restore reads a file front to back.  A file wholly in the page cache is
+ * left to plain reads, which copy it once into the caller's buffers.  Any
+ * other is read ahead by a thread in large chunks into a ring of aligned
+ * buffers while the caller parses and places pages, so disk time and
+ * restore work overlap.  A chunk already in the page cache is copied from
+ * there (mincore() says whether it is); a chunk that is not is read with
  * O_DIRECT, which moves it at the device's speed instead of the page
  * cache's readahead window at a time.  Where O_DIRECT is refused the
  * reads are plain, with sequential readahead advised.
@@ -428,32 +428,39 @@ static int dr_set_direct(struct sr_dr *dr, bool on)
 }
 
 /*
- * Is all of [off, off + SR_DR_BUF_SIZE) that lies in the file in the page
- * cache?  mincore() on a mapping of it asks without reading anything (a
- * probing read would start readahead of what is not there, and the disk
- * would move the chunk twice).  Unsure (mapping refused): no.
+ * Is all of [off, end) in the page cache?  mincore() on a mapping of it
+ * asks without reading anything (a probing read would start readahead of
+ * what is not there, and the disk would move those bytes twice).  Unsure
+ * (mapping refused): no.
  */
+static bool file_cached(int fd, uint64_t off, uint64_t end)
+{
+    unsigned char vec[SR_DR_BUF_SIZE / 4096];
+    uint64_t start = off & ~(uint64_t)4095;
+    bool all = true;
+
+    while ( all && start < end )
+    {
+        size_t len = end - start < SR_DR_BUF_SIZE ? end - start
+                                                   : SR_DR_BUF_SIZE;
+        void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, start);
+
+        if ( map == MAP_FAILED )
+            return false;
+        all = !mincore(map, len, vec);
+        for ( size_t i = 0; all && i < (len + 4095) / 4096; i++ )
+            all = vec[i] & 1;
+        munmap(map, len);
+        start += len;
+    }
+    return all;
+}
+
 static bool dr_cached(struct sr_dr *dr, uint64_t off)
 {
-    unsigned char vec[SR_DR_BUF_SIZE / 4096 + 1];
-    uint64_t start = off & ~(uint64_t)4095, end = off + SR_DR_BUF_SIZE;
-    size_t len, i;
-    void *map;
-    bool all;
+    uint64_t end = off + SR_DR_BUF_SIZE;
 
-    if ( end > dr->size )
-        end = dr->size;
-    if ( end <= start )
-        return true;
-    len = end - start;
-    map = mmap(NULL, len, PROT_READ, MAP_SHARED, dr->fd, start);
-    if ( map == MAP_FAILED )
-        return false;
-    all = !mincore(map, len, vec);
-    for ( i = 0; all && i < (len + 4095) / 4096; i++ )
-        all = vec[i] & 1;
-    munmap(map, len);
-    return all;
+    return file_cached(dr->fd, off, end < dr->size ? end : dr->size);
 }
 
 /*
@@ -608,9 +615,14 @@ int sr__io_file_read_start(struct sr_io *io, int fd)
     off_t pos;
     int rc = 0, r, fl = fcntl(fd, F_GETFL);
 
-    /* Only a file read front to back from where it stands. */
+    /*
+     * Only a file read front to back from where it stands, and not one
+     * wholly in the page cache: plain reads copy that once, straight into
+     * the caller's buffers, and a thread could only add a copy.
+     */
     if ( fl < 0 || (fl & O_ACCMODE) != O_RDONLY || fstat(fd, &st) ||
-         !S_ISREG(st.st_mode) || (pos = lseek(fd, 0, SEEK_CUR)) < 0 )
+         !S_ISREG(st.st_mode) || (pos = lseek(fd, 0, SEEK_CUR)) < 0 ||
+         file_cached(fd, pos, st.st_size) )
         goto out;
     rc = -ENOMEM;
     if ( !(dr = calloc(1, sizeof(*dr))) )

@@ -250,9 +250,9 @@ const char *sr_rec_name(enum sr_layer layer, uint32_t type);
 struct sr_io;
 
 /* fd backend: file, pipe or socket.  own_fd: sr_io_close() closes it.
- * A regular file opened read-only and owned is read ahead in large
- * chunks by a thread of the io's, with O_DIRECT for what is not in the
- * page cache (sr-io-file.c); its file offset is then the io's. */
+ * A regular file opened read-only, owned and not wholly in the page cache
+ * is read ahead in large chunks by a thread of the io's, with O_DIRECT
+ * for what is not cached (sr-io-file.c); its file offset is the io's. */
 int sr_io_open_fd(struct sr_io **iop, int fd, bool own_fd);
 /* Memory backends: growable for writing; fixed and borrowed (the caller
  * keeps buf alive until close) for reading. */
