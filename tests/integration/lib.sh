@@ -121,6 +121,27 @@ stop_host() {
 # xlh DIR ARGS...: xl against the host in DIR.
 xlh() { h=$1; shift; "$XL" -H "$h" "$@"; }
 
+# start_listener NAME MEMORY ARGS...: start_host with the real xl as its
+# migration receiver and the ferry-hv options ARGS (--migrate-listen ...).
+start_listener() {
+    _sl_name=$1 _sl_mem=$2
+    shift 2
+    FERRY_HV_EXTRA_ARGS="--xl $XL $*"
+    start_host "$_sl_name" "$_sl_mem"
+    _sl_rc=$?
+    FERRY_HV_EXTRA_ARGS=
+    return $_sl_rc
+}
+# mig_addr HOST SCHEME: the HOST's tcp:// or tls:// listener, as its
+# DIR/migrate.addr records it.
+mig_addr() { grep "^$2://" "$1/migrate.addr"; }
+# log_has HOST PATTERN: a line of the host's ferry-hv.log matches.
+log_has() { grep -q -- "$2" "$1/ferry-hv.log"; }
+# receivers_ended HOST: how many migration receivers of the host have
+# ended; more_ended HOST N: more than N.
+receivers_ended() { grep -c "exited with status" "$1/ferry-hv.log"; }
+more_ended() { [ "$(receivers_ended "$1")" -gt "$2" ]; }
+
 # wait_for SECONDS COMMAND...: poll until the command succeeds.  The
 # limit scales with FERRY_TEST_TIMEOUT_MULTIPLIER: a sanitizer build runs
 # the same steps several times slower, and only a failing wait pays it.

@@ -33,17 +33,15 @@ C=$T/certs
     exit 99; }
 
 start_host A 256M || exit 99
-FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0"
-start_host B 256M || exit 99
-FERRY_HV_EXTRA_ARGS=
+start_listener B 256M --migrate-listen 127.0.0.1:0 \
+    --migrate-listen tls://127.0.0.1:0 || exit 99
 A=$T/A B=$T/B
 # Both hosts use their default files: <run dir>/migrate.key and
 # <run dir>/tls/{host.pem,host.key,ca.pem,allowed-dn}.
-TCP_B=$(grep '^tcp://' "$B/migrate.addr")
-TLS_B=$(grep '^tls://' "$B/migrate.addr")
+TCP_B=$(mig_addr "$B" tcp)
+TLS_B=$(mig_addr "$B" tls)
 diag "B listens on $TCP_B and $TLS_B"
 
-log_has() { grep -q -- "$2" "$1/ferry-hv.log"; }
 # Checksum guests whose runs overlap: cs1 goes over tcp://, cs2 over
 # tls://, cs3 (started last, so that it is still running) is cut; an idle
 # guest, rf, is the one refused.
@@ -119,7 +117,7 @@ start_checksum cs3 || diag "cs3 did not start on A"
 "$CP" --cut-after 4000000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
 cp=$!
 wait_for 5 test -s "$T/cp"
-nrecv0=$(grep -c "exited with status" "$B/ferry-hv.log")
+nrecv0=$(receivers_ended "$B")
 xlh "$A" migrate -e cs3 "tcp://127.0.0.1:$(cat "$T/cp")" \
     >"$T/cut.out" 2>"$T/cut.err"
 rc=$?
@@ -135,8 +133,7 @@ sed 's/.*\r//; s/^/# /' "$T/cut.err" | tail -3
 running "$A" cs3 && cpu_grows "$A" cs3 &&
     ok "cut: the domain runs on at A, its CPU time advancing" ||
     fail "cut: the domain runs on at A"
-nrecv() { [ "$(grep -c "exited with status" "$B/ferry-hv.log")" -gt "$1" ]; }
-wait_for 20 nrecv "$nrecv0" || diag "B's receiver did not exit"
+wait_for 20 more_ended "$B" "$nrecv0" || diag "B's receiver did not exit"
 no_domain "$B" cs3 && no_leftovers "$B" &&
     ok "cut: nothing left on B" ||
     { fail "cut: nothing left on B"; xlh "$B" list | sed 's/^/# /'; }

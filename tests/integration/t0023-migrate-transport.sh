@@ -75,15 +75,14 @@ start_host B 32M || exit 99
 FERRY_HV_EXTRA_ARGS=
 A=$T/A B=$T/B
 RA=$(cd "$A" && pwd -P)
-TCP_A=$(grep '^tcp://' "$A/migrate.addr")
-TLS_A=$(grep '^tls://' "$A/migrate.addr")
-TCP_B=$(grep '^tcp://' "$B/migrate.addr")
+TCP_A=$(mig_addr "$A" tcp)
+TLS_A=$(mig_addr "$A" tls)
+TCP_B=$(mig_addr "$B" tcp)
 case "$TCP_A $TLS_A $TCP_B" in
     tcp://127.0.0.1:[1-9]*" "tls://127.0.0.1:[1-9]*" "tcp://127.0.0.1:[1-9]*)
         ok "listeners on free ports, recorded in DIR/migrate.addr" ;;
     *) fail "migrate.addr: '$TCP_A' '$TLS_A' '$TCP_B'" ;;
 esac
-log_has() { grep -q -- "$2" "$1/ferry-hv.log"; }
 
 "$CT" send --bulk 4 "$TCP_A" t1 >"$T/o" 2>"$T/e"
 if [ $? -eq 0 ] && grep -qx "banner: receiver H=$RA g= args=" "$T/o" &&

@@ -32,13 +32,12 @@ plan 46
 
 creds A && creds B || { echo "Bail out! ferry-creds failed"; exit 99; }
 start_host A 192M || exit 99
-FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-listen tls://127.0.0.1:0 --migrate-max 4 --migrate-per-peer 2 --migrate-idle-timeout 4"
-start_host B 192M || exit 99
-FERRY_HV_EXTRA_ARGS=
+start_listener B 192M --migrate-listen 127.0.0.1:0 \
+    --migrate-listen tls://127.0.0.1:0 --migrate-max 4 --migrate-per-peer 2 \
+    --migrate-idle-timeout 4 || exit 99
 A=$T/A B=$T/B
-TCP_B=$(grep '^tcp://' "$B/migrate.addr")
-TLS_B=$(grep '^tls://' "$B/migrate.addr")
-log_has() { grep -q -- "$2" "$1/ferry-hv.log"; }
+TCP_B=$(mig_addr "$B" tcp)
+TLS_B=$(mig_addr "$B" tls)
 uuid_of() { "$XL" -H "$1" list -v "$2" | awk 'NR == 2 {print $7}'; }
 
 xlh "$A" create -e "$ex/idle.cfg" 'name="rf"' 'memory=16' >/dev/null 2>&1 ||
@@ -290,13 +289,12 @@ xlh "$A" create -e "$ex/idle.cfg" 'name="ab"' 'memory=32' >/dev/null 2>&1
     2>/dev/null &
 cp=$!
 wait_for 5 test -s "$T/cp-hang"
-n0=$(grep -c "exited with status" "$B/ferry-hv.log")
+n0=$(receivers_ended "$B")
 # (Not through xlh: the signal below must reach xl itself.)
 "$XL" -H "$A" migrate -e ab "tcp://127.0.0.1:$(cat "$T/cp-hang")" >"$T/ab.out" \
     2>"$T/ab.err" &
 abp=$!
-nrecv() { [ "$(grep -c "exited with status" "$B/ferry-hv.log")" -gt "$1" ]; }
-if wait_for 20 nrecv "$n0" &&
+if wait_for 20 more_ended "$B" "$n0" &&
    no_leftovers "$B" && no_domain "$B" ab; then
     ok "a sender gone quiet: B destroys its incoming domain at the idle timeout"
 else
@@ -324,10 +322,9 @@ kill "$cp"; wait "$cp" 2>/dev/null
 [ $? -ne 0 ] && grep -q "no fleet key" "$T/k.out" &&
     ok "... nor on a non-loopback address, even with --migrate-insecure" ||
     { fail "keyless listener on 0.0.0.0"; sed 's/^/# /' "$T/k.out"; }
-FERRY_HV_EXTRA_ARGS="--xl $XL --migrate-listen 127.0.0.1:0 --migrate-insecure"
-start_host K 64M || exit 99
-FERRY_HV_EXTRA_ARGS=
-TCP_K=$(grep '^tcp://' "$T/K/migrate.addr")
+start_listener K 64M --migrate-listen 127.0.0.1:0 --migrate-insecure ||
+    exit 99
+TCP_K=$(mig_addr "$T/K" tcp)
 xlh "$A" migrate -e ab "$TCP_K" >"$T/k.out" 2>"$T/k.err"
 [ $? -eq 1 ] && grep -q "runs without a fleet key (ferry-hv --migrate-insecure), so it cannot prove it is the host you meant" "$T/k.err" &&
     running "$A" ab && ok "a sender refuses a keyless target" ||
