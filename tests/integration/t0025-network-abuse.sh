@@ -134,11 +134,12 @@ check "... B logs that it changed nothing" log_has "$B" \
 # A migration in progress (its receiver stopped in the live phase): its
 # incoming domain is named by a token the forger does not have.
 xlh "$A" create -e "$ex/idle.cfg" 'name="mp"' 'memory=16' >/dev/null 2>&1
+# (Its uuid now: once the stream is sent, A lists it as mp--migratedaway.)
+U=$(uuid_of "$A" mp)
 FERRY_MIGRATE_FAULT=recv:live:stop "$XL" -H "$A" migrate -e mp "local:$B" \
     >"$T/mp.out" 2>"$T/mp.err" &
 mpid=$!
 wait_for 20 grep -q 'stopping (pid' "$T/mp.err"
-U=$(uuid_of "$A" mp)
 "$NA" resolve --key "$A/migrate.key" --token 0123456789abcdef0123456789abcdef \
     "$TCP_B" mp "$U" >"$T/res2" 2>&1
 sed 's/^/# /' "$T/res2"
