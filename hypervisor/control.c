@@ -19,12 +19,30 @@
  *                 | other uid        | other op: -EPROTO, closed
  *                 v                  v
  *               refused           closed
+ *
+ * Least privilege.  HELLO chooses the session's kind (full, control or
+ * builder: include/public/control.h) once; each op names the kinds that
+ * may issue it (ops[].kinds), and any other gets -EPERM before its
+ * handler runs.  Only a full session receives the machine-memory memfd;
+ * the others cannot map any frame, so for them the ownership checks are
+ * the only way to a frame, not advice.  A builder session binds itself
+ * to the domain its DOMAIN_CREATE makes, holding a reference to it (so
+ * the domid cannot be reused while the session lives), and every later
+ * op must name that domain (bound_domid_ok): a process that parses an
+ * untrusted stream (xl restore, xl migrate-receive) builds its domain
+ * through one and can write no other frame.  Its page data passes
+ * through a staging memfd it gives the daemon, copied by FRAME_COPY
+ * after each frame's owner and type are checked, as Xen's restore
+ * writes only through foreign mappings of the domain's own frames.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +69,11 @@ struct ctl_conn
     bool hello_done;
     struct ctl_buf out;             /* response payload being built */
     int pass_fd;                    /* fd to send with the response, or -1 */
+    int recv_fd;                    /* fd that came with the request, or -1 */
+    unsigned int kind;              /* FERRY_SESSION_*, set by HELLO */
+    struct domain *bound;           /* builder: its domain (a reference) */
+    uint8_t *staging;               /* builder: its staging memfd, mapped */
+    size_t staging_bytes;
     /* The console ring this connection reads, kept past its domain's end
      * until the reader has drained it (h_console_read). */
     struct domain_console *con;
@@ -130,6 +153,54 @@ static int read_full(int fd, void *buf, size_t len)
             continue;
         if ( n <= 0 )
             return n == 0 ? -EPIPE : -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Read the request header, collecting a descriptor passed with it
+ * (SCM_RIGHTS) into c->recv_fd; any more than one are closed at once.
+ */
+static int read_hdr(struct ctl_conn *c, struct ferry_ctl_hdr *h)
+{
+    uint8_t *p = (uint8_t *)h;
+    size_t len = sizeof(*h);
+
+    while ( len )
+    {
+        union { struct cmsghdr align; char buf[CMSG_SPACE(4 * sizeof(int))]; } u;
+        struct iovec iov = { .iov_base = p, .iov_len = len };
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+        };
+        struct cmsghdr *cm;
+        ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+
+        if ( n < 0 && errno == EINTR )
+            continue;
+        if ( n <= 0 )
+            return n == 0 ? -EPIPE : -errno;
+        for ( cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm) )
+        {
+            size_t nfd;
+
+            if ( cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS )
+                continue;
+            nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for ( size_t i = 0; i < nfd; i++ )
+            {
+                int fd;
+
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                if ( c->recv_fd < 0 )
+                    c->recv_fd = fd;
+                else
+                    close(fd);
+            }
+        }
         p += n;
         len -= (size_t)n;
     }
@@ -234,6 +305,7 @@ static struct domain *ctl_domain(domid_t domid)
 
 static int h_hello(struct ctl_conn *c, const void *p, size_t len)
 {
+    const struct ferry_ctl_hello_req *q = p;
     struct ferry_ctl_hello_resp r = {
         .max_page = host.max_page,
         .mem_bytes = host.max_page << PAGE_SHIFT,
@@ -243,12 +315,16 @@ static int h_hello(struct ctl_conn *c, const void *p, size_t len)
         .nr_cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
     };
 
-    (void)p;
-    if ( len )
+    if ( c->hello_done )
+        return -EBUSY;              /* a session's kind is chosen once */
+    if ( len && (len != sizeof(*q) || q->pad ||
+                 q->kind > FERRY_SESSION_BUILDER) )
         return -EINVAL;
     snprintf(r.version, sizeof(r.version), "%s", PACKAGE_VERSION);
+    c->kind = len ? q->kind : FERRY_SESSION_FULL;
     c->hello_done = true;
-    c->pass_fd = host.mem_fd;
+    if ( c->kind == FERRY_SESSION_FULL )
+        c->pass_fd = host.mem_fd;
     return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
 }
 
@@ -296,11 +372,16 @@ static int h_create(struct ctl_conn *c, const void *p, size_t len)
     if ( q->domid != DOMID_ANY && (q->domid == 0 ||
                                    q->domid >= DOMID_FIRST_RESERVED) )
         return -EINVAL;
+    if ( c->kind == FERRY_SESSION_BUILDER && c->bound )
+        return -EPERM;              /* one domain per builder session */
     rc = domain_create_as(q->domid, 0, q->max_vcpus, q->handle, q->ssidref,
                           &d);
     if ( rc )
         return rc;
     r.domid = d->domain_id;
+    /* Bind before anyone else can act on the new domain through us. */
+    if ( c->kind == FERRY_SESSION_BUILDER && get_domain(d) )
+        c->bound = d;
     printk("d%u: created (%u vCPUs)", d->domain_id, q->max_vcpus);
     return buf_put(&c->out, &r, sizeof(r)) ? 0 : -ENOMEM;
 }
@@ -870,6 +951,139 @@ static int h_foreign_map(struct ctl_conn *c, const void *p, size_t len)
     return 0;
 }
 
+/*
+ * A builder's staging area: a memfd it made, sealed against shrinking so
+ * that the mapping here can never fault past its end whatever the client
+ * does to the file afterwards.  Mapped once, populated, for the
+ * session's life.
+ */
+static int h_staging(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_staging_req *q = p;
+    struct stat st;
+    void *m;
+    int seals;
+
+    if ( len != sizeof(*q) || c->recv_fd < 0 )
+        return -EINVAL;
+    if ( c->staging )
+        return -EBUSY;
+    if ( !q->bytes || q->bytes > FERRY_STAGING_MAX ||
+         (q->bytes & (PAGE_SIZE - 1)) )
+        return -EINVAL;
+    seals = fcntl(c->recv_fd, F_GET_SEALS);
+    if ( seals < 0 || !(seals & F_SEAL_SHRINK) )
+        return -EINVAL;
+    if ( fstat(c->recv_fd, &st) || !S_ISREG(st.st_mode) ||
+         (uint64_t)st.st_size < q->bytes )
+        return -EINVAL;
+    m = mmap(NULL, q->bytes, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_POPULATE, c->recv_fd, 0);
+    if ( m == MAP_FAILED )
+        return -errno;
+    c->staging = m;
+    c->staging_bytes = q->bytes;
+    return 0;
+}
+
+/* Drop the references frame_copy took on pages[0..n). */
+static void put_frames(struct page_info **pages, uint32_t n, bool write)
+{
+    for ( uint32_t i = 0; i < n; i++ )
+    {
+        if ( write )
+            put_page_and_type(pages[i]);
+        else
+            put_page(pages[i]);
+    }
+}
+
+/*
+ * Copy pages between the builder's staging area and frames of its bound
+ * domain.  Each frame is held (a general reference, and the writable
+ * type for a write, which a page table in use cannot take: Xen's rule
+ * for a writable foreign mapping) before anything is copied, so that no
+ * frame changes owner or becomes a live page table under the copy.
+ */
+static int h_frame_copy(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_copy_req *q = p;
+    struct ferry_ctl_copy_resp *r;
+    struct page_info **pages;
+    const uint64_t *mfns;
+    bool write;
+    uint32_t held = 0;
+    int rc;
+
+    if ( len < sizeof(*q) )
+        return -EINVAL;
+    rc = check_len(len, sizeof(*q), q->num, sizeof(uint64_t),
+                   c->staging_bytes >> PAGE_SHIFT);
+    if ( rc )
+        return rc;
+    if ( (q->dir != FERRY_COPY_TO_FRAMES &&
+          q->dir != FERRY_COPY_FROM_FRAMES) || q->pad || q->pad2 ||
+         (q->offset & (PAGE_SIZE - 1)) || !c->staging ||
+         q->offset > c->staging_bytes ||
+         ((uint64_t)q->num << PAGE_SHIFT) > c->staging_bytes - q->offset )
+        return -EINVAL;
+    r = buf_put(&c->out, NULL, sizeof(*r));
+    pages = malloc((q->num + 1) * sizeof(*pages));
+    if ( !r || !pages )
+    {
+        free(pages);
+        return -ENOMEM;
+    }
+    write = q->dir == FERRY_COPY_TO_FRAMES;
+    mfns = (const uint64_t *)(q + 1);
+    for ( ; held < q->num; held++ )
+    {
+        struct page_info *pg;
+
+        if ( !mfn_valid(mfns[held]) )
+        {
+            rc = -EINVAL;
+            break;
+        }
+        pg = mfn_to_page(mfns[held]);
+        if ( !get_page(pg, c->bound) )
+        {
+            rc = -EPERM;
+            break;
+        }
+        if ( write && !get_page_type(pg, PGT_writable_page) )
+        {
+            put_page(pg);
+            rc = -EBUSY;
+            break;
+        }
+        pages[held] = pg;
+    }
+    if ( !rc )
+    {
+        for ( uint32_t i = 0; i < q->num; i++ )
+        {
+            uint8_t *stage = c->staging + q->offset +
+                             ((size_t)i << PAGE_SHIFT);
+            void *frame = map_domain_page(mfns[i]);
+
+            if ( write )
+                memcpy(frame, stage, PAGE_SIZE);
+            else
+                memcpy(stage, frame, PAGE_SIZE);
+            unmap_domain_page(frame);
+        }
+    }
+    else
+    {
+        r = (struct ferry_ctl_copy_resp *)c->out.p;
+        r->bad = held;
+    }
+    put_frames(pages, held, write);
+    free(pages);
+    return rc;
+}
+
 static int h_dmesg(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_console_req *q = p;
@@ -1046,46 +1260,158 @@ static int h_audit(struct ctl_conn *c, const void *p, size_t len)
 
 typedef int (*ctl_handler)(struct ctl_conn *c, const void *p, size_t len);
 
+#define S_FULL      (1U << FERRY_SESSION_FULL)
+#define S_CONTROL   (1U << FERRY_SESSION_CONTROL)
+#define S_BUILDER   (1U << FERRY_SESSION_BUILDER)
+
 static const struct
 {
     const char *name;
     ctl_handler fn;
     /* Sleeps: kept out of the audit bracket, which would stall audits. */
     bool blocks;
+    /* The session kinds that may issue it (S_*): the allow-lists. */
+    unsigned int kinds;
 } ops[FERRY_CTL_NR_OPS] = {
-    [FERRY_CTL_HELLO] = { "hello", h_hello },
-    [FERRY_CTL_HOST_INFO] = { "host_info", h_host_info },
-    [FERRY_CTL_DOMAIN_CREATE] = { "domain_create", h_create },
-    [FERRY_CTL_DOMAIN_DESTROY] = { "domain_destroy", h_destroy },
-    [FERRY_CTL_DOMAIN_PAUSE] = { "domain_pause", h_pause },
-    [FERRY_CTL_DOMAIN_UNPAUSE] = { "domain_unpause", h_unpause },
-    [FERRY_CTL_DOMAIN_GETINFO] = { "domain_getinfo", h_getinfo },
-    [FERRY_CTL_DOMAIN_LIST] = { "domain_list", h_list },
-    [FERRY_CTL_DOMAIN_MAX_MEM] = { "domain_max_mem", h_max_mem },
-    [FERRY_CTL_DOMAIN_SHUTDOWN] = { "domain_shutdown", h_shutdown },
-    [FERRY_CTL_DOMAIN_SET_META] = { "domain_set_meta", h_set_meta },
-    [FERRY_CTL_DOMAIN_GET_META] = { "domain_get_meta", h_get_meta },
-    [FERRY_CTL_VCPU_GETCONTEXT] = { "vcpu_getcontext", h_getcontext },
-    [FERRY_CTL_VCPU_SETCONTEXT] = { "vcpu_setcontext", h_setcontext },
-    [FERRY_CTL_GETPAGEFRAMEINFO3] = { "getpageframeinfo3", h_pfinfo3 },
-    [FERRY_CTL_SHADOW_OP] = { "shadow_op", h_shadow },
-    [FERRY_CTL_MMU_UPDATE] = { "mmu_update", h_mmu_update },
-    [FERRY_CTL_MMUEXT_OP] = { "mmuext_op", h_mmuext },
-    [FERRY_CTL_MEMORY_OP] = { "memory_op", h_memop },
-    [FERRY_CTL_FOREIGN_MAP] = { "foreign_map", h_foreign_map },
-    [FERRY_CTL_CONSOLE_READ] = { "console_read", h_console_read },
-    [FERRY_CTL_DMESG_READ] = { "dmesg_read", h_dmesg },
-    [FERRY_CTL_AUDIT] = { "audit", h_audit },
-    [FERRY_CTL_DOMAIN_RESUME] = { "domain_resume", h_resume },
-    [FERRY_CTL_DOMAIN_RENAME] = { "domain_rename", h_rename },
-    [FERRY_CTL_VCPU_GETINFO] = { "vcpu_getinfo", h_vcpu_getinfo },
-    [FERRY_CTL_DOMAIN_WAIT] = { "domain_wait", h_wait, .blocks = true },
-    [FERRY_CTL_DOMAIN_THROTTLE] = { "domain_throttle", h_throttle },
+    [FERRY_CTL_HELLO] = { "hello", h_hello,
+        .kinds = S_FULL | S_CONTROL | S_BUILDER },
+    [FERRY_CTL_HOST_INFO] = { "host_info", h_host_info,
+        .kinds = S_FULL | S_CONTROL | S_BUILDER },
+    [FERRY_CTL_DOMAIN_CREATE] = { "domain_create", h_create,
+        .kinds = S_FULL | S_BUILDER },
+    [FERRY_CTL_DOMAIN_DESTROY] = { "domain_destroy", h_destroy,
+        .kinds = S_FULL | S_CONTROL | S_BUILDER },
+    [FERRY_CTL_DOMAIN_PAUSE] = { "domain_pause", h_pause,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_UNPAUSE] = { "domain_unpause", h_unpause,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_GETINFO] = { "domain_getinfo", h_getinfo,
+        .kinds = S_FULL | S_CONTROL | S_BUILDER },
+    [FERRY_CTL_DOMAIN_LIST] = { "domain_list", h_list,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_MAX_MEM] = { "domain_max_mem", h_max_mem,
+        .kinds = S_FULL | S_BUILDER },
+    [FERRY_CTL_DOMAIN_SHUTDOWN] = { "domain_shutdown", h_shutdown,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_SET_META] = { "domain_set_meta", h_set_meta,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_GET_META] = { "domain_get_meta", h_get_meta,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_VCPU_GETCONTEXT] = { "vcpu_getcontext", h_getcontext,
+        .kinds = S_FULL | S_CONTROL | S_BUILDER },
+    [FERRY_CTL_VCPU_SETCONTEXT] = { "vcpu_setcontext", h_setcontext,
+        .kinds = S_FULL | S_BUILDER },
+    [FERRY_CTL_GETPAGEFRAMEINFO3] = { "getpageframeinfo3", h_pfinfo3,
+        .kinds = S_FULL | S_BUILDER },
+    [FERRY_CTL_SHADOW_OP] = { "shadow_op", h_shadow,
+        .kinds = S_FULL },
+    [FERRY_CTL_MMU_UPDATE] = { "mmu_update", h_mmu_update,
+        .kinds = S_FULL },
+    [FERRY_CTL_MMUEXT_OP] = { "mmuext_op", h_mmuext,
+        .kinds = S_FULL | S_BUILDER },
+    [FERRY_CTL_MEMORY_OP] = { "memory_op", h_memop,
+        .kinds = S_FULL | S_BUILDER },
+    [FERRY_CTL_FOREIGN_MAP] = { "foreign_map", h_foreign_map,
+        .kinds = S_FULL },
+    [FERRY_CTL_CONSOLE_READ] = { "console_read", h_console_read,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DMESG_READ] = { "dmesg_read", h_dmesg,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_AUDIT] = { "audit", h_audit,
+        .kinds = S_FULL },
+    [FERRY_CTL_DOMAIN_RESUME] = { "domain_resume", h_resume,
+        .kinds = S_FULL },
+    [FERRY_CTL_DOMAIN_RENAME] = { "domain_rename", h_rename,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_VCPU_GETINFO] = { "vcpu_getinfo", h_vcpu_getinfo,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_WAIT] = { "domain_wait", h_wait, .blocks = true,
+        .kinds = S_FULL | S_CONTROL },
+    [FERRY_CTL_DOMAIN_THROTTLE] = { "domain_throttle", h_throttle,
+        .kinds = S_FULL },
+    [FERRY_CTL_STAGING] = { "staging", h_staging, .kinds = S_BUILDER },
+    [FERRY_CTL_FRAME_COPY] = { "frame_copy", h_frame_copy,
+        .kinds = S_BUILDER },
 };
 
 /* ------------------------------------------------------------------------
  * The connection loop
  * ------------------------------------------------------------------------ */
+
+/*
+ * A builder session acts on its bound domain only.  Every op on its
+ * allow-list that names a domain names it at the start of the payload
+ * (the memory op after its command, the MMU-extension op as the
+ * foreign domain); the handler then finds the same domain, as the
+ * session's reference keeps the domid from being reused.  Memory ops are
+ * limited to the reservation and populate calls a restore makes, MMU
+ * extensions to pinning and unpinning (which check each frame's owner
+ * against the foreign domain, as Xen's do).
+ */
+static int builder_allows(const struct ctl_conn *c, unsigned int op,
+                          const uint8_t *p, size_t len)
+{
+    domid_t domid;
+
+    switch ( op )
+    {
+    case FERRY_CTL_HELLO:
+    case FERRY_CTL_HOST_INFO:
+    case FERRY_CTL_DOMAIN_CREATE:   /* h_create binds, once */
+    case FERRY_CTL_STAGING:
+        return 0;
+    case FERRY_CTL_MEMORY_OP:
+    {
+        struct ferry_ctl_memop_req q;
+
+        if ( len < sizeof(q) )
+            return -EINVAL;
+        memcpy(&q, p, sizeof(q));
+        switch ( q.cmd )
+        {
+        case XENMEM_maximum_ram_page:
+            return 0;
+        case XENMEM_increase_reservation:
+        case XENMEM_decrease_reservation:
+        case XENMEM_populate_physmap:
+        case XENMEM_current_reservation:
+        case XENMEM_maximum_reservation:
+        case XENMEM_maximum_gpfn:
+            break;
+        default:
+            return -EPERM;
+        }
+        domid = q.domid;
+        break;
+    }
+    case FERRY_CTL_MMUEXT_OP:
+    {
+        struct ferry_ctl_mmu_req q;
+        struct mmuext_op o;
+
+        if ( len < sizeof(q) )
+            return -EINVAL;
+        memcpy(&q, p, sizeof(q));
+        if ( (uint64_t)q.count * sizeof(o) > len - sizeof(q) )
+            return -EINVAL;
+        for ( uint32_t i = 0; i < q.count; i++ )
+        {
+            memcpy(&o, p + sizeof(q) + i * sizeof(o), sizeof(o));
+            if ( o.cmd > MMUEXT_UNPIN_TABLE )
+                return -EPERM;
+        }
+        if ( !c->bound || q.foreigndom != c->bound->domain_id )
+            return -EPERM;
+        return 0;
+    }
+    default:
+        if ( len < sizeof(domid) )
+            return -EINVAL;
+        memcpy(&domid, p, sizeof(domid));
+        break;
+    }
+    return c->bound && domid == c->bound->domain_id ? 0 : -EPERM;
+}
 
 /* Serve one request.  Returns < 0 when the connection must close. */
 static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
@@ -1093,7 +1419,7 @@ static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
     struct ferry_ctl_hdr h;
     int rc;
 
-    rc = read_full(c->fd, &h, sizeof(h));
+    rc = read_hdr(c, &h);
     if ( rc )
         return rc;
     if ( h.magic != FERRY_CTL_MAGIC )
@@ -1132,6 +1458,11 @@ static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
         rc = -EPROTO;
     else if ( h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn || h.rc || h.pad )
         rc = h.op >= FERRY_CTL_NR_OPS || !ops[h.op].fn ? -ENOSYS : -EINVAL;
+    else if ( !(ops[h.op].kinds & (1U << c->kind)) )
+        rc = -EPERM;                /* not on this session's allow-list */
+    else if ( c->kind == FERRY_SESSION_BUILDER &&
+              (rc = builder_allows(c, h.op, *payload, h.len)) )
+        ;
     else if ( ops[h.op].blocks )
         rc = ops[h.op].fn(c, *payload, h.len);
     else
@@ -1145,6 +1476,10 @@ static int serve_one(struct ctl_conn *c, uint8_t **payload, size_t *cap)
         gdprintk(XENLOG_DEBUG, "control: %s -> %d",
                  h.op < FERRY_CTL_NR_OPS && ops[h.op].name ? ops[h.op].name
                                                           : "unknown", rc);
+    /* STAGING keeps its mapping, not the descriptor; others take none. */
+    if ( c->recv_fd >= 0 )
+        close(c->recv_fd);
+    c->recv_fd = -1;
     if ( send_response(c, &h, rc) )
         return -EPIPE;
     return c->hello_done ? 0 : -EPROTO;
@@ -1174,6 +1509,12 @@ static void *conn_thread(void *arg)
         ;
     set_current(NULL);
     console_put(c->con);
+    if ( c->staging )
+        munmap(c->staging, c->staging_bytes);
+    if ( c->recv_fd >= 0 )
+        close(c->recv_fd);
+    if ( c->bound )
+        put_domain(c->bound);
     free(payload);
     free(c->out.p);
 
@@ -1226,6 +1567,7 @@ void ctl_accept(int fd)
         c->fd = fd;
         c->slot = (unsigned int)slot;
         c->pass_fd = -1;
+        c->recv_fd = -1;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         if ( pthread_create(&t, &attr, conn_thread, c) == 0 )

@@ -28,6 +28,11 @@ struct xc_interface
     struct xc__resp resp;       /* the last response */
     struct xc__resp scratch;
 
+    unsigned int kind;          /* XC_SESSION_* */
+    int send_fd;                /* fd to pass with the next request */
+    uint8_t *staging;           /* builder: the staging memfd, mapped */
+    size_t staging_bytes;
+
     int mem_fd;                 /* machine memory, passed at HELLO */
     uint64_t mem_bytes;
     uint64_t max_page;

@@ -86,6 +86,32 @@ static int write_full(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* Write a (small) header whole, passing fd with its first byte. */
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    memset(&u, 0, sizeof(u));
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    do {
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while ( n < 0 && errno == EINTR );
+    if ( n < 0 )
+        return -1;
+    return write_full(sock, (const uint8_t *)buf + n, len - (size_t)n);
+}
+
 /* Read exactly len bytes; collect one passed fd if present. */
 static int read_full(int fd, void *buf, size_t len, int *passed_fd)
 {
@@ -145,8 +171,25 @@ int xc__call(xc_interface *xch, unsigned int op, const void *req,
         errno = E2BIG;
         return -1;
     }
-    if ( write_full(xch->fd, &h, sizeof(h)) ||
-         (req_len && write_full(xch->fd, req, req_len)) ||
+    if ( xch->send_fd >= 0 )
+    {
+        int fd = xch->send_fd;
+
+        xch->send_fd = -1;
+        if ( send_with_fd(xch->fd, &h, sizeof(h), fd) )
+        {
+            xc__log(xch, XC_ERROR, errno,
+                    "lost the connection to ferry-hv at %s", xch->run_dir);
+            return -1;
+        }
+    }
+    else if ( write_full(xch->fd, &h, sizeof(h)) )
+    {
+        xc__log(xch, XC_ERROR, errno, "lost the connection to ferry-hv at %s",
+                xch->run_dir);
+        return -1;
+    }
+    if ( (req_len && write_full(xch->fd, req, req_len)) ||
          (extra_len && write_full(xch->fd, extra, extra_len)) ||
          read_full(xch->fd, &r, sizeof(r), pfd) )
     {
@@ -242,16 +285,21 @@ static int map_memory(xc_interface *xch)
     return 0;
 }
 
-xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log)
+xc_interface *xc_interface_open_session(const char *run_dir,
+                                        struct xc_logger *log,
+                                        enum xc_session kind)
 {
     xc_interface *xch = calloc(1, sizeof(*xch));
     struct ferry_ctl_hello_resp hello;
+    struct ferry_ctl_hello_req q = { .kind = kind };
     int saved;
 
     if ( !xch )
         return NULL;
     xch->fd = -1;
     xch->mem_fd = -1;
+    xch->send_fd = -1;
+    xch->kind = kind;
     xch->logger = log;
     xch->run_dir = strdup(run_dir);
     if ( !xch->run_dir )
@@ -263,7 +311,9 @@ xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log)
                 run_dir, FERRY_CTL_SOCKET);
         goto fail;
     }
-    if ( call(xch, FERRY_CTL_HELLO, NULL, 0) < 0 )
+    /* A full session says nothing, as clients before session kinds did. */
+    if ( call(xch, FERRY_CTL_HELLO, &q,
+              kind == XC_SESSION_FULL ? 0 : sizeof(q)) < 0 )
         goto fail;
     if ( xch->resp.len != sizeof(hello) )
     {
@@ -276,6 +326,14 @@ xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log)
     xch->max_page = hello.max_page;
     xch->mem_bytes = hello.mem_bytes;
     xch->m2p_first_mfn = hello.m2p_first_mfn;
+    if ( kind != XC_SESSION_FULL )
+    {
+        /* Lesser sessions never hold machine memory, even if offered. */
+        if ( xch->mem_fd >= 0 )
+            close(xch->mem_fd);
+        xch->mem_fd = -1;
+        return xch;
+    }
     if ( map_memory(xch) )
     {
         xc__log(xch, XC_ERROR, errno, "cannot map the machine memory of %s",
@@ -291,10 +349,28 @@ xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log)
     return NULL;
 }
 
+xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log)
+{
+    return xc_interface_open_session(run_dir, log, XC_SESSION_FULL);
+}
+
+xc_interface *xc_builder_open(xc_interface *xch)
+{
+    return xc_interface_open_session(xch->run_dir, xch->logger,
+                                     XC_SESSION_BUILDER);
+}
+
+bool xc_has_machine_memory(const xc_interface *xch)
+{
+    return xch->mem_fd >= 0;
+}
+
 void xc_interface_close(xc_interface *xch)
 {
     if ( !xch )
         return;
+    if ( xch->staging )
+        munmap(xch->staging, xch->staging_bytes);
     if ( xch->mem_rw )
         munmap(xch->mem_rw, xch->mem_bytes);
     if ( xch->mem_ro )
@@ -1103,8 +1179,168 @@ int xc_mapped_write(xc_interface *xch, void *mapped, const void *buf,
     return mapped_copy(xch, mapped, NULL, buf, len);
 }
 
+/* ------------------------------------------------------------------------
+ * Copying whole frames (every session kind that may write frames)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A builder's staging area: a memfd sealed so that it can never shrink
+ * under the daemon's mapping, populated here once and reused for every
+ * batch, so that neither side pays a fault per page.
+ */
+static int staging_setup(xc_interface *xch)
+{
+    struct ferry_ctl_staging_req q = { .bytes = XC_STAGING_PAGES * PAGE_SIZE };
+    void *m = MAP_FAILED;
+    int fd, rc = -1, saved;
+
+    fd = memfd_create("ferry-staging", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if ( fd < 0 )
+        goto out;
+    if ( ftruncate(fd, (off_t)q.bytes) ||
+         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) )
+        goto out;
+    m = mmap(NULL, q.bytes, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_POPULATE, fd, 0);
+    if ( m == MAP_FAILED )
+        goto out;
+    xch->send_fd = fd;
+    if ( call(xch, FERRY_CTL_STAGING, &q, sizeof(q)) < 0 )
+        goto out;
+    xch->staging = m;
+    xch->staging_bytes = q.bytes;
+    m = MAP_FAILED;
+    rc = 0;
+ out:
+    saved = errno;
+    if ( rc )
+        xc__log(xch, XC_ERROR, errno, "cannot set up a staging area with ferry-hv at %s",
+                xch->run_dir);
+    if ( m != MAP_FAILED )
+        munmap(m, q.bytes);
+    if ( fd >= 0 )
+        close(fd);
+    xch->send_fd = -1;
+    errno = saved;
+    return rc;
+}
+
+/* One FRAME_COPY of n <= XC_STAGING_PAGES frames at the staging start. */
+static int frame_copy(xc_interface *xch, uint32_t domid, unsigned int dir,
+                      const xen_pfn_t *mfns, unsigned int n)
+{
+    struct ferry_ctl_copy_req q = {
+        .domid = (domid_t)domid, .dir = dir, .num = n,
+    };
+    struct ferry_ctl_copy_resp r = { 0 };
+
+    if ( xc__call(xch, FERRY_CTL_FRAME_COPY, &q, sizeof(q), mfns,
+                  n * sizeof(*mfns), &xch->resp) >= 0 )
+        return 0;
+    if ( xch->resp.len == sizeof(r) )
+        memcpy(&r, xch->resp.buf, sizeof(r));
+    xc__log(xch, XC_ERROR, errno, "cannot %s frame %#llx of domain %u",
+            dir == FERRY_COPY_TO_FRAMES ? "write" : "read",
+            r.bad < n ? (unsigned long long)mfns[r.bad] : 0ULL, domid);
+    return -1;
+}
+
+/* Full sessions: checked, then through the machine-memory file. */
+static int frames_mapped(xc_interface *xch, uint32_t domid, bool write,
+                         const xen_pfn_t *mfns, unsigned int n, uint8_t *buf)
+{
+    void **ptrs = malloc((n + 1) * sizeof(*ptrs));
+    int *errs = malloc((n + 1) * sizeof(*errs));
+    int rc = -1;
+
+    if ( !ptrs || !errs )
+        goto out;
+    if ( xc_map_foreign_frames(xch, domid, write ? XC_MAP_WRITE : XC_MAP_READ,
+                               mfns, n, ptrs, errs) )
+    {
+        for ( unsigned int i = 0; i < n; i++ )
+            if ( errs[i] )
+            {
+                errno = -errs[i];
+                xc__log(xch, XC_ERROR, errno, "cannot map frame %#llx of domain %u",
+                        (unsigned long long)mfns[i], domid);
+                break;
+            }
+        goto out;
+    }
+    for ( unsigned int i = 0, j; i < n; i = j )
+    {
+        /* One call per run of frames adjacent in machine memory. */
+        for ( j = i + 1; j < n && (uint8_t *)ptrs[j] ==
+                                  (uint8_t *)ptrs[j - 1] + PAGE_SIZE; j++ )
+            ;
+        if ( write ? xc_mapped_write(xch, ptrs[i], buf + (size_t)i * PAGE_SIZE,
+                                     (size_t)(j - i) * PAGE_SIZE)
+                   : xc_mapped_read(xch, ptrs[i], buf + (size_t)i * PAGE_SIZE,
+                                    (size_t)(j - i) * PAGE_SIZE) )
+            goto out;
+    }
+    rc = 0;
+ out:
+    free(ptrs);
+    free(errs);
+    return rc;
+}
+
+static int frames_copy(xc_interface *xch, uint32_t domid, bool write,
+                       const xen_pfn_t *mfns, unsigned int n, uint8_t *buf)
+{
+    if ( xch->kind == XC_SESSION_FULL )
+        return n ? frames_mapped(xch, domid, write, mfns, n, buf) : 0;
+    if ( xch->kind != XC_SESSION_BUILDER )
+    {
+        errno = EPERM;
+        return -1;
+    }
+    if ( !xch->staging && n && staging_setup(xch) )
+        return -1;
+    for ( unsigned int i = 0; i < n; i += XC_STAGING_PAGES )
+    {
+        unsigned int k = n - i < XC_STAGING_PAGES ? n - i : XC_STAGING_PAGES;
+        size_t bytes = (size_t)k * PAGE_SIZE;
+
+        /* Pages composed in the staging area itself are there already. */
+        if ( write && buf != xch->staging )
+            memcpy(xch->staging, buf + (size_t)i * PAGE_SIZE, bytes);
+        if ( frame_copy(xch, domid, write ? FERRY_COPY_TO_FRAMES
+                                          : FERRY_COPY_FROM_FRAMES,
+                        mfns + i, k) )
+            return -1;
+        if ( !write && buf != xch->staging )
+            memcpy(buf + (size_t)i * PAGE_SIZE, xch->staging, bytes);
+    }
+    return 0;
+}
+
+void *xc_frames_buffer(xc_interface *xch, unsigned int n)
+{
+    if ( xch->kind != XC_SESSION_BUILDER || n > XC_STAGING_PAGES ||
+         (!xch->staging && staging_setup(xch)) )
+        return NULL;
+    return xch->staging;
+}
+
+int xc_frames_write(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
+                    unsigned int n, const void *src)
+{
+    return frames_copy(xch, domid, true, mfns, n, (uint8_t *)src);
+}
+
+int xc_frames_read(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
+                   unsigned int n, void *dst)
+{
+    return frames_copy(xch, domid, false, mfns, n, dst);
+}
+
 const uint64_t *xc_m2p(const xc_interface *xch)
 {
+    if ( !xch->mem_ro )
+        return NULL;
     return (const uint64_t *)(xch->mem_ro + (xch->m2p_first_mfn << PAGE_SHIFT));
 }
 

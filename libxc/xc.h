@@ -64,6 +64,32 @@ struct xc_logger *xc_stderr_logger(enum xc_loglvl min_level);
  * version, or the caller is not allowed.
  */
 xc_interface *xc_interface_open(const char *run_dir, struct xc_logger *log);
+
+/*
+ * Session kinds (the daemon's FERRY_SESSION_*; ferry-hv(8), THREAT
+ * MODEL).  A full session, xc_interface_open()'s, maps machine memory and
+ * may issue every request.  The others never hold machine memory and may
+ * issue only their own requests (others fail with EPERM): a control
+ * session the control plane (lists, names, pause, unpause, destroy,
+ * consoles) and nothing that writes a frame; a builder session is bound
+ * by its xc_domain_create() to the domain it creates and may act on
+ * nothing else, its pages written and read only with xc_frames_write()
+ * and xc_frames_read().  A process that parses untrusted input holds
+ * nothing more than these.
+ */
+enum xc_session
+{
+    XC_SESSION_FULL,
+    XC_SESSION_CONTROL,
+    XC_SESSION_BUILDER,
+};
+xc_interface *xc_interface_open_session(const char *run_dir,
+                                        struct xc_logger *log,
+                                        enum xc_session kind);
+/* A builder session to xch's host, logging through xch's logger. */
+xc_interface *xc_builder_open(xc_interface *xch);
+/* Whether this session holds the host's machine memory (full only). */
+bool xc_has_machine_memory(const xc_interface *xch);
 /* Idempotent on NULL. */
 void xc_interface_close(xc_interface *xch);
 const char *xc_run_dir(const xc_interface *xch);
@@ -241,8 +267,31 @@ int xc_mapped_read(xc_interface *xch, const void *mapped, void *buf,
                    size_t len);
 int xc_mapped_write(xc_interface *xch, void *mapped, const void *buf,
                     size_t len);
-/* The host's M2P, read-only: entry mfn is the frame's PFN. */
+/* The host's M2P, read-only: entry mfn is the frame's PFN (full
+ * sessions; NULL for the others, which see no machine memory). */
 const uint64_t *xc_m2p(const xc_interface *xch);
+
+/*
+ * Copy n whole frames of domid from (to) src (dst), n pages laid end to
+ * end.  Each frame must be the domain's (EPERM), and one written must
+ * not be a page table in use (EBUSY); nothing is copied unless every
+ * frame of a batch passes.  A full session checks and copies through its
+ * machine memory; a builder session through a staging memfd of
+ * XC_STAGING_PAGES pages it gives the daemon, which checks and copies;
+ * a control session gets EPERM.
+ */
+#define XC_STAGING_PAGES 1024
+int xc_frames_write(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
+                    unsigned int n, const void *src);
+int xc_frames_read(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
+                   unsigned int n, void *dst);
+/*
+ * Builder sessions: the staging area itself, to compose up to n pages in
+ * place and pass it as xc_frames_write()'s src, which then copies them
+ * only once (into the frames).  NULL for other sessions or n too large.
+ * Valid until the next xc_frames_* call.
+ */
+void *xc_frames_buffer(xc_interface *xch, unsigned int n);
 
 /* ------------------------------------------------------------------------
  * The PV domain builder (xc-dom.c)

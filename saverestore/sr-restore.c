@@ -58,7 +58,6 @@
 #define FPP          (SR_PAGE_SIZE / 8)    /* P2M entries per frame */
 #define PIN_BATCH    1024                  /* Xen's MAX_PIN_BATCH */
 #define PENDING_MFN  (SR__INVALID_FRAME - 1)
-#define PREFAULT_MIN_RUN 4                 /* pages; shorter runs fault */
 
 #define NO_RECORD    (~(uint64_t)0)
 #define DEMANDED     (NO_RECORD - 1)       /* not sent, a table named it */
@@ -79,7 +78,9 @@ struct mfn_pfn
 struct restore_ctx
 {
     struct sr_io *io;
-    xc_interface *xch;
+    xc_interface *xch;              /* a builder session of its own */
+    uint64_t *m2p;                  /* this domain's frames' PFNs only */
+    size_t m2p_bytes;
     uint32_t domid;
     bool created;
     char *msg;
@@ -93,7 +94,7 @@ struct restore_ctx
     uint64_t *p2m;                  /* pfn -> new mfn */
     uint32_t *pfn_types;            /* XEN_DOMCTL_PFINFO_* per pfn */
     uint64_t *p2m_pfns;             /* the guest's P2M frames */
-    void **p2m_maps;                /* and their mappings, once mapped */
+    xen_pfn_t *p2m_mfns;            /* and their new MFNs, once checked */
     uint64_t nr_p2m_frames;
     uint8_t shinfo[SR_SHARED_INFO_SIZE];
     uint64_t *old_p2m;              /* the guest's P2M as saved (old MFNs) */
@@ -115,8 +116,7 @@ struct restore_ctx
     xen_pfn_t *ext;
     uint64_t *pop_pfns;
     xen_pfn_t *mfns;
-    void **ptrs;
-    int *errs;
+    uint8_t *pages;                 /* cap pages, where no staging area */
 
     /*
      * Where things came from, so that a hostile stream's message names
@@ -203,6 +203,18 @@ static int create_domain(struct restore_ctx *ctx,
     return ctx->vcpus ? 0 : -ENOMEM;
 }
 
+/*
+ * The restore's own M2P: the engine sees no machine memory (and so not
+ * the host's M2P), and needs the PFN of only the frames it populated.
+ * Every other entry reads 0, which sr__mfn_in_pseudophysmap still
+ * refuses unless the frame really is PFN 0's (p2m[0] == mfn).
+ */
+static void set_m2p(struct restore_ctx *ctx, uint64_t mfn, uint64_t pfn)
+{
+    if ( mfn <= ctx->pt.max_mfn )
+        ctx->m2p[mfn] = pfn;
+}
+
 /* sr__pt_ctx's populate callback: one PFN, order 0. */
 static int populate_one(void *arg, uint64_t pfn, uint64_t *mfn)
 {
@@ -213,6 +225,7 @@ static int populate_one(void *arg, uint64_t pfn, uint64_t *mfn)
                                           &ext) )
         return -errno;
     *mfn = ext;
+    set_m2p(ctx, ext, pfn);
     return 0;
 }
 
@@ -356,42 +369,13 @@ static int grow_buffers(struct restore_ctx *ctx, uint32_t count)
     GROW(ext);
     GROW(pop_pfns);
     GROW(mfns);
-    GROW(ptrs);
-    GROW(errs);
 #undef GROW
+    p = realloc(ctx->pages, (size_t)count * SR_PAGE_SIZE);
+    if ( !p )
+        return -ENOMEM;
+    ctx->pages = p;
     ctx->cap = count;
     return 0;
-}
-
-/*
- * Fault in the frames of a batch a run of neighbours at a time: a first
- * touch of each page of the machine-memory mapping would otherwise cost
- * a page fault per page.  Frames allocated together are usually
- * neighbours; short runs are left to fault, and a kernel without
- * MADV_POPULATE_* simply faults them all.
- */
-static void prefault(void *const *ptrs, unsigned int n, bool write)
-{
-#ifdef MADV_POPULATE_WRITE
-    for ( unsigned int i = 0; i < n; i++ )
-    {
-        uint8_t *start = ptrs[i];
-        size_t len = SR_PAGE_SIZE;
-
-        if ( !start )
-            continue;
-        while ( i + 1 < n && (uint8_t *)ptrs[i + 1] == start + len )
-        {
-            len += SR_PAGE_SIZE;
-            i++;
-        }
-        if ( len >= PREFAULT_MIN_RUN * SR_PAGE_SIZE )
-            madvise(start, len,
-                    write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
-    }
-#else
-    (void)ptrs; (void)n; (void)write;
-#endif
 }
 
 /* Add @pfn to the batch to populate unless it has (or will have) a frame. */
@@ -482,7 +466,10 @@ static int populate_batch(struct restore_ctx *ctx, const struct sr_rec *rec,
         return fail_rec(ctx, rec, rc, "cannot populate the domain's memory");
     }
     for ( unsigned int i = 0; i < n; i++ )
+    {
         ctx->p2m[pfns[i]] = ext[i];
+        set_m2p(ctx, ext[i], pfns[i]);
+    }
     return 0;
 }
 
@@ -515,39 +502,40 @@ static void verify_page_data(struct restore_ctx *ctx,
                              const struct sr_page_data *pd)
 {
     uint64_t page[SR__PT_ENTRIES];
-    uint32_t n = 0, p = 0;
+    uint32_t n = 0, p = 0, q = 0;
+    bool have;
 
+    /* Only the PFNs with a frame are read; the others differ anyway. */
     for ( uint32_t i = 0; i < pd->count; i++ )
     {
         uint64_t pfn = sr_entry_pfn(pd->entries[i]);
         unsigned int type = sr_entry_type(pd->entries[i]);
 
-        if ( !sr_pfinfo_has_data(type) )
-            continue;
-        ctx->mfns[n++] = ctx->p2m[pfn] == SR__INVALID_FRAME ||
-                         ctx->p2m[pfn] == PENDING_MFN ? 0 : ctx->p2m[pfn];
+        if ( sr_pfinfo_has_data(type) && ctx->p2m[pfn] != SR__INVALID_FRAME &&
+             ctx->p2m[pfn] != PENDING_MFN )
+            ctx->mfns[n++] = ctx->p2m[pfn];
     }
-    if ( n && xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_READ,
-                                    ctx->mfns, n, ctx->ptrs,
-                                    ctx->errs) < 0 )
-        memset(ctx->ptrs, 0, n * sizeof(*ctx->ptrs));
-    prefault(ctx->ptrs, n, false);
+    have = !n || !xc_frames_read(ctx->xch, ctx->domid, ctx->mfns, n,
+                                 ctx->pages);
     ctx->pt.populate = NULL;
     for ( uint32_t i = 0; i < pd->count; i++ )
     {
         uint64_t pfn = sr_entry_pfn(pd->entries[i]);
         unsigned int type = sr_entry_type(pd->entries[i]);
         uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-        bool ok;
+        bool ok, frame;
 
         if ( !sr_pfinfo_has_data(type) )
             continue;
-        memcpy(page, pd->pages + (size_t)p * SR_PAGE_SIZE, SR_PAGE_SIZE);
-        ok = ctx->ptrs[p] && ctx->pfn_types[pfn] == dtype &&
+        frame = ctx->p2m[pfn] != SR__INVALID_FRAME &&
+                ctx->p2m[pfn] != PENDING_MFN;
+        memcpy(page, pd->pages + (size_t)p++ * SR_PAGE_SIZE, SR_PAGE_SIZE);
+        ok = frame && have && ctx->pfn_types[pfn] == dtype &&
              (!sr__is_pagetable_type(dtype) ||
               !sr__localise_pagetable(&ctx->pt, dtype, page)) &&
-             !memcmp(ctx->ptrs[p], page, SR_PAGE_SIZE);
-        p++;
+             !memcmp(ctx->pages + (size_t)q * SR_PAGE_SIZE, page,
+                     SR_PAGE_SIZE);
+        q += frame;
         if ( ok )
             continue;
         if ( !ctx->r->verify_mismatches++ )
@@ -634,38 +622,11 @@ static int note_page_data(struct restore_ctx *ctx, const struct sr_rec *rec,
     return 0;
 }
 
-/*
- * Write the record's data pages first .. first + nr - 1 (plain data, in
- * its mapped and checked frames) through the machine-memory file: one
- * pwrite per run of frames adjacent in machine memory.  Writing through
- * a fresh mapping costs a fault per page here (11-15 us, and
- * MADV_POPULATE_WRITE first does not remove it); see xc_mapped_write.
- */
-static int write_plain_pages(struct restore_ctx *ctx,
-                             const struct sr_rec *rec,
-                             const struct sr_page_data *pd, uint32_t first,
-                             uint32_t nr)
-{
-    for ( uint32_t i = first, j; i < first + nr; i = j )
-    {
-        for ( j = i + 1; j < first + nr &&
-                         (uint8_t *)ctx->ptrs[j] ==
-                         (uint8_t *)ctx->ptrs[j - 1] + SR_PAGE_SIZE; j++ )
-            ;
-        if ( xc_mapped_write(ctx->xch, ctx->ptrs[i],
-                             pd->pages + (size_t)i * SR_PAGE_SIZE,
-                             (size_t)(j - i) * SR_PAGE_SIZE) )
-            return fail_rec(ctx, rec, -errno,
-                            "cannot write the domain's frames");
-    }
-    return 0;
-}
-
 static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
 {
     struct sr_page_data pd;
-    uint64_t page[SR__PT_ENTRIES];
-    uint32_t p = 0, plain0 = 0, nr_plain = 0;
+    uint32_t p = 0;
+    uint8_t *out;
     char what[SR__PT_MSG_SIZE + 64];
     int rc;
 
@@ -712,44 +673,38 @@ static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
     }
     if ( !pd.nr_pages )
         goto out;
-    if ( xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_WRITE,
-                               ctx->mfns, pd.nr_pages, ctx->ptrs,
-                               ctx->errs) )
-        return fail_rec(ctx, rec, -EFAULT, "cannot map the domain's frames");
+    /*
+     * The batch is composed where the daemon copies it from (the builder
+     * session's staging area), tables localised on the way, and written
+     * in one call: the daemon checks each frame is the domain's.
+     */
+    out = xc_frames_buffer(ctx->xch, pd.nr_pages);
+    if ( !out )
+        out = ctx->pages;
     p = 0;
     for ( uint32_t i = 0; i < pd.count; i++ )
     {
         unsigned int type = sr_entry_type(pd.entries[i]);
         uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-        const uint8_t *src = pd.pages + (size_t)p * SR_PAGE_SIZE;
+        uint8_t *dst = out + (size_t)p * SR_PAGE_SIZE;
 
         if ( !sr_pfinfo_has_data(type) )
             continue;
+        memcpy(dst, pd.pages + (size_t)p++ * SR_PAGE_SIZE, SR_PAGE_SIZE);
         if ( !sr__is_pagetable_type(dtype) )
-        {
-            /* Plain data goes in runs: at the next table, or after. */
-            if ( !nr_plain )
-                plain0 = p;
-            nr_plain++;
-            p++;
             continue;
-        }
-        if ( (rc = write_plain_pages(ctx, rec, &pd, plain0, nr_plain)) )
-            return rc;
-        nr_plain = 0;
-        memcpy(page, src, SR_PAGE_SIZE);
         ctx->ptmsg[0] = '\0';
-        rc = sr__localise_pagetable(&ctx->pt, dtype, page);
+        rc = sr__localise_pagetable(&ctx->pt, dtype, (uint64_t *)dst);
         if ( rc )
         {
             snprintf(what, sizeof(what), "pfn %#" PRIx64 ": %s",
                      sr_entry_pfn(pd.entries[i]), ctx->ptmsg);
             return fail_rec(ctx, rec, rc, what);
         }
-        memcpy(ctx->ptrs[p++], page, SR_PAGE_SIZE);
     }
-    if ( (rc = write_plain_pages(ctx, rec, &pd, plain0, nr_plain)) )
-        return rc;
+    if ( xc_frames_write(ctx->xch, ctx->domid, ctx->mfns, pd.nr_pages, out) )
+        return fail_rec(ctx, rec, -errno,
+                        "cannot write the domain's frames");
  out:
     ctx->r->pages_received += pd.nr_pages;
     report(ctx, SR_PHASE_MEMORY);
@@ -829,11 +784,12 @@ static int process_record(struct restore_ctx *ctx, const struct sr_rec *rec)
 static int process_start_info(struct restore_ctx *ctx, uint64_t mfn,
                               uint64_t shinfo_mfn)
 {
-    struct start_info *si;
+    union { struct start_info si; uint8_t page[SR_PAGE_SIZE]; } u;
+    struct start_info *si = &u.si;
+    xen_pfn_t x = mfn;
 
-    si = xc_map_foreign_frame(ctx->xch, ctx->domid, XC_MAP_WRITE, mfn);
-    if ( !si )
-        return fail(ctx, -errno, "restore: cannot map start_info (mfn %#"
+    if ( xc_frames_read(ctx->xch, ctx->domid, &x, 1, u.page) )
+        return fail(ctx, -errno, "restore: cannot read start_info (mfn %#"
                     PRIx64 ")", mfn);
     si->nr_pages = ctx->max_pfn + 1;
     si->shared_info = shinfo_mfn << SR_PAGE_SHIFT;
@@ -842,6 +798,9 @@ static int process_start_info(struct restore_ctx *ctx, uint64_t mfn,
     si->store_evtchn = 0;
     si->console.mfn = 0;        /* nor a console ring: console_io */
     si->console.evtchn = 0;
+    if ( xc_frames_write(ctx->xch, ctx->domid, &x, 1, u.page) )
+        return fail(ctx, -errno, "restore: cannot write start_info (mfn %#"
+                    PRIx64 ")", mfn);
     return 0;
 }
 
@@ -1025,62 +984,28 @@ static uint64_t new_mfn_of(const struct restore_ctx *ctx, uint64_t old_mfn,
 }
 
 /*
- * Map the guest's P2M frames, all in one call: they must be populated data
- * pages of the new domain.  Each is then read and written through the
- * machine-memory file (xc_mapped_read/write), which costs no page faults.
+ * The new MFNs of the guest's P2M frames, which must be populated data
+ * pages of the new domain.
  */
-static int map_p2m_frames(struct restore_ctx *ctx)
+static int p2m_frame_mfns(struct restore_ctx *ctx)
 {
-    xen_pfn_t *mfns;
-    int *errs;
-    int rc = 0;
-
-    ctx->p2m_maps = calloc(ctx->nr_p2m_frames, sizeof(*ctx->p2m_maps));
-    mfns = malloc(ctx->nr_p2m_frames * sizeof(*mfns));
-    errs = malloc(ctx->nr_p2m_frames * sizeof(*errs));
-    if ( !ctx->p2m_maps || !mfns || !errs )
-    {
-        rc = fail(ctx, -ENOMEM, "restore: out of memory");
-        goto out;
-    }
+    ctx->p2m_mfns = malloc(ctx->nr_p2m_frames * sizeof(*ctx->p2m_mfns));
+    if ( !ctx->p2m_mfns )
+        return fail(ctx, -ENOMEM, "restore: out of memory");
     for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
     {
         uint64_t pfn = ctx->p2m_pfns[i];
 
         if ( pfn > ctx->max_pfn || ctx->p2m[pfn] == SR__INVALID_FRAME ||
              ctx->pfn_types[pfn] != XEN_DOMCTL_PFINFO_NOTAB )
-        {
-            rc = fail(ctx, -EINVAL, "restore: X86_PV_P2M_FRAMES record"
-                      " (type %#x) at offset %" PRIu64 ": P2M frame %"
-                      PRIu64 " (pfn %#" PRIx64 ") is not a populated data"
-                      " page", SR_LIBXC_X86_PV_P2M_FRAMES,
-                      ctx->p2m_rec_off, i, pfn);
-            goto out;
-        }
-        mfns[i] = ctx->p2m[pfn];
+            return fail(ctx, -EINVAL, "restore: X86_PV_P2M_FRAMES record"
+                        " (type %#x) at offset %" PRIu64 ": P2M frame %"
+                        PRIu64 " (pfn %#" PRIx64 ") is not a populated data"
+                        " page", SR_LIBXC_X86_PV_P2M_FRAMES,
+                        ctx->p2m_rec_off, i, pfn);
+        ctx->p2m_mfns[i] = ctx->p2m[pfn];
     }
-    if ( xc_map_foreign_frames(ctx->xch, ctx->domid, XC_MAP_WRITE, mfns,
-                               ctx->nr_p2m_frames, ctx->p2m_maps, errs) )
-        rc = fail(ctx, -EINVAL, "restore: cannot map the P2M frames of"
-                  " domain %u", ctx->domid);
- out:
-    free(errs);
-    free(mfns);
-    return rc;
-}
-
-/* How many P2M frames from i on are adjacent in machine memory (their
- * mappings are too), at most max: one read or write covers them. */
-static uint64_t p2m_run(const struct restore_ctx *ctx, uint64_t i,
-                        uint64_t max)
-{
-    uint64_t n = 1;
-
-    while ( i + n < max && (const uint8_t *)ctx->p2m_maps[i + n] ==
-                           (const uint8_t *)ctx->p2m_maps[i] +
-                           n * SR_PAGE_SIZE )
-        n++;
-    return n;
+    return 0;
 }
 
 /* The PFNs the old P2M covers: up to max_pfn, within the P2M frames. */
@@ -1119,19 +1044,14 @@ static int add_known(struct restore_ctx *ctx, uint64_t mfn, uint64_t pfn)
  */
 static int read_old_p2m(struct restore_ctx *ctx)
 {
-    uint64_t n;
-    int rc = map_p2m_frames(ctx);
+    int rc = p2m_frame_mfns(ctx);
 
     if ( rc )
         return rc;
-    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i += n )
-    {
-        n = p2m_run(ctx, i, ctx->nr_p2m_frames);
-        if ( xc_mapped_read(ctx->xch, ctx->p2m_maps[i],
-                            ctx->old_p2m + i * FPP, n * SR_PAGE_SIZE) )
-            return fail(ctx, -errno, "restore: cannot read P2M frame %"
-                        PRIu64 ": %s", i, strerror(errno));
-    }
+    if ( xc_frames_read(ctx->xch, ctx->domid, ctx->p2m_mfns,
+                        (unsigned int)ctx->nr_p2m_frames, ctx->old_p2m) )
+        return fail(ctx, -errno, "restore: cannot read the P2M frames: %s",
+                    strerror(errno));
     for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
     {
         uint64_t pfn = ctx->p2m_pfns[i], old;
@@ -1190,66 +1110,61 @@ static int resolve_old_mfns(struct restore_ctx *ctx, const uint64_t *mfns,
 
 /*
  * Copy the local P2M over the guest's P2M frames (Xen's update_guest_p2m):
- * straight from the local P2M for runs of adjacent whole frames, through
+ * straight from the local P2M for the whole frames, in one call, through
  * a frame-sized buffer for the last one, which max_pfn may end inside.
  */
 static int update_guest_p2m(struct restore_ctx *ctx)
 {
-    uint64_t whole = (ctx->max_pfn + 1) / FPP, n;
+    uint64_t whole = (ctx->max_pfn + 1) / FPP;
     uint64_t frame[FPP];
 
-    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i += n )
+    if ( whole > ctx->nr_p2m_frames )
+        whole = ctx->nr_p2m_frames;
+    if ( whole && xc_frames_write(ctx->xch, ctx->domid, ctx->p2m_mfns,
+                                  (unsigned int)whole, ctx->p2m) )
+        return fail(ctx, -errno, "restore: cannot write the P2M frames: %s",
+                    strerror(errno));
+    for ( uint64_t i = whole; i < ctx->nr_p2m_frames; i++ )
     {
-        const uint64_t *src = ctx->p2m + i * FPP;
-
-        if ( i < whole )
+        for ( uint64_t j = 0; j < FPP; j++ )
         {
-            n = p2m_run(ctx, i, whole);
-        }
-        else
-        {
-            n = 1;
-            for ( uint64_t j = 0; j < FPP; j++ )
-            {
-                uint64_t p = i * FPP + j;
+            uint64_t p = i * FPP + j;
 
-                frame[j] = p <= ctx->max_pfn ? ctx->p2m[p]
-                                              : SR__INVALID_FRAME;
-            }
-            src = frame;
+            frame[j] = p <= ctx->max_pfn ? ctx->p2m[p] : SR__INVALID_FRAME;
         }
-        if ( xc_mapped_write(ctx->xch, ctx->p2m_maps[i], src,
-                             n * SR_PAGE_SIZE) )
+        if ( xc_frames_write(ctx->xch, ctx->domid, &ctx->p2m_mfns[i], 1,
+                             frame) )
             return fail(ctx, -errno, "restore: cannot write P2M frame %"
                         PRIu64 ": %s", i, strerror(errno));
     }
     return 0;
 }
 
-/* Map one frame of the new domain that is a data page of the guest. */
-static uint64_t *map_data_mfn(struct restore_ctx *ctx, uint64_t mfn)
+/* Whether @mfn is a frame of the new domain that is a guest data page. */
+static bool data_mfn(const struct restore_ctx *ctx, uint64_t mfn)
 {
     const uint64_t *m2p = ctx->pt.m2p;
 
-    if ( mfn > ctx->pt.max_mfn || m2p[mfn] > ctx->max_pfn ||
-         ctx->p2m[m2p[mfn]] != mfn ||
-         ctx->pfn_types[m2p[mfn]] != XEN_DOMCTL_PFINFO_NOTAB )
-        return NULL;
-    return xc_map_foreign_frame(ctx->xch, ctx->domid, XC_MAP_WRITE, mfn);
+    return mfn <= ctx->pt.max_mfn && m2p[mfn] <= ctx->max_pfn &&
+           ctx->p2m[m2p[mfn]] == mfn &&
+           ctx->pfn_types[m2p[mfn]] == XEN_DOMCTL_PFINFO_NOTAB;
 }
 
 /*
  * The frame-list tree under shared_info (root page, then mid pages, then
  * the P2M frames) holds the old host's MFNs: make it name the new ones,
  * so that the guest can be saved again.  Entries that name no frame of
- * the saved guest are left alone.
+ * the saved guest are left alone.  Each page is read, relinked here and
+ * written back.
  */
 static int relink_frame_list(struct restore_ctx *ctx, uint64_t top_mfn)
 {
-    uint64_t *top = map_data_mfn(ctx, top_mfn), *mid;
+    uint64_t top[FPP], mid[FPP];
+    xen_pfn_t top_x = top_mfn, mid_x;
     int rc;
 
-    if ( !top )
+    if ( !data_mfn(ctx, top_mfn) ||
+         xc_frames_read(ctx->xch, ctx->domid, &top_x, 1, top) )
         return fail(ctx, -EINVAL, "restore: the P2M frame-list root is"
                     " not a data page of the guest");
     if ( (rc = resolve_old_mfns(ctx, top, FPP)) )
@@ -1261,14 +1176,22 @@ static int relink_frame_list(struct restore_ctx *ctx, uint64_t top_mfn)
         if ( m == SR__INVALID_FRAME )
             continue;
         top[i] = m;
-        if ( !(mid = map_data_mfn(ctx, m)) )
+        mid_x = m;
+        if ( !data_mfn(ctx, m) ||
+             xc_frames_read(ctx->xch, ctx->domid, &mid_x, 1, mid) )
             return fail(ctx, -EINVAL, "restore: P2M frame-list page %u is"
                         " not a data page of the guest", i);
         if ( (rc = resolve_old_mfns(ctx, mid, FPP)) )
             return rc;
         for ( unsigned int j = 0; j < FPP; j++ )
             mid[j] = new_mfn_of(ctx, mid[j], mid[j]);
+        if ( xc_frames_write(ctx->xch, ctx->domid, &mid_x, 1, mid) )
+            return fail(ctx, -errno, "restore: cannot write P2M frame-list"
+                        " page %u", i);
     }
+    if ( xc_frames_write(ctx->xch, ctx->domid, &top_x, 1, top) )
+        return fail(ctx, -errno, "restore: cannot write the P2M frame-list"
+                    " root");
     return 0;
 }
 
@@ -1281,16 +1204,15 @@ static int relink_frame_list(struct restore_ctx *ctx, uint64_t top_mfn)
  */
 static int handle_shared_info(struct restore_ctx *ctx, uint64_t shinfo_mfn)
 {
-    uint8_t *si;
+    uint8_t si[SR_PAGE_SIZE];
+    xen_pfn_t mfn = shinfo_mfn;
     uint64_t fll;
     int rc;
 
     if ( !ctx->have_shinfo )
         return 0;
-    si = xc_map_foreign_frame(ctx->xch, ctx->domid, XC_MAP_WRITE,
-                              shinfo_mfn);
-    if ( !si )
-        return fail(ctx, -errno, "restore: cannot map shared_info");
+    if ( xc_frames_read(ctx->xch, ctx->domid, &mfn, 1, si) )
+        return fail(ctx, -errno, "restore: cannot read shared_info");
     memcpy(si, ctx->shinfo, SHINFO_WC_VERSION);     /* vcpu_info, evtchn */
     memcpy(si + SHINFO_MAX_PFN, ctx->shinfo + SHINFO_MAX_PFN,
            SHINFO_P2M_GENERATION + 8 - SHINFO_MAX_PFN);
@@ -1300,6 +1222,8 @@ static int handle_shared_info(struct restore_ctx *ctx, uint64_t shinfo_mfn)
     fll = new_mfn_of(ctx, fll, 0);
     memcpy(si + SHINFO_PFN_TO_MFN_FLL, &fll, sizeof(fll));
     memset(si + SHINFO_FERRY_CONTROL, 0, 8);
+    if ( xc_frames_write(ctx->xch, ctx->domid, &mfn, 1, si) )
+        return fail(ctx, -errno, "restore: cannot write shared_info");
     return fll ? relink_frame_list(ctx, fll) : 0;
 }
 
@@ -1501,7 +1425,7 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
                       struct sr_restore_result *r, char *msg, size_t msglen)
 {
     struct restore_ctx ctx = {
-        .io = io, .xch = a->xch, .msg = msg, .msglen = msglen,
+        .io = io, .msg = msg, .msglen = msglen,
         .a = a, .r = r,
     };
     struct sr_libxl_hdr lh;
@@ -1514,13 +1438,35 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     if ( msg && msglen )
         msg[0] = '\0';
     *r = (struct sr_restore_result){ .domid = 0 };
-    ctx.pt.m2p = xc_m2p(a->xch);
     ctx.pt.msg = ctx.ptmsg;
     ctx.pt.msg_size = sizeof(ctx.ptmsg);
     ctx.pt.populate = populate_one;
     ctx.pt.populate_arg = &ctx;
     /* The host's highest machine frame, as the saver takes it. */
     ctx.pt.max_mfn = xc_max_page(a->xch) - 1;
+    /*
+     * The domain is built through a builder session (ferry-hv(8), THREAT
+     * MODEL): bound to the one domain it creates, seeing no machine
+     * memory, each frame it writes checked by the daemon; so a flaw in
+     * this parser reaches no other domain's frames.
+     */
+    ctx.xch = xc_builder_open(a->xch);
+    if ( !ctx.xch )
+    {
+        rc = fail(&ctx, -errno, "restore: cannot open a builder session"
+                  " with the host: %s", strerror(errno));
+        goto out;
+    }
+    ctx.m2p_bytes = (ctx.pt.max_mfn + 1) * sizeof(*ctx.m2p);
+    ctx.m2p = mmap(NULL, ctx.m2p_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if ( ctx.m2p == MAP_FAILED )
+    {
+        ctx.m2p = NULL;
+        rc = fail(&ctx, -ENOMEM, "restore: out of memory");
+        goto out;
+    }
+    ctx.pt.m2p = ctx.m2p;
 
     report(&ctx, SR_PHASE_SETUP);
     rc = read_xl_hdr(&ctx, &config, &config_len, &flags);
@@ -1572,7 +1518,10 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     report(&ctx, SR_PHASE_DONE);
  out:
     if ( rc && ctx.created )
-        xc_domain_destroy(a->xch, ctx.domid);
+        xc_domain_destroy(ctx.xch, ctx.domid);
+    xc_interface_close(ctx.xch);
+    if ( ctx.m2p )
+        munmap(ctx.m2p, ctx.m2p_bytes);
     if ( ctx.vcpus )
         for ( unsigned int v = 0; v < ctx.max_vcpus; v++ )
             free(ctx.vcpus[v]);
@@ -1580,15 +1529,14 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     free(ctx.p2m);
     free(ctx.pfn_types);
     free(ctx.p2m_pfns);
-    free(ctx.p2m_maps);
+    free(ctx.p2m_mfns);
     if ( ctx.old_p2m )
         munmap(ctx.old_p2m, ctx.old_p2m_bytes);
     free(ctx.known);
     free(ctx.ext);
     free(ctx.pop_pfns);
     free(ctx.mfns);
-    free(ctx.ptrs);
-    free(ctx.errs);
+    free(ctx.pages);
     free(ctx.pfn_rec_off);
     free(ctx.demand);
     free(ctx.vcpu_rec_off);

@@ -77,10 +77,37 @@ enum ferry_ctl_op
     FERRY_CTL_DOMAIN_WAIT,          /* block until it has shut down */
     FERRY_CTL_VCPU_GETINFO,         /* Xen's XEN_DOMCTL_getvcpuinfo */
     FERRY_CTL_DOMAIN_THROTTLE,      /* the migration throttle */
+    FERRY_CTL_STAGING,              /* builder: its staging memfd */
+    FERRY_CTL_FRAME_COPY,           /* builder: staging <-> its frames */
     FERRY_CTL_NR_OPS
 };
 
-/* HELLO: request empty; response + SCM_RIGHTS fd of machine memory. */
+/*
+ * HELLO: an empty request opens a full session, whose response carries
+ * the SCM_RIGHTS fd of machine memory.  A request of struct
+ * ferry_ctl_hello_req opens a session of a lesser kind, which gets no fd
+ * and may issue only the ops of its allow-list (others: -EPERM):
+ *
+ *  - CONTROL: the control plane (list, info, names, pause, unpause,
+ *    destroy, consoles) and nothing that writes a frame: no memory or
+ *    MMU op, no vCPU context, no foreign mapping.
+ *  - BUILDER: builds one domain.  Its DOMAIN_CREATE binds the session to
+ *    the domain it creates, for the session's life (no second create, no
+ *    unbind); every later op must name that domain.  Page contents go
+ *    through a staging memfd of its own (STAGING) and FRAME_COPY, which
+ *    the daemon checks frame by frame.  The restore engine runs in one,
+ *    so that a process parsing an untrusted stream never holds the
+ *    machine memory.
+ */
+#define FERRY_SESSION_FULL      0U
+#define FERRY_SESSION_CONTROL   1U
+#define FERRY_SESSION_BUILDER   2U
+struct ferry_ctl_hello_req
+{
+    uint32_t kind;              /* FERRY_SESSION_* */
+    uint32_t pad;               /* zero */
+};
+
 struct ferry_ctl_hello_resp
 {
     uint64_t max_page;          /* frames in the memory file */
@@ -284,6 +311,41 @@ struct ferry_ctl_map_req
 };
 /* Response: num int32 per-frame errors (0, -EPERM, -EINVAL). */
 
+/*
+ * STAGING (builder sessions): the request carries, by SCM_RIGHTS, a memfd
+ * of at least `bytes` bytes sealed with F_SEAL_SHRINK (so that the daemon,
+ * which maps it, can never fault on it), once per session.  FRAME_COPY
+ * then copies `num` pages between staging offset `offset` and the frames
+ * named by the u64 MFNs that follow: all must belong to the bound domain
+ * (-EPERM), and a frame written must be able to take the writable type,
+ * as a writable foreign mapping must on Xen (-EBUSY for a page table in
+ * use).  All frames are checked before any is copied; the response names
+ * the first one refused.
+ */
+#define FERRY_STAGING_MAX   (16U << 20)
+struct ferry_ctl_staging_req
+{
+    uint64_t bytes;             /* page multiple, <= FERRY_STAGING_MAX */
+};
+
+#define FERRY_COPY_TO_FRAMES   1U
+#define FERRY_COPY_FROM_FRAMES 2U
+struct ferry_ctl_copy_req
+{
+    domid_t domid;              /* the bound domain */
+    uint16_t pad;
+    uint32_t dir;               /* FERRY_COPY_* */
+    uint64_t offset;            /* page-aligned, in the staging memfd */
+    uint32_t num;               /* u64 MFNs follow */
+    uint32_t pad2;
+};
+
+struct ferry_ctl_copy_resp
+{
+    uint32_t bad;               /* index of the frame refused, on error */
+    uint32_t pad;
+};
+
 #define FERRY_CONSOLE_CLEAR 1U      /* DMESG_READ: forget what was read */
 struct ferry_ctl_console_req
 {
@@ -309,5 +371,9 @@ _Static_assert(sizeof(struct ferry_ctl_wait_req) == 8, "wait req");
 _Static_assert(sizeof(struct ferry_ctl_shadow_req) == 24, "shadow req");
 _Static_assert(sizeof(struct ferry_ctl_memop_req) == 24, "memop req");
 _Static_assert(sizeof(struct ferry_ctl_map_req) == 16, "map req");
+_Static_assert(sizeof(struct ferry_ctl_hello_req) == 8, "hello req");
+_Static_assert(sizeof(struct ferry_ctl_staging_req) == 8, "staging req");
+_Static_assert(sizeof(struct ferry_ctl_copy_req) == 24, "copy req");
+_Static_assert(sizeof(struct ferry_ctl_copy_resp) == 8, "copy resp");
 
 #endif /* FERRY_PUBLIC_CONTROL_H */
