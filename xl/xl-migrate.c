@@ -676,6 +676,8 @@ static int migrate_receive(const struct recv_opts *o)
     int rc, status, ret = EXIT_FAILURE;
 
     signal(SIGPIPE, SIG_IGN);
+    /* The stream is untrusted: no machine memory in this process. */
+    xl_host_session(XC_SESSION_CONTROL);
     xch = xl_try_open_host(line, sizeof(line));
     rc = xl_chan_accept(&ch, o->fd, o->tls_given ? &o->tls : NULL, &o->auth,
                         msg, sizeof(msg));

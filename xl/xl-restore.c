@@ -154,6 +154,8 @@ int main_restore(int argc, char **argv)
         goto out;
     if (debug)
         printf("%s\n", json);
+    /* The file is untrusted: no machine memory in this process. */
+    xl_host_session(XC_SESSION_CONTROL);
     xch = xl_open_host();
     if (name_in_use(xch, 1, dc.name)) {
         fprintf(stderr, "Domain with name \"%s\" already exists.\n",

@@ -25,6 +25,12 @@ bool timestamps;
 const char *run_dir;
 
 static xc_interface *host_xch;
+static enum xc_session host_kind = XC_SESSION_FULL;
+
+void xl_host_session(enum xc_session kind)
+{
+    host_kind = kind;
+}
 
 xc_interface *xl_try_open_host(char *why, size_t len)
 {
@@ -34,7 +40,9 @@ xc_interface *xl_try_open_host(char *why, size_t len)
         run_dir = getenv("FERRY_RUNDIR");
     if (!run_dir || !*run_dir)
         run_dir = "/run/ferry";
-    host_xch = xc_interface_open(run_dir, xc_stderr_logger(minmsglevel));
+    host_xch = xc_interface_open_session(run_dir,
+                                         xc_stderr_logger(minmsglevel),
+                                         host_kind);
     if (!host_xch)
         snprintf(why, len, "cannot connect to the ferry host at %s: %s",
                  run_dir, strerror(errno));

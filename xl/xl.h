@@ -45,6 +45,14 @@ extern const char *run_dir;
 
 /* The host xl talks to: -H DIR, else $FERRY_RUNDIR, else /run/ferry. */
 xc_interface *xl_open_host(void);
+/*
+ * The kind of session xl_open_host() opens (a full one unless told):
+ * commands that parse untrusted streams ask for a control session, so
+ * that the process never holds machine memory (ferry-hv(8), THREAT
+ * MODEL); the restore engine builds through a builder session of its
+ * own.
+ */
+void xl_host_session(enum xc_session kind);
 /* The same without exiting: NULL, and why in why, if it cannot. */
 xc_interface *xl_try_open_host(char *why, size_t len);
 void xl_close_host(void);

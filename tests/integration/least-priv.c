@@ -28,7 +28,7 @@
 #include "xc.h"
 #include "../../hypervisor/include/public/control.h"
 
-#define PLAN 33
+#define PLAN 34
 
 static const char *rundir;
 static int n, failed;
