@@ -60,6 +60,7 @@
 
 #include "xl.h"
 #include "xl-transport.h"
+#include "xl-rec.h"
 #include "../saverestore/sr.h"
 
 #define RBUF_SIZE           (64U << 10)
@@ -68,10 +69,8 @@
 #define NONCE_LEN           32
 #define TAG_LEN             32
 #define AUTH_LINE_MAX       256
-/* Payload bytes per MAC record: large enough that the tag and the header
- * cost nothing, small enough to verify before handing any byte on. */
-#define REC_MAX             (256U << 10)
-#define RBUF_ALLOC          (REC_MAX + TAG_LEN)
+/* A whole MAC record fits (its data starts after the header). */
+#define RBUF_ALLOC          (XL_REC_HDR_LEN + XL_REC_MAX + XL_REC_TAG_LEN)
 #define CONNECT_TIMEOUT_MS  15000
 #define CLOSE_WAIT_MS       10000
 #define LINK_DEAD_MS        10000
@@ -98,7 +97,7 @@ struct xl_chan {
 
     /* Authenticated tcp://: every byte travels in MAC'd records. */
     bool mac;
-    EVP_MAC_CTX *mac_tx, *mac_rx;
+    EVP_CIPHER_CTX *mac_tx, *mac_rx;
     uint64_t seq_tx, seq_rx;
 
     /* For xl_chan_reopen and messages. */
@@ -416,29 +415,7 @@ static ssize_t raw_read(struct xl_chan *ch, void *buf, size_t len)
     return ch->ssl ? tls_read(ch, buf, len) : fd_read(ch, buf, len);
 }
 
-/* ---- MAC records (authenticated tcp://) ------------------------------ */
-
-/*
- * A record is a 4-byte big-endian length n (1..REC_MAX), n bytes of data
- * and an HMAC-SHA256 tag over the direction's sequence number (8 bytes,
- * big-endian), the length and the data.  The sequence number makes a
- * record dropped, replayed or moved on the path fail the next check.
- */
-static int rec_tag(EVP_MAC_CTX *ctx, uint64_t seq, const uint8_t hdr[4],
-                   const void *data, size_t len, uint8_t tag[TAG_LEN])
-{
-    uint8_t sb[8];
-    size_t out = 0;
-
-    for (int i = 0; i < 8; i++)
-        sb[i] = (uint8_t)(seq >> (56 - 8 * i));
-    /* A NULL key starts again with the key the context was given. */
-    if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, sb, 8) ||
-        !EVP_MAC_update(ctx, hdr, 4) || !EVP_MAC_update(ctx, data, len) ||
-        !EVP_MAC_final(ctx, tag, &out, TAG_LEN) || out != TAG_LEN)
-        return -EIO;
-    return 0;
-}
+/* ---- MAC records (authenticated tcp://, format in xl-rec.h) --------- */
 
 /* Exactly len bytes from the socket: 0, -ENODATA at end of stream before
  * the first byte, -EPROTO at end of stream after it, or -errno. */
@@ -458,39 +435,38 @@ static int read_full(struct xl_chan *ch, void *buf, size_t len)
     return 0;
 }
 
-/* The next record into rbuf: its length, 0 at end of stream, or -errno
- * (the io says why). */
+/* The next record into rbuf (its data at rbuf + XL_REC_HDR_LEN): its
+ * length, 0 at end of stream, or -errno (the io says why). */
 static ssize_t rec_read(struct xl_chan *ch)
 {
     const char *peer = ch->peer[0] ? ch->peer : "peer";
-    uint8_t hdr[4], tag[TAG_LEN];
     uint32_t n;
     int rc;
 
-    rc = read_full(ch, hdr, 4);
+    rc = read_full(ch, ch->rbuf, XL_REC_HDR_LEN);
     if (rc == -ENODATA)
         return 0;
     if (!rc) {
-        n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-            (uint32_t)hdr[2] << 8 | hdr[3];
-        if (n == 0 || n > REC_MAX)
+        if (xl_rec_len(ch->rbuf, &n))
             return sr_io_fail(ch->io, -EBADMSG, "record %" PRIu64 " from %s"
                               " claims %u bytes (at most %u): the stream "
                               "was changed on the path", ch->seq_rx, peer,
-                              n, REC_MAX);
-        rc = read_full(ch, ch->rbuf, n + TAG_LEN);
+                              n, XL_REC_MAX);
+        rc = read_full(ch, ch->rbuf + XL_REC_HDR_LEN, n + XL_REC_TAG_LEN);
     }
     if (rc == -EPROTO || rc == -ENODATA)
         return sr_io_fail(ch->io, -EPROTO, "%s closed the connection in "
                           "the middle of record %" PRIu64, peer, ch->seq_rx);
     if (rc)
         return rc;
-    if (rec_tag(ch->mac_rx, ch->seq_rx, hdr, ch->rbuf, n, tag))
-        return sr_io_fail(ch->io, -EIO, "cannot compute a record's MAC");
-    if (CRYPTO_memcmp(tag, ch->rbuf + n, TAG_LEN))
+    rc = xl_rec_open(ch->mac_rx, ch->seq_rx, ch->rbuf,
+                     XL_REC_HDR_LEN + (size_t)n + XL_REC_TAG_LEN, &n);
+    if (rc == -EBADMSG)
         return sr_io_fail(ch->io, -EBADMSG, "record %" PRIu64 " from %s "
                           "failed its MAC: the stream was changed on the "
                           "path", ch->seq_rx, peer);
+    if (rc)
+        return sr_io_fail(ch->io, -EIO, "cannot compute a record's MAC");
     ch->seq_rx++;
     return n;
 }
@@ -524,22 +500,19 @@ static int send_all(struct xl_chan *ch, struct iovec *iov, int cnt)
 
 static ssize_t rec_write(struct xl_chan *ch, const void *buf, size_t len)
 {
-    uint8_t hdr[4], tag[TAG_LEN];
-    size_t n = len < REC_MAX ? len : REC_MAX;
+    uint8_t hdr[XL_REC_HDR_LEN], tag[XL_REC_TAG_LEN];
+    size_t n = len < XL_REC_MAX ? len : XL_REC_MAX;
     struct iovec iov[3];
     int rc;
 
     if (ch->wfd < 0)
         return -EPIPE;
-    hdr[0] = (uint8_t)(n >> 24);
-    hdr[1] = (uint8_t)(n >> 16);
-    hdr[2] = (uint8_t)(n >> 8);
-    hdr[3] = (uint8_t)n;
-    if (rec_tag(ch->mac_tx, ch->seq_tx, hdr, buf, n, tag))
+    xl_rec_hdr((uint32_t)n, hdr);
+    if (xl_rec_tag(ch->mac_tx, ch->seq_tx, hdr, buf, n, tag))
         return sr_io_fail(ch->io, -EIO, "cannot compute a record's MAC");
-    iov[0] = (struct iovec){ hdr, 4 };
+    iov[0] = (struct iovec){ hdr, XL_REC_HDR_LEN };
     iov[1] = (struct iovec){ (void *)buf, n };
-    iov[2] = (struct iovec){ tag, TAG_LEN };
+    iov[2] = (struct iovec){ tag, XL_REC_TAG_LEN };
     if ((rc = send_all(ch, iov, 3)))
         return rc;
     ch->seq_tx++;
@@ -557,8 +530,8 @@ static ssize_t chan_io_read(void *arg, void *buf, size_t len)
         n = rec_read(ch);
         if (n <= 0)
             return n;
-        ch->rpos = 0;
-        ch->rlen = (size_t)n;
+        ch->rpos = XL_REC_HDR_LEN;
+        ch->rlen = XL_REC_HDR_LEN + (size_t)n;
     } else if (ch->rpos == ch->rlen) {
         if (len >= RBUF_SIZE)
             return raw_read(ch, buf, len);
@@ -1405,28 +1378,17 @@ static int auth_hmac(const uint8_t *key, const char *label,
     return 0;
 }
 
-static EVP_MAC_CTX *session_mac(const uint8_t *key, const char *label,
-                                const uint8_t *ns, const uint8_t *nc)
+/* A direction's record key: HMAC-SHA256 under the fleet key of its
+ * label and both nonces. */
+static EVP_CIPHER_CTX *session_key(const uint8_t *key, const char *label,
+                                   const uint8_t *ns, const uint8_t *nc)
 {
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                         (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
     uint8_t k[TAG_LEN];
-    EVP_MAC *mac;
-    EVP_MAC_CTX *ctx = NULL;
+    EVP_CIPHER_CTX *ctx = NULL;
 
-    if (auth_hmac(key, label, ns, nc, k))
-        return NULL;
-    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (mac)
-        ctx = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);
-    if (ctx && !EVP_MAC_init(ctx, k, TAG_LEN, params)) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
+    _Static_assert(TAG_LEN == XL_REC_KEY_LEN, "an HMAC is a record key");
+    if (!auth_hmac(key, label, ns, nc, k))
+        ctx = xl_rec_key(k);
     OPENSSL_cleanse(k, sizeof(k));
     return ctx;
 }
@@ -1436,12 +1398,12 @@ static int auth_start_records(struct xl_chan *ch, const uint8_t *key,
                               const uint8_t *ns, const uint8_t *nc,
                               bool server)
 {
-    EVP_MAC_CTX *c2s = session_mac(key, "ferry-migrate c2s", ns, nc);
-    EVP_MAC_CTX *s2c = session_mac(key, "ferry-migrate s2c", ns, nc);
+    EVP_CIPHER_CTX *c2s = session_key(key, "ferry-migrate c2s", ns, nc);
+    EVP_CIPHER_CTX *s2c = session_key(key, "ferry-migrate s2c", ns, nc);
 
     if (!c2s || !s2c) {
-        EVP_MAC_CTX_free(c2s);
-        EVP_MAC_CTX_free(s2c);
+        EVP_CIPHER_CTX_free(c2s);
+        EVP_CIPHER_CTX_free(s2c);
         return -EIO;
     }
     ch->mac_tx = server ? s2c : c2s;
@@ -1541,7 +1503,8 @@ static int auth_server(struct xl_chan *ch, const struct xl_auth *auth,
         goto out;
     }
     tohex(ns, NONCE_LEN, hex);
-    snprintf(line, sizeof(line), "ferry-auth 1 hmac-sha256 %s\n", hex);
+    /* 2: records tagged with ChaCha20-Poly1305 (1 had HMAC-SHA256). */
+    snprintf(line, sizeof(line), "ferry-auth 2 hmac-sha256 %s\n", hex);
     rc = auth_send(ch, line);
     if (!rc)
         rc = auth_line(ch, line, sizeof(line), deadline);
@@ -1627,7 +1590,7 @@ static int auth_client(struct xl_chan *ch, int64_t deadline, char *err,
                        "it is the host you meant: refusing to migrate to "
                        "it (xl migrate --insecure allows it)", ch->target);
     }
-    if (rc || strncmp(line, "ferry-auth 1 hmac-sha256 ", 25) ||
+    if (rc || strncmp(line, "ferry-auth 2 hmac-sha256 ", 25) ||
         strlen(line + 25) != 2 * NONCE_LEN ||
         unhex(line + 25, ns, NONCE_LEN))
         return set_err(err, errlen, -EPROTO, "%s did not offer "
@@ -2104,8 +2067,8 @@ int xl_chan_close(struct xl_chan *ch, int *status)
     free(ch->tls_allow);
     free(ch->tls_name);
     free(ch->key_file);
-    EVP_MAC_CTX_free(ch->mac_tx);
-    EVP_MAC_CTX_free(ch->mac_rx);
+    EVP_CIPHER_CTX_free(ch->mac_tx);
+    EVP_CIPHER_CTX_free(ch->mac_rx);
     free(ch);
     return rc;
 }

@@ -338,7 +338,7 @@ static int target(const char *keyfile, int hold)
         if (RAND_bytes(ns, 32) != 1)
             return 1;
         hex_of(ns, 32, hex);
-        snprintf(line, sizeof(line), "ferry-auth 1 hmac-sha256 %s\n", hex);
+        snprintf(line, sizeof(line), "ferry-auth 2 hmac-sha256 %s\n", hex);
         if (write(fd, line, strlen(line)) < 0 ||
             line_of(fd, line, sizeof(line), 5000) ||
             strncmp(line, "ferry-auth ", 11) || strlen(line) < 11 + 64) {

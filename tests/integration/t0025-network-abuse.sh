@@ -61,7 +61,7 @@ refused() {
 # ---- tcp:// without the fleet key ------------------------------------------
 "$NA" anon "${TCP_B#tcp://}" >"$T/anon" 2>&1
 sed 's/^/# /' "$T/anon"
-if grep -q '^got: ferry-auth 1 hmac-sha256 [0-9a-f]\{64\}|$' "$T/anon" &&
+if grep -q '^got: ferry-auth 2 hmac-sha256 [0-9a-f]\{64\}|$' "$T/anon" &&
    ! grep -q "free_memkb\|$B\|xl migration receiver" "$T/anon" &&
    grep -q "^closed by the listener" "$T/anon"; then
     ok "anonymous push: told a nonce and nothing else, then closed"
