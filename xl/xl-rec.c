@@ -62,10 +62,20 @@ int xl_rec_tag(EVP_CIPHER_CTX *ctx, uint64_t seq,
     return 0;
 }
 
+int xl_rec_check(EVP_CIPHER_CTX *ctx, uint64_t seq,
+                 const uint8_t hdr[XL_REC_HDR_LEN], const void *data,
+                 size_t len, const uint8_t tag[XL_REC_TAG_LEN])
+{
+    uint8_t want[XL_REC_TAG_LEN];
+
+    if (xl_rec_tag(ctx, seq, hdr, data, len, want))
+        return -EIO;
+    return CRYPTO_memcmp(want, tag, XL_REC_TAG_LEN) ? -EBADMSG : 0;
+}
+
 int xl_rec_open(EVP_CIPHER_CTX *ctx, uint64_t seq, const uint8_t *rec,
                 size_t have, uint32_t *n)
 {
-    uint8_t tag[XL_REC_TAG_LEN];
     int rc;
 
     if (have < XL_REC_HDR_LEN)
@@ -74,9 +84,6 @@ int xl_rec_open(EVP_CIPHER_CTX *ctx, uint64_t seq, const uint8_t *rec,
         return rc;
     if (have < XL_REC_HDR_LEN + (size_t)*n + XL_REC_TAG_LEN)
         return -EAGAIN;
-    if ((rc = xl_rec_tag(ctx, seq, rec, rec + XL_REC_HDR_LEN, *n, tag)))
-        return rc;
-    if (CRYPTO_memcmp(tag, rec + XL_REC_HDR_LEN + *n, XL_REC_TAG_LEN))
-        return -EBADMSG;
-    return 0;
+    return xl_rec_check(ctx, seq, rec, rec + XL_REC_HDR_LEN, *n,
+                        rec + XL_REC_HDR_LEN + *n);
 }

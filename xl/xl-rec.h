@@ -40,6 +40,12 @@ int xl_rec_tag(EVP_CIPHER_CTX *ctx, uint64_t seq,
                const uint8_t hdr[XL_REC_HDR_LEN], const void *data,
                size_t len, uint8_t tag[XL_REC_TAG_LEN]);
 
+/* Whether tag is record seq's for hdr and data (which may lie apart):
+ * 0, -EBADMSG or -EIO. */
+int xl_rec_check(EVP_CIPHER_CTX *ctx, uint64_t seq,
+                 const uint8_t hdr[XL_REC_HDR_LEN], const void *data,
+                 size_t len, const uint8_t tag[XL_REC_TAG_LEN]);
+
 /*
  * Whether a whole record (header, data, tag) as received is record seq:
  * 0, -EBADMSG (a bad length or a tag that does not match), -EAGAIN

@@ -436,14 +436,22 @@ static int read_full(struct xl_chan *ch, void *buf, size_t len)
     return 0;
 }
 
-/* The next record into rbuf (its data at rbuf + XL_REC_HDR_LEN): its
- * length, 0 at end of stream, or -errno (the io says why). */
-static ssize_t rec_read(struct xl_chan *ch)
+/*
+ * The next record: its data into dst when it fits in cap bytes (a large
+ * read of the restore goes straight to its buffer, without a copy), else
+ * into rbuf + XL_REC_HDR_LEN.  Returns its length, 0 at end of stream,
+ * or -errno (the io says why).  On an error dst may hold bytes that
+ * failed the check; the io's error is sticky, so nothing reads them.
+ */
+static ssize_t rec_read(struct xl_chan *ch, void *dst, size_t cap,
+                        bool *direct)
 {
     const char *peer = ch->peer[0] ? ch->peer : "peer";
+    uint8_t *data, *tag;
     uint32_t n;
     int rc;
 
+    *direct = false;
     rc = read_full(ch, ch->rbuf, XL_REC_HDR_LEN);
     if (rc == -ENODATA)
         return 0;
@@ -453,15 +461,26 @@ static ssize_t rec_read(struct xl_chan *ch)
                               " claims %u bytes (at most %u): the stream "
                               "was changed on the path", ch->seq_rx, peer,
                               n, XL_REC_MAX);
-        rc = read_full(ch, ch->rbuf + XL_REC_HDR_LEN, n + XL_REC_TAG_LEN);
+        *direct = n <= cap;
+        data = *direct ? dst : ch->rbuf + XL_REC_HDR_LEN;
+        tag = *direct ? ch->rbuf + XL_REC_HDR_LEN : data + n;
+        rc = read_full(ch, data, n);
+        if (!rc)
+            rc = read_full(ch, tag, XL_REC_TAG_LEN);
+        /* End of stream after the header is inside the record. */
+        if (rc == -ENODATA)
+            rc = -EPROTO;
     }
-    if (rc == -EPROTO || rc == -ENODATA)
+    if (rc == -EPROTO)
         return sr_io_fail(ch->io, -EPROTO, "%s closed the connection in "
                           "the middle of record %" PRIu64, peer, ch->seq_rx);
     if (rc)
         return rc;
-    rc = xl_rec_open(ch->mac_rx, ch->seq_rx, ch->rbuf,
-                     XL_REC_HDR_LEN + (size_t)n + XL_REC_TAG_LEN, &n);
+    if (*direct)
+        rc = xl_rec_check(ch->mac_rx, ch->seq_rx, ch->rbuf, data, n, tag);
+    else
+        rc = xl_rec_open(ch->mac_rx, ch->seq_rx, ch->rbuf, XL_REC_HDR_LEN +
+                         (size_t)n + XL_REC_TAG_LEN, &n);
     if (rc == -EBADMSG)
         return sr_io_fail(ch->io, -EBADMSG, "record %" PRIu64 " from %s "
                           "failed its MAC: the stream was changed on the "
@@ -528,8 +547,10 @@ static ssize_t chan_io_read(void *arg, void *buf, size_t len)
     ssize_t n;
 
     if (ch->mac && ch->rpos == ch->rlen) {
-        n = rec_read(ch);
-        if (n <= 0)
+        bool direct;
+
+        n = rec_read(ch, buf, len, &direct);
+        if (n <= 0 || direct)
             return n;
         ch->rpos = XL_REC_HDR_LEN;
         ch->rlen = XL_REC_HDR_LEN + (size_t)n;

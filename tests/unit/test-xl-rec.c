@@ -120,6 +120,29 @@ TEST(replayed_dropped_or_moved_records_fail)
     EVP_CIPHER_CTX_free(rx);
 }
 
+/* The receiver's direct path: data apart from its header and tag. */
+TEST(check_apart_matches_open)
+{
+    EVP_CIPHER_CTX *tx = key_ctx(1), *rx = key_ctx(1);
+    struct stream s;
+    uint8_t data[1000];
+    const uint8_t *hdr, *tag;
+
+    seal(tx, &s);
+    hdr = s.buf + s.off[2];
+    tag = hdr + XL_REC_HDR_LEN + sizeof(data);
+    memcpy(data, hdr + XL_REC_HDR_LEN, sizeof(data));
+    ASSERT_EQ(xl_rec_check(rx, 2, hdr, data, sizeof(data), tag), 0);
+    ASSERT_EQ(xl_rec_check(rx, 1, hdr, data, sizeof(data), tag), -EBADMSG);
+    data[999] ^= 0x80;
+    ASSERT_EQ(xl_rec_check(rx, 2, hdr, data, sizeof(data), tag), -EBADMSG);
+    data[999] ^= 0x80;
+    ASSERT_EQ(xl_rec_check(rx, 2, hdr, data, sizeof(data) - 1, tag),
+              -EBADMSG);
+    EVP_CIPHER_CTX_free(tx);
+    EVP_CIPHER_CTX_free(rx);
+}
+
 TEST(another_key_fails)
 {
     EVP_CIPHER_CTX *tx = key_ctx(1), *rx = key_ctx(2);
