@@ -196,6 +196,9 @@ int xl_dn_allowed(const char *file, const char *dn);
 /* "ADDR:PORT" of the peer for socket channels, else "" (for logging). */
 const char *xl_chan_peer(const struct xl_chan *ch);
 
+/* The TLS cipher suite the channel negotiated, or NULL when not TLS. */
+const char *xl_chan_tls_cipher(const struct xl_chan *ch);
+
 /* ---- both sides ------------------------------------------------------ */
 
 enum xl_chan_kind xl_chan_kind(const struct xl_chan *ch);

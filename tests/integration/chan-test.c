@@ -190,6 +190,8 @@ static int exchange(struct xl_chan *ch, const char *word, uint64_t len,
     if (xl_chan_read_line(ch, line, sizeof(line)))
         goto io_err;
     printf("banner: %s\n", line);
+    if (xl_chan_tls_cipher(ch))
+        printf("tls: %s\n", xl_chan_tls_cipher(ch));
     snprintf(line, sizeof(line), "%s %" PRIu64 "\n", word, len);
     if (sr_io_write(io, line, strlen(line)))
         goto io_err;

@@ -15,7 +15,7 @@ if ! command -v openssl >/dev/null 2>&1; then
     exit 77
 fi
 
-plan 29
+plan 30
 
 # ---- credentials: the fleet's (ferry-creds) for A, B and the sender S;
 # a rogue CA ------------------------------------------------------------------
@@ -101,6 +101,10 @@ if [ $? -eq 0 ] && grep -qx "banner: receiver H=$RA g= args=" "$T/o" &&
    grep -q "reply: echo again bytes=4096" "$T/o"; then
     ok "tls://: mutual TLS with fleet certificates, 4 MiB intact, reopen"
 else fail "tls:// exchange"; sed 's/^/# /' "$T/o" "$T/e"; fi
+# ChaCha20-Poly1305 first: ~1.5x AES-256-GCM on the machines we measure.
+grep -qx "tls: TLS_CHACHA20_POLY1305_SHA256" "$T/o" &&
+    ok "tls://: the faster cipher suite is the one negotiated" ||
+    { fail "tls:// cipher suite"; sed 's/^/# /' "$T/o"; }
 
 # Default TLS files: <run dir of -H>/tls/{host.pem,host.key,ca.pem}.
 FERRY_RUNDIR=$T/S "$CT" send "$TLS_A" t3 >"$T/o" 2>"$T/e"
