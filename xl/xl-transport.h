@@ -40,9 +40,10 @@
  * holds the fleet key (32 secret bytes, <run dir>/migrate.key by
  * default): the receiver sends a nonce, the sender its own nonce and an
  * HMAC-SHA256 over both under the key, the receiver its HMAC under
- * another label.  Every byte after that travels in records, each with an
- * HMAC-SHA256 tag under a session key derived from the key and both
- * nonces, over a per-direction sequence number, its length and its data:
+ * another label.  Every byte after that travels in records (xl-rec.h),
+ * each with a ChaCha20-Poly1305 tag under a per-direction key derived
+ * with HMAC-SHA256 from the key and both nonces, the record's sequence
+ * number as the nonce, over its length and its data:
  * a byte changed, dropped, replayed or reordered on the path fails the
  * read that meets it ("record N from ADDR failed its MAC").  A receiver
  * started with insecure and no key file says so, and then only a sender
