@@ -728,7 +728,7 @@ static int h_pfinfo3(struct ctl_conn *c, const void *p, size_t len)
         return rc;
     WITH_DOMAIN(q->domid, d);
     arr = buf_put(&c->out, q + 1, q->num * sizeof(uint64_t));
-    rc = arr ? domctl_getpageframeinfo3(d, q->num, arr) : -ENOMEM;
+    rc = arr ? hv_getpageframeinfo3(d, q->num, arr, q->flags) : -ENOMEM;
     put_domain(d);
     return rc;
 }
@@ -945,6 +945,12 @@ static int h_foreign_map(struct ctl_conn *c, const void *p, size_t len)
             err[i] = -EBUSY;
             continue;
         }
+        /*
+         * The toolstack writes through its own mapping, unseen: from now
+         * on the frame may hold data (the saver must read it).
+         */
+        if ( q->prot & FERRY_MAP_WRITE )
+            hv_frame_written(mfns[i]);
         err[i] = 0;
     }
     put_domain(d);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "hv.h"
+#include "include/public/control.h"
 
 /* EFLAGS bits (xen/arch/x86/include/asm/x86-defns.h). */
 #define X86_EFLAGS_MBS  0x00000002ULL
@@ -695,8 +696,25 @@ static uint64_t pfinfo_type(struct page_info *pg)
 int domctl_getpageframeinfo3(struct domain *d, unsigned int num,
                              uint64_t *array)
 {
+    return hv_getpageframeinfo3(d, num, array, 0);
+}
+
+/*
+ * With FERRY_PFINFO_ZERO, an ordinary page (NOTAB) whose frame nothing
+ * has written since it left the heap (hv_frame_written) is reported as
+ * XALLOC: it holds zeros, and a saver sends only its PFN.  The type and
+ * the bit are read while the page reference is held, so the frame cannot
+ * go back to the heap (and be scrubbed) in between.  A write after the
+ * answer is the caller's business, as for any page it reads: under
+ * log-dirty it is marked, otherwise the domain must not be running.
+ */
+int hv_getpageframeinfo3(struct domain *d, unsigned int num, uint64_t *array,
+                         unsigned int flags)
+{
     if ( num > XEN_DOMCTL_PFINFO_MAX )
         return -E2BIG;
+    if ( flags & ~FERRY_PFINFO_ZERO )
+        return -EINVAL;
 
     for ( unsigned int i = 0; i < num; i++ )
     {
@@ -706,6 +724,10 @@ int domctl_getpageframeinfo3(struct domain *d, unsigned int num,
             array[i] = XEN_DOMCTL_PFINFO_XTAB;
         else
             array[i] = pfinfo_type(pg);
+        if ( (flags & FERRY_PFINFO_ZERO) &&
+             array[i] == XEN_DOMCTL_PFINFO_NOTAB &&
+             !hv_frame_maybe_nonzero(page_to_mfn(pg)) )
+            array[i] = XEN_DOMCTL_PFINFO_XALLOC;
         if ( pg )
             put_page(pg);
     }

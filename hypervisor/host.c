@@ -424,6 +424,9 @@ void free_heap_pages(struct page_info *pg, unsigned int order)
         atomic_store(&p->type_info, 0);
         page_set_owner(p, NULL);
         set_gpfn_from_mfn(mfn + i, INVALID_M2P_ENTRY);
+        /* Zero again: the next owner's saver may skip it. */
+        atomic_fetch_and(&host.maybe_nonzero[(mfn + i) / 64],
+                         ~(1ULL << ((mfn + i) % 64)));
     }
     spin_lock(&host.heap_lock);
     for ( uint64_t i = 0; i < nr; i++ )
@@ -431,6 +434,31 @@ void free_heap_pages(struct page_info *pg, unsigned int order)
     mark_range(mfn, nr, true);
     host.free_pages += nr;
     spin_unlock(&host.heap_lock);
+}
+
+void hv_frame_written(mfn_t mfn)
+{
+    _Atomic uint64_t *w;
+    uint64_t bit = 1ULL << (mfn % 64);
+
+    if ( !mfn_valid(mfn) )
+        return;
+    w = &host.maybe_nonzero[mfn / 64];
+    /*
+     * Most writes hit frames already marked: a load first keeps the word's
+     * cache line shared between the vCPUs that write neighbouring frames.
+     * Sequentially consistent, so that a saver that reads the bit after
+     * the writer went on to write the frame sees it set.
+     */
+    if ( !(atomic_load_explicit(w, memory_order_relaxed) & bit) )
+        atomic_fetch_or(w, bit);
+}
+
+bool hv_frame_maybe_nonzero(mfn_t mfn)
+{
+    return !mfn_valid(mfn) ||
+           (atomic_load(&host.maybe_nonzero[mfn / 64]) &
+            (1ULL << (mfn % 64)));
 }
 
 uint64_t hv_free_pages(void)
@@ -605,7 +633,10 @@ int host_init(const struct host_params *p)
     host.frame_table = map_memory(host.max_page * sizeof(struct page_info),
                                   -1);
     host.free_bitmap = calloc((host.max_page + 63) / 64, sizeof(uint64_t));
-    if ( !host.mem || !host.frame_table || !host.free_bitmap )
+    /* Machine memory starts zeroed: no frame may hold data yet. */
+    host.maybe_nonzero = calloc((host.max_page + 63) / 64, sizeof(uint64_t));
+    if ( !host.mem || !host.frame_table || !host.free_bitmap ||
+         !host.maybe_nonzero )
         goto fail;
     rc = populate_start(p->populate_held);
     if ( rc )
@@ -681,6 +712,7 @@ void host_dispose(void)
     if ( host.mem_fd >= 0 )
         close(host.mem_fd);
     free(host.free_bitmap);
+    free((void *)host.maybe_nonzero);
     pthread_cond_destroy(&host.populate_cond);
     pthread_mutex_destroy(&host.populate_lock);
     pthread_cond_destroy(&host.state_cond);

@@ -287,6 +287,12 @@ struct host
     mfn_t m2p_first_mfn;            /* M2P storage: contiguous frames */
     uint64_t m2p_nr_frames;
 
+    /*
+     * Frames that may hold something other than zeros (bit set), see
+     * hv_frame_written().  Set lock-free, cleared by the heap's scrub.
+     */
+    _Atomic uint64_t *maybe_nonzero;
+
     spinlock_t heap_lock;           /* the free-frame bitmap */
     uint64_t *free_bitmap;          /* bit set: frame is free */
     uint64_t free_pages;
@@ -382,6 +388,20 @@ void page_set_owner(struct page_info *pg, struct domain *d);
 struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags);
 void free_heap_pages(struct page_info *pg, unsigned int order);
 uint64_t hv_free_pages(void);
+
+/*
+ * Which frames may hold data (ferry's, for the saver's zero pages).
+ * Every frame is zero while it is free, so a frame nothing has written
+ * since it left the heap still is.  hv_frame_written() must be called
+ * before (or, for a domain under log-dirty, in the same operation as the
+ * paging_mark_dirty of) every write to a frame a domain owns: it is
+ * called from paging_mark_dirty(), which Xen's write paths and ferry's
+ * guest CPU call, and for every frame the toolstack maps writable.
+ * free_heap_pages clears the bit once the frame is scrubbed.  A clear bit
+ * therefore proves the frame is zero; a set one proves nothing.
+ */
+void hv_frame_written(mfn_t mfn);
+bool hv_frame_maybe_nonzero(mfn_t mfn);
 
 /* ------------------------------------------------------------------------
  * Domains and vCPUs (hypervisor/domain.c)
@@ -922,6 +942,9 @@ int domctl_setvcpucontext(struct domain *d, unsigned int vcpu,
                           const struct vcpu_guest_context *ctxt);
 int domctl_getpageframeinfo3(struct domain *d, unsigned int num,
                              uint64_t *array);
+/* The same with FERRY_PFINFO_* flags (control.h): XALLOC for zero pages. */
+int hv_getpageframeinfo3(struct domain *d, unsigned int num, uint64_t *array,
+                         unsigned int flags);
 int domctl_shadow_op(struct domain *d, struct xen_domctl_shadow_op *sc);
 /* pausedomain / unpausedomain: the domctl checks around domain.c's calls. */
 int domctl_pausedomain(struct domain *d);

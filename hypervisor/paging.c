@@ -186,6 +186,12 @@ void paging_mark_pfn_dirty(struct domain *d, pfn_t pfn)
 /* Mark the frame mfn dirty: we really do mean its PFN, even for PV. */
 void paging_mark_dirty(struct domain *d, mfn_t mfn)
 {
+    /*
+     * Every write Xen marks dirty, and every guest write, passes here:
+     * the frame may now hold data, whoever owns it and whether or not
+     * log-dirty is on (the saver's zero pages rely on it).
+     */
+    hv_frame_written(mfn);
     if ( likely(!paging_mode_log_dirty(d)) )
         return;
     /* Compare the owner field itself: no lookup of the domain table. */

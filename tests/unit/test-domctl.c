@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "hvtest.h"
+#include "../../hypervisor/include/public/control.h"
 
 #define PGC_ALLOC_1 (PGC_allocated | 1)
 
@@ -367,6 +368,142 @@ TEST(pfinfo3_xtab_for_special_free_foreign_and_broken)
     HVTEST_AUDIT_CLEAN();
     hvtest_destroy(d);
     hvtest_destroy(e);
+    hvtest_done();
+}
+
+/*
+ * Zero pages (issue 11): with FERRY_PFINFO_ZERO, an ordinary page whose
+ * frame nothing wrote since it left the heap reads XALLOC, so that a
+ * saver sends its PFN only.  Every write path must clear that for good:
+ * a hypercall that copies into the page (MMUEXT_COPY_PAGE), one that
+ * writes zeros over data (CLEAR_PAGE: the page is zero again, but the
+ * bit stays, which is conservative), a page that served as a page table
+ * and went back to ordinary data, and any paging_mark_dirty() (the guest
+ * CPU's writes and copy_to_guest go through it).  The heap's scrub is
+ * what makes a frame untouched again.
+ */
+static uint64_t pfinfo_zero(struct domain *d, uint64_t mfn)
+{
+    uint64_t a = mfn;
+
+    as_dom0();
+    if ( hv_getpageframeinfo3(d, 1, &a, FERRY_PFINFO_ZERO) )
+        FAIL("getpageframeinfo3 with FERRY_PFINFO_ZERO failed");
+    return a;
+}
+
+static bool frame_is_zero(mfn_t mfn)
+{
+    const uint64_t *p = map_domain_page(mfn);
+
+    for ( unsigned int i = 0; i < PAGE_SIZE / 8; i++ )
+        if ( p[i] )
+            return false;
+    return true;
+}
+
+TEST(zero_pages_untouched_frames_read_xalloc)
+{
+    struct mmuext_op op;
+    unsigned int done = 0;
+    struct domain *d;
+    mfn_t a, b, c, l1, g;
+    uint64_t arr[2];
+
+    hvtest_host(HVTEST_MEM_MB);
+    d = hvtest_domain(16, 1);
+    a = hvtest_frame(d, 0);
+    b = hvtest_frame(d, 1);
+    c = hvtest_frame(d, 2);
+    l1 = hvtest_frame(d, 3);
+    g = hvtest_frame(d, 4);
+
+    /* Fresh frames: XALLOC with the flag, NOTAB (Xen's answer) without. */
+    ASSERT_HEX(pfinfo_zero(d, a), XEN_DOMCTL_PFINFO_XALLOC);
+    ASSERT(frame_is_zero(a));
+    ASSERT_HEX(pfinfo1(d, a), XEN_DOMCTL_PFINFO_NOTAB);
+    /* Flags it does not know are refused, the array untouched. */
+    arr[0] = a;
+    ASSERT_EQ(hv_getpageframeinfo3(d, 1, arr, 0x2), -EINVAL);
+    ASSERT_HEX(arr[0], a);
+
+    /* Written by a hypercall only: data from then on. */
+    memset(map_domain_page(c), 0x5a, PAGE_SIZE);    /* the source */
+    hv_frame_written(c);
+    hvtest_as(d, 0);
+    op = (struct mmuext_op){ .cmd = MMUEXT_COPY_PAGE, .arg1.mfn = a,
+                             .arg2.src_mfn = c };
+    ASSERT_EQ(do_mmuext_op(&op, 1, &done, DOMID_SELF), 0);
+    ASSERT(!frame_is_zero(a));
+    ASSERT_HEX(pfinfo_zero(d, a), XEN_DOMCTL_PFINFO_NOTAB);
+
+    /* Written, then cleared back to zero: still sent as data. */
+    hvtest_as(d, 0);
+    op = (struct mmuext_op){ .cmd = MMUEXT_CLEAR_PAGE, .arg1.mfn = a };
+    done = 0;
+    ASSERT_EQ(do_mmuext_op(&op, 1, &done, DOMID_SELF), 0);
+    ASSERT(frame_is_zero(a));
+    ASSERT_HEX(pfinfo_zero(d, a), XEN_DOMCTL_PFINFO_NOTAB);
+
+    /* Any write Xen marks dirty (the guest CPU's included). */
+    paging_mark_dirty(d, b);
+    ASSERT_HEX(pfinfo_zero(d, b), XEN_DOMCTL_PFINFO_NOTAB);
+
+    /*
+     * A page table, even an empty one: a table is written by the
+     * hypervisor on the guest's behalf, so once validated it stays data
+     * after it went back to an ordinary page.
+     */
+    hvtest_as(d, 0);
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_PIN_L1_TABLE, l1), 0);
+    ASSERT_HEX(pfinfo_zero(d, l1),
+               XEN_DOMCTL_PFINFO_L1TAB | XEN_DOMCTL_PFINFO_LPINTAB);
+    hvtest_as(d, 0);
+    ASSERT_EQ(hvtest_mmuext(MMUEXT_UNPIN_TABLE, l1), 0);
+    ASSERT(get_page_and_type(mfn_to_page(l1), d, PGT_writable_page));
+    ASSERT_HEX(pfinfo_zero(d, l1), XEN_DOMCTL_PFINFO_NOTAB);
+    put_page_and_type(mfn_to_page(l1));
+
+    /* An untouched frame in the same batch is still XALLOC. */
+    arr[0] = b;
+    arr[1] = g;
+    as_dom0();
+    ASSERT_EQ(hv_getpageframeinfo3(d, 2, arr, FERRY_PFINFO_ZERO), 0);
+    ASSERT_HEX(arr[0], XEN_DOMCTL_PFINFO_NOTAB);
+    ASSERT_HEX(arr[1], XEN_DOMCTL_PFINFO_XALLOC);
+    HVTEST_AUDIT_CLEAN();
+    hvtest_destroy(d);
+    hvtest_done();
+}
+
+TEST(zero_pages_scrub_makes_a_frame_untouched_again)
+{
+    struct page_info *pg;
+    struct domain *d;
+    mfn_t mfn, own;
+
+    hvtest_host(HVTEST_MEM_MB);
+    pg = alloc_heap_pages(0, 0);
+    ASSERT(pg);
+    mfn = page_to_mfn(pg);
+    ASSERT(!hv_frame_maybe_nonzero(mfn));
+    memset(map_domain_page(mfn), 0xa5, PAGE_SIZE);
+    hv_frame_written(mfn);
+    ASSERT(hv_frame_maybe_nonzero(mfn));
+    /* The heap scrubs it and forgets the write: it is zero again. */
+    free_heap_pages(pg, 0);
+    ASSERT(frame_is_zero(mfn));
+    ASSERT(!hv_frame_maybe_nonzero(mfn));
+
+    /* A domain's written frame, when the domain goes, likewise. */
+    d = hvtest_domain(16, 1);
+    own = hvtest_frame(d, 0);
+    memset(map_domain_page(own), 0x3c, 64);
+    paging_mark_dirty(d, own);
+    ASSERT_HEX(pfinfo_zero(d, own), XEN_DOMCTL_PFINFO_NOTAB);
+    hvtest_destroy(d);
+    ASSERT(frame_is_zero(own));
+    ASSERT(!hv_frame_maybe_nonzero(own));
     hvtest_done();
 }
 

@@ -245,10 +245,18 @@ struct ferry_ctl_vcpu_req
 /* VCPU_GETINFO: request ferry_ctl_vcpu_req; response Xen's struct
  * xen_domctl_getvcpuinfo (abi.h). */
 
+/*
+ * GETPAGEFRAMEINFO3 flags.  FERRY_PFINFO_ZERO: report an ordinary page
+ * whose frame nothing has written since the domain got it (so it holds
+ * zeros) as XEN_DOMCTL_PFINFO_XALLOC.  Xen's domctl has no such flag; a
+ * daemon without it ignored the field (then "pad"), and answers NOTAB.
+ */
+#define FERRY_PFINFO_ZERO 0x1U
+
 struct ferry_ctl_pfinfo_req
 {
     domid_t domid;
-    uint16_t pad;
+    uint16_t flags;             /* FERRY_PFINFO_*; others: EINVAL */
     uint32_t num;               /* <= XEN_DOMCTL_PFINFO_MAX; num u64 MFNs follow */
 };
 
