@@ -296,8 +296,13 @@ int xc_dom_build_pv(xc_interface *xch, uint32_t domid,
         rc = errno ? -errno : -ENOMEM;
         goto out;
     }
+    /*
+     * Only the boot area is written (every structure lies below
+     * first_free_pfn): mapping the rest writable would mark all of it
+     * possibly non-zero, and a save would then read and send it whole.
+     */
     rc = xc_map_foreign_frames(xch, domid, XC_MAP_WRITE, b.p2m,
-                               (unsigned int)a->nr_pages, b.va, err);
+                               (unsigned int)b.l.first_free_pfn, b.va, err);
     if ( rc )
     {
         xc__log(xch, XC_ERROR, 0, "cannot map the new domain's memory");

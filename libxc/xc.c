@@ -847,10 +847,21 @@ int xc_vcpu_setcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
 int xc_get_pfn_type_batch(xc_interface *xch, uint32_t domid,
                           unsigned int num, xen_pfn_t *arr)
 {
+    return xc_get_pfn_type_batch_flags(xch, domid, num, arr, 0);
+}
+
+int xc_get_pfn_type_batch_flags(xc_interface *xch, uint32_t domid,
+                                unsigned int num, xen_pfn_t *arr,
+                                unsigned int flags)
+{
     for ( unsigned int done = 0; done < num; )
     {
         unsigned int n = min(num - done, (unsigned int)XEN_DOMCTL_PFINFO_MAX);
-        struct ferry_ctl_pfinfo_req q = { .domid = (domid_t)domid, .num = n };
+        struct ferry_ctl_pfinfo_req q = {
+            .domid = (domid_t)domid,
+            .flags = (flags & XC_PFINFO_ZERO) ? FERRY_PFINFO_ZERO : 0,
+            .num = n,
+        };
 
         if ( xc__call(xch, FERRY_CTL_GETPAGEFRAMEINFO3, &q, sizeof(q),
                       arr + done, n * sizeof(*arr), &xch->resp) < 0 )

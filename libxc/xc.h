@@ -204,6 +204,15 @@ int xc_vcpu_setcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
 /* In: MFNs; out: XEN_DOMCTL_PFINFO_* words.  Any num (split in 1024s). */
 int xc_get_pfn_type_batch(xc_interface *xch, uint32_t domid,
                           unsigned int num, xen_pfn_t *arr);
+/*
+ * The same, with XC_PFINFO_ZERO: an ordinary page whose frame has not
+ * been written since the domain got it reads XEN_DOMCTL_PFINFO_XALLOC
+ * (it holds zeros).  An older daemon answers as without the flag.
+ */
+#define XC_PFINFO_ZERO 1U
+int xc_get_pfn_type_batch_flags(xc_interface *xch, uint32_t domid,
+                                unsigned int num, xen_pfn_t *arr,
+                                unsigned int flags);
 
 struct xc_shadow_op_stats
 {
