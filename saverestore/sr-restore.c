@@ -496,7 +496,8 @@ static void report(struct restore_ctx *ctx, enum sr_phase phase)
  * The VERIFY pass (Xen's verify mode of process_page_data): each page is
  * localised as it would have been written and compared with the frame
  * the domain holds.  Nothing is populated: a PFN without a frame, or
- * with another type than its last copy had, differs too.
+ * with another type than its last copy had (XALLOC counting as NOTAB),
+ * differs too.
  */
 static void verify_page_data(struct restore_ctx *ctx,
                              const struct sr_page_data *pd)
@@ -530,7 +531,15 @@ static void verify_page_data(struct restore_ctx *ctx,
         frame = ctx->p2m[pfn] != SR__INVALID_FRAME &&
                 ctx->p2m[pfn] != PENDING_MFN;
         memcpy(page, pd->pages + (size_t)p++ * SR_PAGE_SIZE, SR_PAGE_SIZE);
-        ok = frame && have && ctx->pfn_types[pfn] == dtype &&
+        /*
+         * A last copy of type XALLOC was an ordinary page the sender knew
+         * to be zero: its VERIFY copy is NOTAB, with the data, compared
+         * like any other.
+         */
+        ok = frame && have &&
+             (ctx->pfn_types[pfn] == dtype ||
+              (dtype == XEN_DOMCTL_PFINFO_NOTAB &&
+               ctx->pfn_types[pfn] == XEN_DOMCTL_PFINFO_XALLOC)) &&
              (!sr__is_pagetable_type(dtype) ||
               !sr__localise_pagetable(&ctx->pt, dtype, page)) &&
              !memcmp(ctx->pages + (size_t)q * SR_PAGE_SIZE, page,
