@@ -12,6 +12,28 @@
  * most 1024 PFNs, X86_TSC_INFO, SHARED_INFO, one X86_PV_VCPU_BASIC per
  * online vCPU, END.
  *
+ * Zero pages.  A page that nothing wrote since its frame left the heap
+ * holds zeros (the heap scrubs every frame it takes back), and costs only
+ * its PFN: a PAGE_DATA entry of type XALLOC, Xen's "allocate only", for
+ * which a receiver populates a fresh frame (zero, the heap's again) and
+ * writes nothing.  The sender does not read memory to find them: the
+ * hypervisor keeps a conservative per-frame "may hold data" bit, set on
+ * every path that can write a frame (paging_mark_dirty, which the guest
+ * CPU, copy_to_guest, page-table and descriptor updates and grant unmaps
+ * call, and every writable foreign mapping at map time; the builder maps
+ * only its boot area writable), and getpageframeinfo3 with
+ * XC_PFINFO_ZERO answers XALLOC for an ordinary page whose bit is clear.
+ * So the answer costs nothing beyond the type query each batch makes
+ * anyway: a 2 GiB untouched domain goes out as ~4 MiB of PFNs.  Reading
+ * each page and testing it for zeros (the other way to find them) would
+ * cost a read of all memory; it is not done.  XALLOC is asked for only
+ * on a PFN's first send: a receiver leaves an XALLOC page as it is, so a
+ * page sent with data once and zeroed since must go out as data again;
+ * later passes and the VERIFY pass are unchanged.  A write racing the
+ * query is as safe as one racing a read: log-dirty was enabled before
+ * the first query, and every path that sets the bit also marks the page
+ * dirty (or, for a foreign mapping, happens before the saver starts).
+ *
  * Memory, non-live: the domain is suspended and every PFN sent once.
  * Live (Xen's send_domain_memory_live): log-dirty is enabled, every PFN
  * is sent while the domain runs, then the pages dirtied meanwhile, pass
@@ -484,6 +506,15 @@ sr__precopy_decide(const struct sr_precopy_policy *p,
  * Memory
  * ------------------------------------------------------------------------ */
 
+/*
+ * May pfn go out as XALLOC if its frame is untouched?  Only on its first
+ * send, outside the VERIFY pass (see the top of this file).
+ */
+static bool first_send(const struct save_ctx *ctx, uint64_t pfn)
+{
+    return !ctx->verifying && (!ctx->sent || !test_bit(ctx->sent, pfn));
+}
+
 /* Count a data page sent, and whether it was sent before. */
 static void count_sent(struct save_ctx *ctx, uint64_t pfn)
 {
@@ -548,7 +579,9 @@ static int write_batch(struct save_ctx *ctx, unsigned int n)
 
     for ( i = 0; i < n; i++ )
         ctx->batch_types[i] = ctx->p2m[pfns[i]];
-    if ( xc_get_pfn_type_batch(ctx->xch, ctx->domid, n, ctx->batch_types) )
+    if ( xc_get_pfn_type_batch_flags(ctx->xch, ctx->domid, n,
+                                     ctx->batch_types,
+                                     ctx->verifying ? 0 : XC_PFINFO_ZERO) )
         return save_fail(ctx, -errno, "Failed to get types for pfn batch "
                          "%#" PRIx64 "+%u: %s", pfns[0], n, strerror(errno));
 
@@ -559,6 +592,19 @@ static int write_batch(struct save_ctx *ctx, unsigned int n)
             return save_fail(ctx, -EINVAL, "Unknown type %#" PRIx64
                              " for pfn %#" PRIx64,
                              (uint64_t)ctx->batch_types[i], pfns[i]);
+        if ( types[i] == SR_PFINFO_XALLOC )
+        {
+            if ( first_send(ctx, pfns[i]) )
+            {
+                /* Zeros: the PFN is all the receiver needs. */
+                count_sent(ctx, pfns[i]);
+                ctx->st.pages_zero++;
+                continue;
+            }
+            /* Sent before: its data must overwrite the earlier copy. */
+            types[i] = SR_PFINFO_NOTAB;
+            ctx->batch_types[i] = XEN_DOMCTL_PFINFO_NOTAB;
+        }
         if ( sr_pfinfo_has_data(types[i]) )
             mfns[nr_data++] = ctx->p2m[pfns[i]];
     }

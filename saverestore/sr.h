@@ -634,6 +634,7 @@ struct sr_save_stats
     unsigned int iterations;        /* live passes, the full one included */
     uint64_t bytes;                 /* stream bytes written */
     uint64_t pages_sent, pages_resent;
+    uint64_t pages_zero;            /* of pages_sent: as XALLOC, PFN only */
     uint64_t t_start_ns;            /* CLOCK_MONOTONIC */
     uint64_t t_suspended_ns;        /* the domain stopped running */
     uint64_t t_end_ns;              /* the last byte was written */

@@ -52,12 +52,14 @@ xlh "$A" save -z idle "$T/z.save" >"$T/z.out" 2>&1
 rc=$?
 psize=$(wc -c <"$T/plain.save") zsize=$(wc -c <"$T/z.save")
 diag "idle: plain $psize bytes, -z $zsize bytes"
-if [ $rc -eq 0 ] && [ $((zsize * 20)) -lt "$psize" ] &&
+# Untouched pages are PFNs only (XALLOC): what is left is mostly the
+# boot structures' data, which compresses less than zeros did.
+if [ $rc -eq 0 ] && [ $((zsize * 2)) -lt "$psize" ] &&
    grep -q "^Saving to $T/z.save new xl format (info 0x80000003/0x80000000/" \
        "$T/z.out"; then
-    ok "xl save -z: flag 0x80000000, under 1/20 of the plain file"
+    ok "xl save -z: flag 0x80000000, under half the plain file"
 else
-    fail "xl save -z: flag 0x80000000, under 1/20 of the plain file"
+    fail "xl save -z: flag 0x80000000, under half the plain file"
     show "$T/z.out"
 fi
 
@@ -72,7 +74,9 @@ if [ $rc -eq 0 ] &&
    [ "$(key "$T/plain.info" config_name)" = idle ] &&
    [ "$(key "$T/plain.info" config_memory_mib)" = 16 ] &&
    [ "$(key "$T/plain.info" p2m_end_pfn)" = 0xfff ] &&
-   [ "$(key "$T/plain.info" pages_data)" = 4096 ] &&
+   [ $(($(key "$T/plain.info" pages_data) +
+        $(key "$T/plain.info" pages_xalloc))) = 4096 ] &&
+   [ "$(key "$T/plain.info" pages_xalloc)" -gt 3000 ] &&
    [ "$(key "$T/plain.info" page_data_records)" = 4 ] &&
    [ "$(key "$T/plain.info" pfns_distinct)" = 4096 ] &&
    [ "$(key "$T/plain.info" pfns_repeated)" = 0 ] &&
@@ -117,7 +121,9 @@ wait_for 10 console_has "$A" checksum 'up steps=' ||
 check "A: xl save -z checksum mid-run" xlh "$A" save -z checksum "$T/cs.save"
 si "$T/cs.save" >"$T/cs.info" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && [ "$(key "$T/cs.info" pages_data)" = 8192 ] &&
+if [ $rc -eq 0 ] &&
+   [ $(($(key "$T/cs.info" pages_data) +
+        $(key "$T/cs.info" pages_xalloc))) = 8192 ] &&
    [ "$(key "$T/cs.info" page_data_records)" = 8 ] &&
    [ "$(key "$T/cs.info" config_memory_mib)" = 32 ] &&
    [ "$(count_of "$T/cs.info" libxc X86_PV_VCPU_BASIC)" = 1 ] &&
@@ -146,11 +152,13 @@ check "B: auditor clean" xlh "$B" audit
 xlh "$B" destroy checksum
 
 # ---- bad files: stream-info exits 1 naming the record and offset ------
-head -c 1000000 "$T/plain.save" >"$T/trunc.save"
+# Cut inside the last data page, so that a PAGE_DATA record is short.
+cut=$(page_data_pages "$T/plain.save" | awk '{ p = $1 } END { print p + 100 }')
+head -c "$cut" "$T/plain.save" >"$T/trunc.save"
 si "$T/trunc.save" >"$T/trunc.info" 2>&1
 rc=$?
 if [ $rc -eq 1 ] && [ "$(key "$T/trunc.info" result)" = bad ] &&
-   grep -q "^error: $PD at offset [0-9]*: truncated at offset 1000000\$" \
+   grep -q "^error: $PD at offset [0-9]*: truncated at offset $cut\$" \
        "$T/trunc.info"; then
     ok "stream-info: truncated file, PAGE_DATA and offset named"
 else
@@ -206,9 +214,9 @@ else
     show "$T/order.info"
 fi
 
-# A byte in a data page: only the digest can tell.
+# A byte in a data page (the last plain one): only the digest can tell.
 pos=$(page_data_pages "$T/plain.save" |
-      awk '$2 == 0 && $1 >= 102400 { print $1 + 100; exit }')
+      awk '$2 == 0 { p = $1 + 100 } END { print p }')
 cp "$T/plain.save" "$T/page.save"
 poke "$T/page.save" "$pos" $(( $(u8 "$T/plain.save" "$pos") ^ 255 ))
 si "$T/page.save" >"$T/page.info" 2>&1
