@@ -107,8 +107,9 @@ fake_target "a fake target proving another fleet's key" \
     "could not prove that it holds our fleet key: refusing to migrate to it" \
     --key "$T/W/migrate.key"
 
-# ---- a stream changed on the path (1 bit, 3 MB in) --------------------------
-"$CP" --flip-at 3000000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
+# ---- a stream changed on the path (1 bit, 100 KB in) ------------------------
+# (rf's stream is ~160 KB: the pages it never wrote cost only their PFNs.)
+"$CP" --flip-at 100000 "${TCP_B#tcp://}" >"$T/cp" 2>"$T/cp.err" &
 cp=$!
 wait_for 5 test -s "$T/cp"
 # The sender reports B's reason, not only that its writes failed.
@@ -154,15 +155,16 @@ rc=$?
     { fail "migration after a forged resolve (rc $rc)"; sed 's/.*\r//; s/^/# /' "$T/mp.err" | tail -5; }
 
 # A local restore in progress: the stream comes through a FIFO that
-# stalls for 4 s after 1 MB (and the resolve comes then) (xl restore opens the file twice: the first
-# time for the header and configuration alone; net-abuse feed gives each
-# open its part, whatever the timing).
+# stalls for 4 s after 100 KB, in its memory (and the resolve comes then)
+# (xl restore opens the file twice: the first time for the header and
+# configuration alone; net-abuse feed gives each open its part, whatever
+# the timing).
 xlh "$A" create -e "$ex/idle.cfg" 'name="rs"' 'memory=16' >/dev/null 2>&1
 U=$(uuid_of "$A" rs)
 xlh "$A" save rs "$T/rs.save" >/dev/null 2>&1 || diag "save rs failed"
 hlen=$((48 + $(u32 "$T/rs.save" 44)))
 mkfifo "$T/fifo"
-"$NA" feed "$T/rs.save" "$T/fifo" "$hlen" 1000000 $((4 * mult)) >"$T/feed" \
+"$NA" feed "$T/rs.save" "$T/fifo" "$hlen" 100000 $((4 * mult)) >"$T/feed" \
     2>&1 &
 feeder=$!
 xlh "$B" restore -e "$T/fifo" >"$T/rs.out" 2>&1 &
@@ -286,7 +288,7 @@ check "... and the handshake timeout" log_has "$B" \
 xlh "$A" create -e "$ex/idle.cfg" 'name="ab"' 'memory=32' >/dev/null 2>&1
 # (A file of its own: the background job truncates its output file only
 # when it starts, so the first proxy's port could still be read there.)
-"$CP" --cut-after 2000000 --mode hang "${TCP_B#tcp://}" >"$T/cp-hang" \
+"$CP" --cut-after 100000 --mode hang "${TCP_B#tcp://}" >"$T/cp-hang" \
     2>/dev/null &
 cp=$!
 wait_for 5 test -s "$T/cp-hang"
