@@ -1073,8 +1073,12 @@ static int h_frame_copy(struct ctl_conn *c, const void *p, size_t len)
                              ((size_t)i << PAGE_SHIFT);
             void *frame = map_domain_page(mfns[i]);
 
+            /* From now on the frame may hold data (the saver must read it). */
             if ( write )
+            {
+                hv_frame_written(mfns[i]);
                 memcpy(frame, stage, PAGE_SIZE);
+            }
             else
                 memcpy(stage, frame, PAGE_SIZE);
             unmap_domain_page(frame);
