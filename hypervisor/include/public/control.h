@@ -13,11 +13,13 @@
  * version in the response header, and closes the connection; libxc turns
  * that into "ferry-hv speaks control protocol version N, this xl speaks M".
  *
- * The first request on a connection must be HELLO.  Its response carries
- * the host's machine-memory file descriptor (SCM_RIGHTS), so that the
+ * The first request on a connection must be HELLO, which chooses the
+ * session's kind once (see below).  A full session's response carries the
+ * host's machine-memory file descriptor (SCM_RIGHTS), so that the
  * toolstack maps machine memory once and a foreign mapping is a pointer
  * into that mapping after the daemon has checked ownership: zero copy and
- * no per-page system call.
+ * no per-page system call.  Control and builder sessions get no
+ * descriptor and only the ops of their allow-lists.
  *
  * Every field of every request is validated by the daemon: a payload whose
  * length does not match its op, a bogus domid, a count past its cap, an
