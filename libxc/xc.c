@@ -240,6 +240,21 @@ static int call(xc_interface *xch, unsigned int op, const void *req,
     return xc__call(xch, op, req, req_len, NULL, 0, &xch->resp);
 }
 
+/*
+ * A fixed-size answer, copied out of xch->resp: 0, or -1 with EPROTO when
+ * the daemon sent another size (a daemon of another version).
+ */
+static int answer_fixed(xc_interface *xch, void *dst, size_t len)
+{
+    if ( xch->resp.len != len )
+    {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(dst, xch->resp.buf, len);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Opening and closing
  * ------------------------------------------------------------------------ */
@@ -315,14 +330,12 @@ xc_interface *xc_interface_open_session(const char *run_dir,
     if ( call(xch, FERRY_CTL_HELLO, &q,
               kind == XC_SESSION_FULL ? 0 : sizeof(q)) < 0 )
         goto fail;
-    if ( xch->resp.len != sizeof(hello) )
+    if ( answer_fixed(xch, &hello, sizeof(hello)) )
     {
         xc__log(xch, XC_ERROR, 0, "bad HELLO response from ferry-hv at %s",
                 run_dir);
-        errno = EPROTO;
         goto fail;
     }
-    memcpy(&hello, xch->resp.buf, sizeof(hello));
     xch->max_page = hello.max_page;
     xch->mem_bytes = hello.mem_bytes;
     xch->m2p_first_mfn = hello.m2p_first_mfn;
@@ -401,12 +414,8 @@ int xc_host_info(xc_interface *xch, struct xc_host_info *info)
 
     if ( call(xch, FERRY_CTL_HOST_INFO, NULL, 0) < 0 )
         return -1;
-    if ( xch->resp.len != sizeof(r) )
-    {
-        errno = EPROTO;
+    if ( answer_fixed(xch, &r, sizeof(r)) )
         return -1;
-    }
-    memcpy(&r, xch->resp.buf, sizeof(r));
     memset(info, 0, sizeof(*info));
     info->total_pages = r.total_pages;
     info->free_pages = r.free_pages;
@@ -460,12 +469,8 @@ int xc_domain_create(xc_interface *xch, uint32_t *domid,
         xc__log(xch, XC_ERROR, errno, "cannot create a domain");
         return -1;
     }
-    if ( xch->resp.len != sizeof(r) )
-    {
-        errno = EPROTO;
+    if ( answer_fixed(xch, &r, sizeof(r)) )
         return -1;
-    }
-    memcpy(&r, xch->resp.buf, sizeof(r));
     *domid = r.domid;
     return 0;
 }
@@ -501,24 +506,12 @@ int xc_domain_resume(xc_interface *xch, uint32_t domid, bool cancel)
     return domid_call(xch, FERRY_CTL_DOMAIN_RESUME, domid, "resume");
 }
 
-/* The getdomaininfo that GETINFO and WAIT answer with. */
-static int info_answer(xc_interface *xch, xc_domaininfo_t *info)
-{
-    if ( xch->resp.len != sizeof(*info) )
-    {
-        errno = EPROTO;
-        return -1;
-    }
-    memcpy(info, xch->resp.buf, sizeof(*info));
-    return 0;
-}
-
 int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid,
                              xc_domaininfo_t *info)
 {
     if ( domid_call(xch, FERRY_CTL_DOMAIN_GETINFO, domid, "getinfo") )
         return -1;
-    return info_answer(xch, info);
+    return answer_fixed(xch, info, sizeof(*info));
 }
 
 int xc_domain_wait_shutdown(xc_interface *xch, uint32_t domid,
@@ -535,7 +528,7 @@ int xc_domain_wait_shutdown(xc_interface *xch, uint32_t domid,
                     domid);
         return -1;
     }
-    return info_answer(xch, info);
+    return answer_fixed(xch, info, sizeof(*info));
 }
 
 int xc_domain_getinfolist(xc_interface *xch, uint32_t first,
@@ -693,12 +686,8 @@ static int throttle_op(xc_interface *xch, uint32_t domid, bool set,
 
     if ( call(xch, FERRY_CTL_DOMAIN_THROTTLE, &q, sizeof(q)) < 0 )
         return -1;
-    if ( xch->resp.len != sizeof(r) )
-    {
-        errno = EPROTO;
+    if ( answer_fixed(xch, &r, sizeof(r)) )
         return -1;
-    }
-    memcpy(&r, xch->resp.buf, sizeof(r));
     *pct = r.pct;
     return 0;
 }
@@ -796,13 +785,7 @@ int xc_vcpu_getcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
                 "cannot get the context of vCPU %u of domain %u", vcpu, domid);
         return -1;
     }
-    if ( xch->resp.len != sizeof(*ctxt) )
-    {
-        errno = EPROTO;
-        return -1;
-    }
-    memcpy(ctxt, xch->resp.buf, sizeof(*ctxt));
-    return 0;
+    return answer_fixed(xch, ctxt, sizeof(*ctxt));
 }
 
 int xc_vcpu_getinfo(xc_interface *xch, uint32_t domid, uint32_t vcpu,
@@ -816,13 +799,7 @@ int xc_vcpu_getinfo(xc_interface *xch, uint32_t domid, uint32_t vcpu,
                 "cannot get the state of vCPU %u of domain %u", vcpu, domid);
         return -1;
     }
-    if ( xch->resp.len != sizeof(*info) )
-    {
-        errno = EPROTO;
-        return -1;
-    }
-    memcpy(info, xch->resp.buf, sizeof(*info));
-    return 0;
+    return answer_fixed(xch, info, sizeof(*info));
 }
 
 int xc_vcpu_setcontext(xc_interface *xch, uint32_t domid, uint32_t vcpu,
