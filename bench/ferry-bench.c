@@ -1021,6 +1021,25 @@ static void op_restore(const struct host *h, const struct dom *d,
     xc_interface_close(xch);
 }
 
+/*
+ * Read the whole file once, so that the next restore finds it in the page
+ * cache: a save writes with O_DIRECT, past the cache, so "cached" would
+ * otherwise be a second cold read.
+ */
+static int warm_cache(const char *path)
+{
+    static char buf[1 << 20];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if ( fd < 0 )
+        return -1;
+    while ( (n = read(fd, buf, sizeof(buf))) > 0 )
+        ;
+    close(fd);
+    return n < 0 ? -1 : 0;
+}
+
 /* Drop the file from the page cache, so that the next read is cold. */
 static int drop_cache(const char *path)
 {
@@ -1142,7 +1161,10 @@ static void bench_files(const struct host *a, const struct host *b,
     op_save(a, &d, NULL, &o1);
     op_save(a, &d, NULL, &o2);
     op_save(a, &d, path, &of);
-    if ( of.ok )
+    if ( of.ok && warm_cache(path) )
+        snprintf(orr.msg, sizeof(orr.msg), "cannot read the file into the"
+                 " page cache");
+    else if ( of.ok )
         op_restore(b, &d, path, &orr);
     if ( of.ok && drop_cache(path) )
         snprintf(orc.msg, sizeof(orc.msg), "cannot drop the file's cache");
