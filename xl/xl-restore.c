@@ -188,6 +188,10 @@ int main_restore(int argc, char **argv)
     xl_progress_init(&prog, "Restoring", stderr);
     restored = sr_restore_domain(io, &args, &res, msg, sizeof(msg)) == 0;
     xl_progress_done(&prog, restored);
+    /* Done with the file: end its read-ahead thread and free its buffers
+     * before the monitor is forked, which would inherit them. */
+    sr_io_close(io);
+    io = NULL;
     if (!restored) {
         fprintf(stderr, "%s\n", msg);
         fprintf(stderr, "Failed to restore domain from %s\n", file);
