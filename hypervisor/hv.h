@@ -299,11 +299,14 @@ struct host
     uint64_t alloc_hint;
 
     /*
-     * Background population of machine memory (host.c).  A chunk's bit is
-     * set, atomically, once it is populated; the thread and allocators
-     * may populate the same chunk at once, which is harmless.  The lock
-     * guards only the held/done flags (it nests inside nothing).
+     * Background population of machine memory (host.c).  A chunk's bit in
+     * populating is claimed, atomically, by whoever populates it (the
+     * thread or an allocator); its bit in populated is set once it is
+     * populated and touched.  Others wait for the claimer, so no frame is
+     * handed out while a populate still reads it.  The lock guards only
+     * the held/done flags (it nests inside nothing).
      */
+    _Atomic uint64_t *populating;
     _Atomic uint64_t *populated;
     _Atomic uint64_t populated_chunks;
     _Atomic bool populate_stop;
