@@ -282,13 +282,20 @@ static bool claim_chunk(uint64_t c)
 }
 
 /*
- * Make chunk c resident in the machine-memory file, mapped in our page
- * tables and touched once (see touch_pages).  None of it writes to the
- * frames' contents.  The claim keeps two populaters (the background
+ * Make chunk c resident in the machine-memory file and mapped in our page
+ * tables; touch: also touched once (see touch_pages).  None of it writes
+ * to the frames' contents.  The claim keeps two populaters (the background
  * thread and an allocator) off one chunk, so that no frame of it is
  * handed out, and written, while the other still reads it.
+ *
+ * Only the background thread touches.  An allocator that meets a chunk the
+ * thread has not reached is on somebody's critical path (a domain being
+ * built, a migration arriving on a fresh host), and most of a new domain's
+ * frames are never written before they are sent as "allocate only": the
+ * touch is then left to the first access, which pays it only for frames
+ * that are used.
  */
-static int populate_chunk(uint64_t c)
+static int populate_chunk(uint64_t c, bool touch)
 {
     uint64_t first = c * POPULATE_CHUNK_FRAMES, nr = POPULATE_CHUNK_FRAMES;
     int rc = 0;
@@ -316,7 +323,8 @@ static int populate_chunk(uint64_t c)
         atomic_fetch_and(&host.populating[c / 64], ~(1ULL << (c % 64)));
         return rc == -EFAULT ? -ENOMEM : rc;
     }
-    touch_pages(host.mem + (first << PAGE_SHIFT), nr << PAGE_SHIFT);
+    if ( touch )
+        touch_pages(host.mem + (first << PAGE_SHIFT), nr << PAGE_SHIFT);
     atomic_fetch_or(&host.populated[c / 64], 1ULL << (c % 64));
     atomic_fetch_add(&host.populated_chunks, 1);
     return 0;
@@ -328,7 +336,7 @@ static int populate_frames(uint64_t mfn, uint64_t nr)
     for ( uint64_t c = mfn / POPULATE_CHUNK_FRAMES;
           c <= (mfn + nr - 1) / POPULATE_CHUNK_FRAMES; c++ )
     {
-        int rc = populate_chunk(c);
+        int rc = populate_chunk(c, false);
 
         if ( rc )
             return rc;
@@ -367,7 +375,7 @@ static void *populate_main(void *arg)
     pthread_mutex_unlock(&host.populate_lock);
     for ( c = 0; c < nr && !atomic_load(&host.populate_stop); c++ )
     {
-        int rc = populate_chunk(c);
+        int rc = populate_chunk(c, true);
 
         /*
          * Out of memory: stop here.  Allocations populate what they take
