@@ -590,23 +590,6 @@ static int arch_set_info_guest(struct vcpu *v,
     return 0;
 }
 
-/* Xen's domain_pause(): returns once no vCPU of d runs guest code. */
-static void domain_pause_vcpus(struct domain *d)
-{
-    struct vcpu *v;
-
-    for_each_vcpu ( d, v )
-        vcpu_pause(v);
-}
-
-static void domain_unpause_vcpus(struct domain *d)
-{
-    struct vcpu *v;
-
-    for_each_vcpu ( d, v )
-        vcpu_unpause(v);
-}
-
 int domctl_setvcpucontext(struct domain *d, unsigned int vcpu,
                           const struct vcpu_guest_context *ctxt)
 {
@@ -623,9 +606,9 @@ int domctl_setvcpucontext(struct domain *d, unsigned int vcpu,
      * vCPU); pausing every vCPU covers both.  A null context resets the
      * vCPU.  -ERESTART: call again.
      */
-    domain_pause_vcpus(d);
+    domain_pause(d);
     rc = ctxt ? arch_set_info_guest(v, ctxt) : vcpu_reset(v);
-    domain_unpause_vcpus(d);
+    domain_unpause(d);
     return rc;
 }
 

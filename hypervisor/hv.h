@@ -680,6 +680,14 @@ struct sched_throttle
 uint64_t sched_throttle_charge(struct sched_throttle *t, unsigned int pct,
                                uint64_t now, uint64_t ran_ns);
 void vcpu_unpause(struct vcpu *v);
+/*
+ * Xen's domain_pause(): vcpu_pause() each vCPU of d, so it returns once
+ * none of them runs guest code (the caller's own vCPU excepted).  The
+ * counts are per vCPU, so these nest with each other and with
+ * vcpu_pause().
+ */
+void domain_pause(struct domain *d);
+void domain_unpause(struct domain *d);
 
 /* Crash the domain: log why, and shut it down with SHUTDOWN_crash. */
 void domain_crash(struct domain *d, const char *fmt, ...)

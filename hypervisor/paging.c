@@ -215,28 +215,12 @@ void paging_note_write_fault(struct domain *d)
  * ------------------------------------------------------------------------ */
 
 /*
- * Xen's domain_pause(): returns once no vCPU of d runs guest code.  The
- * guest CPU marks a page dirty when it creates a writable translation,
- * not on every write, so ENABLE and CLEAN must drop those translations
- * (flush_tlb_domain) while no vCPU can write through one: otherwise a
- * write between the clear and the flush would never be reported.
+ * The guest CPU marks a page dirty when it creates a writable
+ * translation, not on every write, so ENABLE and CLEAN must drop those
+ * translations (flush_tlb_domain) while no vCPU can write through one,
+ * under domain_pause(): otherwise a write between the clear and the flush
+ * would never be reported.
  */
-static void domain_pause_vcpus(struct domain *d)
-{
-    struct vcpu *v;
-
-    for_each_vcpu ( d, v )
-        vcpu_pause(v);
-}
-
-static void domain_unpause_vcpus(struct domain *d)
-{
-    struct vcpu *v;
-
-    for_each_vcpu ( d, v )
-        vcpu_unpause(v);
-}
-
 static int paging_log_dirty_enable(struct domain *d)
 {
     struct logdirty *ld = &d->logdirty;
@@ -245,7 +229,7 @@ static int paging_log_dirty_enable(struct domain *d)
     if ( paging_mode_log_dirty(d) )
         return -EINVAL;
 
-    domain_pause_vcpus(d);
+    domain_pause(d);
     spin_lock(&ld->lock);
     atomic_store(&ld->dirty_count, 0);
     atomic_store(&ld->fault_count, 0);
@@ -254,7 +238,7 @@ static int paging_log_dirty_enable(struct domain *d)
     spin_unlock(&ld->lock);
     /* Writable translations made before now were never marked. */
     flush_tlb_domain(d);
-    domain_unpause_vcpus(d);
+    domain_unpause(d);
     return 0;
 }
 
@@ -404,10 +388,10 @@ static int paging_log_dirty_op(struct domain *d,
 
     /*
      * As in Xen, the domain is paused while the bitmap is read and cleared
-     * (see domain_pause_vcpus()).  Marks made by other threads meanwhile
+     * (see domain_pause()).  Marks made by other threads meanwhile
      * are safe: the per-word exchange reports each bit now or next time.
      */
-    domain_pause_vcpus(d);
+    domain_pause(d);
     spin_lock(&ld->lock);
 
     sc->stats.fault_count = (uint32_t)min(atomic_load(&ld->fault_count),
@@ -446,7 +430,7 @@ static int paging_log_dirty_op(struct domain *d,
     /* The next write to each page must find it clean and mark it again. */
     if ( clean && !rc )
         flush_tlb_domain(d);
-    domain_unpause_vcpus(d);
+    domain_unpause(d);
     return rc;
 }
 
@@ -486,9 +470,9 @@ static int paging_domctl(struct domain *d, struct xen_domctl_shadow_op *sc)
         return paging_log_dirty_enable(d);
 
     case XEN_DOMCTL_SHADOW_OP_OFF:
-        domain_pause_vcpus(d);
+        domain_pause(d);
         paging_free_log_dirty_bitmap(d);
-        domain_unpause_vcpus(d);
+        domain_unpause(d);
         /* The migration that throttled the domain is over, however it
          * ended: a toolstack that died cannot leave it slowed. */
         domain_set_throttle(d, 0);

@@ -1033,6 +1033,22 @@ void vcpu_unpause(struct vcpu *v)
         domain_rt_kick(v->domain);
 }
 
+void domain_pause(struct domain *d)
+{
+    struct vcpu *v;
+
+    for_each_vcpu ( d, v )
+        vcpu_pause(v);
+}
+
+void domain_unpause(struct domain *d)
+{
+    struct vcpu *v;
+
+    for_each_vcpu ( d, v )
+        vcpu_unpause(v);
+}
+
 void domain_rt_stop(struct domain *d)
 {
     struct domain_rt *rt = d->rt;
