@@ -1085,10 +1085,7 @@ static int h_frame_copy(struct ctl_conn *c, const void *p, size_t len)
         }
     }
     else
-    {
-        r = (struct ferry_ctl_copy_resp *)c->out.p;
         r->bad = held;
-    }
     put_frames(pages, held, write);
     free(pages);
     return rc;
