@@ -1139,12 +1139,12 @@ static void dir_entry(struct as *as)
 
 static void run_source(struct as *as, const char *src);
 
-/* Read a whole file into a NUL-terminated malloc'd buffer, or NULL. */
-static char *slurp(const char *path)
+char *ferry_as_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *buf = NULL;
     size_t len = 0, cap = 0;
+    int saved;
 
     if ( !f )
         return NULL;
@@ -1170,8 +1170,11 @@ static char *slurp(const char *path)
     buf[len] = '\0';
     return buf;
  fail:
+    /* The caller reports errno: keep fread's or realloc's. */
+    saved = errno;
     fclose(f);
     free(buf);
+    errno = saved;
     return NULL;
 }
 
@@ -1217,7 +1220,7 @@ static void dir_include(struct as *as)
                  (int)(slash - as->file), as->file, name);
     else
         snprintf(path, sizeof(path), "%s", name);
-    src = slurp(path);
+    src = ferry_as_read_file(path);
     if ( !src )
     {
         as_error(as, "cannot read included file %s: %s", path,

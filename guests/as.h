@@ -43,6 +43,13 @@ void ferry_image_dispose(struct ferry_image *img);
 int ferry_as_assemble(const char *src, const char *filename,
                       struct ferry_image *out, char *err, size_t errlen);
 
+/*
+ * Read the file at path into a NUL-terminated malloc'd buffer (the source
+ * ferry_as_assemble() wants); NULL with errno set on failure.  .include
+ * and ferry-as both read their sources through it.
+ */
+char *ferry_as_read_file(const char *path);
+
 /* Serialise img with its header into a malloc'd buffer. */
 int ferry_image_write(const struct ferry_image *img, uint8_t **buf,
                       size_t *len);

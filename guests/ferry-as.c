@@ -23,39 +23,6 @@ static void usage(FILE *f)
     fprintf(f, "usage: ferry-as [-o OUT.img] IN.s\n");
 }
 
-/* Read a whole file into a NUL-terminated buffer. */
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL, *n;
-    size_t len = 0, cap = 0, got;
-
-    if ( !f )
-        return NULL;
-    do {
-        if ( cap - len < 4096 )
-        {
-            cap = cap ? 2 * cap : 65536;
-            n = realloc(buf, cap + 1);
-            if ( !n )
-                goto fail;
-            buf = n;
-        }
-        got = fread(buf + len, 1, cap - len, f);
-        len += got;
-    } while ( got );
-    if ( ferror(f) )
-        goto fail;
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-
- fail:
-    free(buf);
-    fclose(f);
-    return NULL;
-}
-
 /* IN.s -> IN.img */
 static char *default_output(const char *in)
 {
@@ -149,7 +116,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    src = read_file(in);
+    src = ferry_as_read_file(in);
     if ( !src )
     {
         fprintf(stderr, "ferry-as: cannot read %s: %s\n", in,
