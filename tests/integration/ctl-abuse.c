@@ -7,51 +7,18 @@
  * room for MORE-PLANNED more that the caller prints after them).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctl-raw.h"
 #include "xc.h"
 #include "../../hypervisor/include/public/control.h"
 
 static const char *rundir;
-static int n, failed;
-
-static void result(int ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void result(int ok, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%sok %d - ", ok ? "" : "not ", ++n);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    failed += !ok;
-}
-
-static int connect_raw(void)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", rundir,
-             FERRY_CTL_SOCKET);
-    if ( fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) )
-    {
-        perror("connect");
-        exit(99);
-    }
-    return fd;
-}
-
 static void send_all(int fd, const void *p, size_t len)
 {
     /* The daemon may have closed: the reply check then reports it. */
@@ -109,22 +76,13 @@ static bool closed(int fd)
     return recv(fd, &c, 1, 0) <= 0;
 }
 
-static int hello(int fd)
-{
-    char buf[256];
-
-    send_req(fd, FERRY_CTL_VERSION, FERRY_CTL_MAGIC, FERRY_CTL_HELLO, NULL,
-             0, 0);
-    return read_resp(fd, buf, sizeof(buf), NULL);
-}
-
 /* One request on a fresh HELLO'd connection; returns the rc. */
 static int one(uint16_t op, const void *p, uint32_t len)
 {
     static char buf[1 << 20];
-    int fd = connect_raw(), rc;
+    int fd = connect_raw(rundir), rc;
 
-    hello(fd);
+    raw_hello(fd, -1, NULL);
     send_req(fd, FERRY_CTL_VERSION, FERRY_CTL_MAGIC, op, p, len, len);
     rc = read_resp(fd, buf, sizeof(buf), NULL);
     close(fd);
@@ -136,27 +94,27 @@ static void test_framing(void)
     char junk[64] = "garbage garbage garbage";
     int fd;
 
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     send_req(fd, FERRY_CTL_VERSION, 0xdeadbeef, FERRY_CTL_HELLO, NULL, 0, 0);
     result(closed(fd), "bad magic closes the connection");
     close(fd);
 
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     send_req(fd, FERRY_CTL_VERSION + 1, FERRY_CTL_MAGIC, FERRY_CTL_HELLO,
              NULL, 0, 0);
     result(read_resp(fd, junk, sizeof(junk), NULL) == -EPROTONOSUPPORT &&
            closed(fd), "wrong version: -EPROTONOSUPPORT, then closed");
     close(fd);
 
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     send_req(fd, FERRY_CTL_VERSION, FERRY_CTL_MAGIC, FERRY_CTL_HOST_INFO,
              NULL, 0, 0);
     result(read_resp(fd, junk, sizeof(junk), NULL) == -EPROTO,
            "a request before HELLO: -EPROTO");
     close(fd);
 
-    fd = connect_raw();
-    hello(fd);
+    fd = connect_raw(rundir);
+    raw_hello(fd, -1, NULL);
     send_req(fd, FERRY_CTL_VERSION, FERRY_CTL_MAGIC, FERRY_CTL_HOST_INFO,
              NULL, 0, FERRY_CTL_MAX_PAYLOAD + 1);
     result(read_resp(fd, junk, sizeof(junk), NULL) == -E2BIG && closed(fd),
@@ -164,21 +122,23 @@ static void test_framing(void)
     close(fd);
 
     /* Truncated: the header promises 100 bytes, 10 arrive, then EOF. */
-    fd = connect_raw();
-    hello(fd);
+    fd = connect_raw(rundir);
+    raw_hello(fd, -1, NULL);
     send_req(fd, FERRY_CTL_VERSION, FERRY_CTL_MAGIC, FERRY_CTL_DOMAIN_GETINFO,
              junk, 10, 100);
     close(fd);
-    fd = connect_raw();
-    result(hello(fd) == 0, "a truncated request does not stop the daemon");
+    fd = connect_raw(rundir);
+    result(raw_hello(fd, -1, NULL) == 0,
+           "a truncated request does not stop the daemon");
     close(fd);
 
     /* A truncated header. */
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     send_all(fd, junk, 7);
     close(fd);
-    fd = connect_raw();
-    result(hello(fd) == 0, "a truncated header does not stop the daemon");
+    fd = connect_raw(rundir);
+    result(raw_hello(fd, -1, NULL) == 0,
+           "a truncated header does not stop the daemon");
     close(fd);
 }
 
@@ -278,7 +238,7 @@ static void test_garbage(void)
 
     for ( int i = 0; i < 300; i++ )
     {
-        int fd = connect_raw(), rc;
+        int fd = connect_raw(rundir), rc;
         uint32_t len = (uint32_t)(rand_r(&seed) % sizeof(payload));
         uint16_t op = (uint16_t)(rand_r(&seed) % (FERRY_CTL_NR_OPS + 3));
 
@@ -286,7 +246,7 @@ static void test_garbage(void)
             payload[k] = (char)rand_r(&seed);
         if ( op == FERRY_CTL_DOMAIN_DESTROY || op == FERRY_CTL_DOMAIN_CREATE )
             op = FERRY_CTL_DOMAIN_GETINFO;  /* keep the host's domains */
-        hello(fd);
+        raw_hello(fd, -1, NULL);
         send_req(fd, FERRY_CTL_VERSION, FERRY_CTL_MAGIC, op, payload, len,
                  len);
         rc = read_resp(fd, buf, sizeof(buf), NULL);
@@ -307,15 +267,12 @@ static void test_other_user(void)
     pid = fork();
     if ( pid == 0 )
     {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd;
 
         if ( setgid(65534) || setuid(65534) )
             _exit(3);
-        fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", rundir,
-                 FERRY_CTL_SOCKET);
-        if ( connect(fd, (struct sockaddr *)&sa, sizeof(sa)) )
+        fd = open_raw(rundir);
+        if ( fd < 0 )
             _exit(errno == EACCES ? 0 : 2);
         /* Connected anyway: the daemon must close without answering. */
         _exit(closed(fd) ? 0 : 1);
@@ -324,7 +281,7 @@ static void test_other_user(void)
     if ( WIFEXITED(status) && WEXITSTATUS(status) == 3 )
     {
         printf("ok %d - another user is refused # SKIP cannot change uid\n",
-               ++n);
+               ++tap_n);
         return;
     }
     result(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -355,5 +312,5 @@ int main(int argc, char **argv)
     result(xch && xc_audit(xch, msg, sizeof(msg)) == 0,
            "the auditor finds the host consistent");
     xc_interface_close(xch);
-    return failed ? 1 : 0;
+    return tap_failed ? 1 : 0;
 }

@@ -17,38 +17,18 @@
  * second HELLO (asking for a full session) is refused.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl-raw.h"
 #include "xc.h"
 #include "../../hypervisor/include/public/control.h"
 
 #define PLAN 34
 
 static const char *rundir;
-static int n, failed;
-
-static void result(int ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void result(int ok, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%sok %d - ", ok ? "" : "not ", ++n);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-    failed += !ok;
-}
-
 /* rc of a libxc call that should fail with errno want. */
 static int fails_with(int rc, int want)
 {
@@ -59,82 +39,6 @@ static int fails_with(int rc, int want)
     else if ( e != want )
         printf("# failed with %s, expected %s\n", strerror(e), strerror(want));
     return rc < 0 && e == want;
-}
-
-static int connect_raw(void)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", rundir,
-             FERRY_CTL_SOCKET);
-    if ( fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) )
-    {
-        perror("connect");
-        exit(99);
-    }
-    return fd;
-}
-
-/*
- * One raw HELLO of kind (or an empty one for kind < 0): its rc, and
- * whether a descriptor came with the answer (closed at once).
- */
-static int raw_hello(int fd, int kind, int *got_fd)
-{
-    struct ferry_ctl_hello_req q = { .kind = (uint32_t)(kind < 0 ? 0 : kind) };
-    struct ferry_ctl_hdr h = {
-        .magic = FERRY_CTL_MAGIC, .version = FERRY_CTL_VERSION,
-        .op = FERRY_CTL_HELLO, .seq = 1,
-        .len = kind < 0 ? 0 : sizeof(q),
-    };
-    uint8_t buf[sizeof(struct ferry_ctl_hdr) +
-                sizeof(struct ferry_ctl_hello_resp)];
-    union { struct cmsghdr align; char c[CMSG_SPACE(sizeof(int))]; } u;
-    struct iovec iov = { .iov_base = buf, .iov_len = sizeof(h) };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-                          .msg_control = u.c, .msg_controllen = sizeof(u.c) };
-    struct cmsghdr *cm;
-    struct ferry_ctl_hdr r;
-    size_t got = 0;
-
-    *got_fd = 0;
-    if ( send(fd, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h) ||
-         (kind >= 0 && send(fd, &q, sizeof(q), MSG_NOSIGNAL) != sizeof(q)) )
-        return 1;
-    /* The header, with any descriptor, then the body. */
-    while ( got < sizeof(h) )
-    {
-        ssize_t k;
-
-        iov.iov_base = buf + got;
-        iov.iov_len = sizeof(h) - got;
-        k = recvmsg(fd, &msg, 0);
-        if ( k <= 0 )
-            return 1;
-        for ( cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm) )
-            if ( cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS )
-            {
-                int passed;
-
-                memcpy(&passed, CMSG_DATA(cm), sizeof(int));
-                close(passed);
-                *got_fd = 1;
-            }
-        msg.msg_control = NULL;
-        msg.msg_controllen = 0;
-        got += (size_t)k;
-    }
-    memcpy(&r, buf, sizeof(r));
-    while ( r.len && got < sizeof(h) + r.len && got < sizeof(buf) )
-    {
-        ssize_t k = read(fd, buf + got, sizeof(buf) - got);
-
-        if ( k <= 0 )
-            return 1;
-        got += (size_t)k;
-    }
-    return r.rc;
 }
 
 /* The refusals are the point: libxc's messages about them are not news. */
@@ -176,17 +80,17 @@ int main(int argc, char **argv)
     free_mfn = xc_max_page(full) - 1;
 
     /* What HELLO hands out, seen on the wire. */
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     result(raw_hello(fd, -1, &got_fd) == 0 && got_fd,
            "a full session's HELLO carries the machine-memory fd");
     close(fd);
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     result(raw_hello(fd, FERRY_SESSION_BUILDER, &got_fd) == 0 && !got_fd,
            "a builder session's HELLO carries no fd");
     result(raw_hello(fd, -1, &got_fd) == -EBUSY && !got_fd,
            "a second HELLO asking for a full session is refused, no fd");
     close(fd);
-    fd = connect_raw();
+    fd = connect_raw(rundir);
     result(raw_hello(fd, FERRY_SESSION_CONTROL, &got_fd) == 0 && !got_fd,
            "a control session's HELLO carries no fd");
     close(fd);
@@ -295,5 +199,5 @@ int main(int argc, char **argv)
            "a control session cannot create a domain");
     xc_interface_close(ctl);
     xc_interface_close(full);
-    return failed ? 1 : 0;
+    return tap_failed ? 1 : 0;
 }
