@@ -55,6 +55,16 @@ static int dir_entries(const char *dir)
     return n;
 }
 
+/* Remove a test's file and directory (unmounted first if mounted). */
+static void remove_test_dir(char *dir, const char *path, bool mounted)
+{
+    unlink(path);
+    if ( mounted )
+        ASSERT_EQ(umount(dir), 0);
+    rmdir(dir);
+    free(dir);
+}
+
 /* Bytes that differ at every offset, so a misplaced block shows. */
 static uint8_t *pattern(size_t len, uint32_t seed)
 {
@@ -96,6 +106,13 @@ static void expect_bytes(const char *path, const uint8_t *want, size_t len)
     free(got);
 }
 
+/* After a failed commit: the old file ("good") is still there, alone. */
+static void expect_old_file(const char *dir, const char *path)
+{
+    expect_bytes(path, (const uint8_t *)"good", 4);
+    ASSERT_EQ(dir_entries(dir), 1);
+}
+
 /*
  * Record-like pieces of odd sizes: a byte, a header, a page and one more,
  * a page-data batch and three: they cross blocks and staging buffers at
@@ -125,6 +142,25 @@ static size_t odd_total(void)
     for ( size_t i = 0; i < sizeof(odd_sizes) / sizeof(odd_sizes[0]); i++ )
         total += odd_sizes[i];
     return total;
+}
+
+/*
+ * Write the odd sizes passes times over, stopping at the first error the
+ * writer reports; returns it (or 0).
+ */
+static int write_odd_until_error(struct sr_io *io, const uint8_t *data,
+                                 int passes)
+{
+    int rc = 0;
+
+    for ( int pass = 0; pass < passes && !rc; pass++ )
+        for ( size_t i = 0, off = 0;
+              !rc && i < sizeof(odd_sizes) / sizeof(odd_sizes[0]); i++ )
+        {
+            rc = sr_io_write(io, data + off, odd_sizes[i]);
+            off += odd_sizes[i];
+        }
+    return rc;
 }
 
 static void write_text(const char *path, const char *text)
@@ -226,6 +262,18 @@ static void put_bytes(const char *path, const uint8_t *data, size_t len)
     close(fd);
 }
 
+/* The same, then out of the page cache (our own file only): read cold. */
+static void put_cold(const char *path, const uint8_t *data, size_t len)
+{
+    int fd;
+
+    put_bytes(path, data, len);
+    fd = open(path, O_RDONLY);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    close(fd);
+}
+
 /* ---------------------------------------------------------------------
  * Tests
  * --------------------------------------------------------------------- */
@@ -256,9 +304,7 @@ TEST(odd_record_sizes_commit_exact_bytes_with_o_direct)
     expect_bytes(path, data, 0);
     ASSERT_EQ(dir_entries(dir), 1);
 
-    unlink(path);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, false);
     free(data);
 }
 
@@ -294,9 +340,7 @@ TEST(sync_part_way_cuts_the_file_exactly_and_later_bytes_land)
     expect_bytes(path, data, 3 * MiB);
     ASSERT_EQ(dir_entries(dir), 1);
 
-    unlink(path);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, false);
     free(data);
 }
 
@@ -327,9 +371,7 @@ TEST(compressed_stream_through_the_file_writer_reads_back)
     ASSERT_EQ(sr_io_read(io, &len, 1), -ENODATA);
     sr_io_close(io);
 
-    unlink(path);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, false);
     free(data);
     free(back);
 }
@@ -366,10 +408,7 @@ TEST(o_direct_refused_falls_back_to_buffered_writes)
     ASSERT_EQ(sr__io_file_direct_reads(io), 0U);
     ASSERT_EQ(sr_io_close(io), 0);
 
-    unlink(path);
-    ASSERT_EQ(umount(dir), 0);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, true);
     free(data);
 }
 
@@ -387,7 +426,6 @@ TEST(short_write_fails_commit_keeps_old_file_leaves_no_temp)
     size_t total = odd_total();
     uint8_t *data = pattern(total, 9);
     struct sr_io *io;
-    int rc = 0;
 
     snprintf(path, sizeof(path), "%s/dom.save", dir);
     write_text(path, "good");
@@ -400,18 +438,10 @@ TEST(short_write_fails_commit_keeps_old_file_leaves_no_temp)
      * at the latest once the writer has had to free the buffer after the
      * one that failed, i.e. well before 40 MiB.
      */
-    for ( int pass = 0; pass < 2 && !rc; pass++ )
-        for ( size_t i = 0, off = 0;
-              !rc && i < sizeof(odd_sizes) / sizeof(odd_sizes[0]); i++ )
-        {
-            rc = sr_io_write(io, data + off, odd_sizes[i]);
-            off += odd_sizes[i];
-        }
-    ASSERT_EQ(rc, -EFBIG);
+    ASSERT_EQ(write_odd_until_error(io, data, 2), -EFBIG);
     ASSERT_CONTAINS(sr_io_errmsg(io), "failed at file offset");
     ASSERT_EQ(sr_io_commit(io), -EFBIG);
-    expect_bytes(path, (const uint8_t *)"good", 4);
-    ASSERT_EQ(dir_entries(dir), 1);
+    expect_old_file(dir, path);
 
     /* The same at commit time: the last partial block is over the limit. */
     lim.rlim_cur = 3 * MiB + 100;
@@ -425,12 +455,9 @@ TEST(short_write_fails_commit_keeps_old_file_leaves_no_temp)
     /* Sticky: later calls return the first error. */
     ASSERT_EQ(sr_io_write(io, data, 1), -EFBIG);
     ASSERT_EQ(sr_io_commit(io), -EFBIG);
-    expect_bytes(path, (const uint8_t *)"good", 4);
-    ASSERT_EQ(dir_entries(dir), 1);
+    expect_old_file(dir, path);
 
-    unlink(path);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, false);
     free(data);
 }
 
@@ -441,7 +468,7 @@ TEST(full_filesystem_fails_commit_leaves_no_temp)
     size_t total = odd_total();
     uint8_t *data = pattern(total, 13);
     struct sr_io *io;
-    int rc = 0;
+    int rc;
 
     if ( !private_mount(dir, "tmpfs", "size=4m") )
         TEST_SKIP("no private tmpfs mount here (user namespaces off?)");
@@ -449,21 +476,12 @@ TEST(full_filesystem_fails_commit_leaves_no_temp)
     write_text(path, "good");
 
     ASSERT_EQ(sr_io_open_atomic(&io, path), 0);
-    for ( size_t i = 0, off = 0;
-          !rc && i < sizeof(odd_sizes) / sizeof(odd_sizes[0]); i++ )
-    {
-        rc = sr_io_write(io, data + off, odd_sizes[i]);
-        off += odd_sizes[i];
-    }
+    rc = write_odd_until_error(io, data, 1);
     ASSERT(rc == 0 || rc == -ENOSPC);
     ASSERT_EQ(sr_io_commit(io), -ENOSPC);
-    expect_bytes(path, (const uint8_t *)"good", 4);
-    ASSERT_EQ(dir_entries(dir), 1);
+    expect_old_file(dir, path);
 
-    unlink(path);
-    ASSERT_EQ(umount(dir), 0);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, true);
     free(data);
 }
 
@@ -476,13 +494,7 @@ TEST(cold_file_is_read_ahead_with_o_direct)
     int fd;
 
     snprintf(path, sizeof(path), "%s/dom.save", dir);
-    put_bytes(path, data, total);
-    /* Out of the page cache (our own file only): the read is cold. */
-    fd = open(path, O_RDONLY);
-    ASSERT(fd >= 0);
-    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-    close(fd);
-
+    put_cold(path, data, total);
     io = read_back(path, 0, data, total);
     fd = open(path, O_RDONLY | O_DIRECT);
     if ( fd < 0 )
@@ -503,9 +515,7 @@ TEST(cold_file_is_read_ahead_with_o_direct)
     ASSERT_EQ(sr__io_file_direct_reads(io), 0U);
     ASSERT_EQ(sr_io_close(io), 0);
 
-    unlink(path);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, false);
     free(data);
 }
 
@@ -519,11 +529,7 @@ TEST(read_ahead_starts_where_the_fd_stands)
     int fd;
 
     snprintf(path, sizeof(path), "%s/dom.save", dir);
-    put_bytes(path, data, total);
-    fd = open(path, O_RDONLY);
-    ASSERT(fd >= 0);
-    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-    close(fd);
+    put_cold(path, data, total);
     io = read_back(path, 4099, data + 4099, total - 4099);
     ASSERT_EQ(sr_io_close(io), 0);
 
@@ -536,8 +542,6 @@ TEST(read_ahead_starts_where_the_fd_stands)
     ASSERT_EQ(sr_io_close(io), 0);
     close(fd);
 
-    unlink(path);
-    rmdir(dir);
-    free(dir);
+    remove_test_dir(dir, path, false);
     free(data);
 }
