@@ -58,13 +58,17 @@ xlh "$A" destroy idle
 # ---- checksum guests ----------------------------------------------------
 STEPS='cmdline="steps=3000000"'
 EXPECT=$(checksum_expect 3000000)
-check "A: checksum guest" xlh "$A" create -e "$ex/checksum.cfg" "$STEPS"
-if xlh "$A" migrate -e checksum "local:$B" >"$T/mig.out" 2>&1; then
+# The checksum guest that came to B ($1: how) finishes with EXPECT.
+expect_result_on_B() {
     wait_for 240 finished_or_gone "$B" checksum ||
         diag "checksum did not finish on B"
     r=$(result_of "$B" checksum)
-    [ "$r" = "$EXPECT" ] && ok "B: the migrated guest's result $r" ||
-        fail "B: migrated: result '$r', expected $EXPECT"
+    [ "$r" = "$EXPECT" ] && ok "B: the $1 guest's result $r" ||
+        fail "B: $1: result '$r', expected $EXPECT"
+}
+check "A: checksum guest" xlh "$A" create -e "$ex/checksum.cfg" "$STEPS"
+if xlh "$A" migrate -e checksum "local:$B" >"$T/mig.out" 2>&1; then
+    expect_result_on_B migrated
 else
     fail "A->B: xl migrate checksum"
     sed 's/^/# /' "$T/mig.out"
@@ -76,11 +80,7 @@ wait_for 10 console_has "$A" checksum 'up steps=' ||
     diag "no output from checksum yet"
 if xlh "$A" save checksum "$T/cs.save" >"$T/cs.out" 2>&1 &&
    xlh "$B" restore -e "$T/cs.save" >>"$T/cs.out" 2>&1; then
-    wait_for 240 finished_or_gone "$B" checksum ||
-        diag "checksum did not finish on B"
-    r=$(result_of "$B" checksum)
-    [ "$r" = "$EXPECT" ] && ok "B: the restored guest's result $r" ||
-        fail "B: restored: result '$r', expected $EXPECT"
+    expect_result_on_B restored
 else
     fail "A->B: xl save and restore checksum"
     sed 's/^/# /' "$T/cs.out"
