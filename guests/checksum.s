@@ -278,19 +278,7 @@ upper:  shr r0, rbp, 40
         add rdi, r0, F_L3
         ldq r0, [r15 + G_FIRST_FREE]
         add rdi, r0
-        call pfn_to_mfn
-        shl rax, 12
-        or rax, PTE_TABLE
-        stq [r14 + C_REQ + 8], rax
-        ldq rdi, [r15 + G_PT_PFN]
-        call pfn_to_mfn
-        shl rax, 12
-        add rax, PRIV_SLOT * 8
-        stq [r14 + C_REQ], rax
-        lea rdi, [r14 + C_REQ]
-        mov rsi, 1
-        call mmu_update_self
-        jmp flush_tlb
+        jmp hook_l3
 up_l3:  ldq r0, [r14 + C_L3M]
         ldq r1, [r14 + C_L3M + 8]
         stq [r14 + C_L3M], r1
@@ -509,6 +497,14 @@ bt_cmd: stl [r13], r1
         call mmuext_self
         ldq rdi, [r15 + G_FIRST_FREE]
         add rdi, F_L3
+        call hook_l3
+        pop r13
+        pop r12
+        ret
+
+# hook_l3(rdi = PFN of one of our L3 tables): point L4[PRIV_SLOT] of the
+# boot tables at it, then flush the TLB.
+hook_l3:
         call pfn_to_mfn
         shl rax, 12
         or rax, PTE_TABLE
@@ -521,10 +517,7 @@ bt_cmd: stl [r13], r1
         lea rdi, [r14 + C_REQ]
         mov rsi, 1
         call mmu_update_self
-        call flush_tlb
-        pop r13
-        pop r12
-        ret
+        jmp flush_tlb
 
 # Mix every quadword of every slot (in slot order) and then of the window
 # into h.
