@@ -917,6 +917,19 @@ struct op_result
     char msg[512];
 };
 
+/* Begin an operation: o cleared and a fresh connection to the host (as an
+ * xl process has one), or NULL with o->msg saying why. */
+static xc_interface *op_start(const struct host *h, struct op_result *o)
+{
+    xc_interface *xch;
+
+    memset(o, 0, sizeof(*o));
+    xch = host_open(h);
+    if ( !xch )
+        snprintf(o->msg, sizeof(o->msg), "cannot open host %.200s", h->dir);
+    return xch;
+}
+
 /* One save of the suspended domain to /dev/null or to an atomic file,
  * from a fresh connection to the host (as an xl process). */
 static void op_save(const struct host *h, const struct dom *d,
@@ -930,12 +943,8 @@ static void op_save(const struct host *h, const struct dom *d,
     uint64_t t, c;
     int rc, fd = -1;
 
-    memset(o, 0, sizeof(*o));
-    if ( !(xch = host_open(h)) )
-    {
-        snprintf(o->msg, sizeof(o->msg), "cannot open host %.200s", h->dir);
+    if ( !(xch = op_start(h, o)) )
         return;
-    }
     a.xch = xch;
     t = now_ns();
     c = cpu_ns();
@@ -983,13 +992,9 @@ static void op_restore(const struct host *h, const struct dom *d,
     uint64_t t, c;
     int rc, fd;
 
-    memset(o, 0, sizeof(*o));
     memcpy(a.uuid, d->uuid, sizeof(a.uuid));
-    if ( !(xch = host_open(h)) )
-    {
-        snprintf(o->msg, sizeof(o->msg), "cannot open host %.200s", h->dir);
+    if ( !(xch = op_start(h, o)) )
         return;
-    }
     a.xch = xch;
     t = now_ns();
     c = cpu_ns();
