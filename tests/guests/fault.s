@@ -25,13 +25,9 @@ start:  mov r12, rsi                    # start_info
         mov rsi, msg_end - msg
         mov rdx, msg
         hcall
-        mov r8, 0
-        stq [sp - 8], r8
-        lea rsi, [sp - 8]
-        mov rax, HYPERVISOR_sched_op
-        mov rdi, 2
-        hcall
-        halt
+        mov r8, 0                       # SHUTDOWN_poweroff
+        jmp shutdown
+        .include "lib.inc"
 
 # The #PF handler: r1 = error code, r2 = faulting address; map shared_info
 # read-only at that page and return to the faulting load.

@@ -3,18 +3,12 @@
         .include "../../guests/abi.inc"
         .org 0x400000
         .entry start
-start:  mov rax, HYPERVISOR_console_io
-        mov rdi, 0                      # CONSOLEIO_write
-        mov rsi, msg_end - msg
-        mov rdx, msg
-        hcall
+start:  mov r1, msg
+        mov r3, msg_end - msg
+        call print
         mov r8, 0                       # SHUTDOWN_poweroff
-        stq [sp - 8], r8
-        lea rsi, [sp - 8]
-        mov rax, HYPERVISOR_sched_op
-        mov rdi, SCHEDOP_shutdown
-        hcall
-        halt
+        jmp shutdown
+        .include "lib.inc"
 msg:    .ascii "hello from a ferry guest\n"
 msg_end:
         .align 8

@@ -94,13 +94,8 @@ probe_slot:
         mov r1, msg_done
         mov r3, msg_done_end - msg_done
         call print
-        mov r8, 0
-        stq [sp - 8], r8
-        lea rsi, [sp - 8]
-        mov rax, HYPERVISOR_sched_op
-        mov rdi, SCHEDOP_shutdown
-        hcall
-        halt
+        mov r8, 0                       # SHUTDOWN_poweroff
+        jmp shutdown
 
 # probe(rdi = 0 read, 1 write, 2 fetch; rsi = address): access it once
 # and print what happened.  Changes r0-r3 and r5-r9.
@@ -175,20 +170,6 @@ record: mov r3, vars
         pop r3
         iret
 
-# puthex: write r1 as r7 hex digits ending before r6.  Changes r1, r6-r8.
-puthex: and r8, r1, 15
-        cmp r8, 10
-        jb ph_dec
-        add r8, r8, 87                  # 'a' - 10
-        jmp ph_put
-ph_dec: add r8, r8, 48
-ph_put: stb [r6 - 1], r8
-        sub r6, r6, 1
-        shr r1, r1, 4
-        sub r7, r7, 1
-        jne puthex
-        ret
-
 # report: print "isolation: <name at r1, 16 bytes> rc=<rax, 16 digits>".
 report: mov r2, rline + 11
         mov r3, 16
@@ -201,13 +182,7 @@ report: mov r2, rline + 11
         mov r3, rline_end - rline
         jmp print
 
-# print: r1 = address, r3 = length.
-print:  mov rax, HYPERVISOR_console_io
-        mov rdi, CONSOLEIO_write
-        mov rsi, r3
-        mov rdx, r1
-        hcall
-        ret
+        .include "lib.inc"
 
         .align 8
 traps:  .byte 13, 0

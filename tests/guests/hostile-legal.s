@@ -118,28 +118,12 @@ report: mov r2, line + 7
         mov r1, rax
         mov r6, line_end - 1
         mov r7, 16
-hex:    and r8, r1, 15
-        cmp r8, 10
-        jb dec
-        add r8, r8, 87                  # 'a' - 10
-        jmp put
-dec:    add r8, r8, 48
-put:    stb [r6 - 1], r8
-        sub r6, r6, 1
-        shr r1, r1, 4
-        sub r7, r7, 1
-        jne hex
+        call puthex
         mov r1, line
         mov r3, line_end - line
         jmp print
 
-# print: r1 = address, r3 = length.
-print:  mov rax, HYPERVISOR_console_io
-        mov rdi, CONSOLEIO_write
-        mov rsi, r3
-        mov rdx, r1
-        hcall
-        ret
+        .include "lib.inc"
 
         .align 8
 req:    .space 16

@@ -197,13 +197,8 @@ next:   add r11, r11, 1
         mov r1, msg_done
         mov r3, msg_done_end - msg_done
         call print
-        mov r8, 0
-        stq [sp - 8], r8
-        lea rsi, [sp - 8]
-        mov rax, HYPERVISOR_sched_op
-        mov rdi, 2
-        hcall
-        halt
+        mov r8, 0                       # SHUTDOWN_poweroff
+        jmp shutdown
 
 # mark_mfn: set bit r1 (an MFN of ours) in the bitmap.  Changes r1, r3,
 # r5 and r8.
@@ -264,17 +259,7 @@ report: push rax
         mov r6, line + 16 + 3 + 16      # after "rc=" and 16 digits
         pop r1
         mov r7, 16
-hex:    and r8, r1, 15
-        cmp r8, 10
-        jb dec
-        add r8, r8, 87                  # 'a' - 10
-        jmp put
-dec:    add r8, r8, 48
-put:    stb [r6 - 1], r8
-        sub r6, r6, 1
-        shr r1, r1, 4
-        sub r7, r7, 1
-        jne hex
+        call puthex
         mov r1, prefix
         mov r3, 9
         call print
@@ -282,13 +267,7 @@ put:    stb [r6 - 1], r8
         mov r3, line_end - line
         jmp print
 
-# print: r1 = address, r3 = length.
-print:  mov rax, HYPERVISOR_console_io
-        mov rdi, 0
-        mov rsi, r3
-        mov rdx, r1
-        hcall
-        ret
+        .include "lib.inc"
 
 prefix:       .ascii "hostile: "
 name_rwpt:    .ascii "map-pt-rw       "

@@ -49,37 +49,19 @@ n4:     add r1, r1, 32
         sub r1, r1, BASE
         shr r1, r1, 3                   # words scanned
         mov r6, line + 28
+        mov r7, 16
         call puthex
         mov r1, r11
         mov r6, line + 50
+        mov r7, 16
         call puthex
-        mov rax, HYPERVISOR_console_io
-        mov rdi, CONSOLEIO_write
-        mov rsi, line_end - line
-        mov rdx, line
-        hcall
-        mov r8, 0
-        stq [sp - 8], r8
-        lea rsi, [sp - 8]
-        mov rax, HYPERVISOR_sched_op
-        mov rdi, SCHEDOP_shutdown
-        hcall
-        halt
+        mov r1, line
+        mov r3, line_end - line
+        call print
+        mov r8, 0                       # SHUTDOWN_poweroff
+        jmp shutdown
 
-# puthex: write r1 as 16 hex digits ending before r6.  Changes r1, r6-r8.
-puthex: mov r7, 16
-ph:     and r8, r1, 15
-        cmp r8, 10
-        jb ph_dec
-        add r8, r8, 87                  # 'a' - 10
-        jmp ph_put
-ph_dec: add r8, r8, 48
-ph_put: stb [r6 - 1], r8
-        sub r6, r6, 1
-        shr r1, r1, 4
-        sub r7, r7, 1
-        jne ph
-        ret
+        .include "lib.inc"
 
 line:   .ascii "scan: words 0000000000000000 hits 0000000000000000\n"
 line_end:

@@ -52,20 +52,9 @@ control:
         mov r1, msg_bye
         mov r3, msg_bye_end - msg_bye
         call print
-        stq [sp - 8], r8
-        lea rsi, [sp - 8]
-        mov rax, HYPERVISOR_sched_op
-        mov rdi, SCHEDOP_shutdown
-        hcall
-        halt
+        jmp shutdown
 
-# print: r1 = address, r3 = length.
-print:  mov rax, HYPERVISOR_console_io
-        mov rdi, 0
-        mov rsi, r3
-        mov rdx, r1
-        hcall
-        ret
+        .include "lib.inc"
 
 # print_tick: "tick N\n" with N in r1, decimal.
 print_tick:
