@@ -365,6 +365,29 @@ static struct vcpu_guest_context *vcpu0(struct stream *s, struct item **ip)
     return (struct vcpu_guest_context *)(i->data + 8);
 }
 
+static bool is_page_data(const struct item *i)
+{
+    return i->is_rec && i->layer == SR_LIBXC &&
+           i->type == SR_LIBXC_PAGE_DATA;
+}
+
+/*
+ * The next PAGE_DATA record of s at index *k or after, *k then past it;
+ * NULL at the end.  Walk them all with
+ * for ( size_t k = 0; (i = next_page_data(s, &k)); ).
+ */
+static struct item *next_page_data(struct stream *s, size_t *k)
+{
+    while ( *k < s->n )
+    {
+        struct item *i = &s->it[(*k)++];
+
+        if ( is_page_data(i) )
+            return i;
+    }
+    return NULL;
+}
+
 /* A PAGE_DATA body: count, entries, then the data pages. */
 static uint32_t pd_count(const struct item *i)
 {
@@ -419,13 +442,10 @@ static void pd_remove(struct item *i, uint32_t e)
 static bool find_pfn(struct stream *s, uint64_t pfn, struct item **ip,
                      uint32_t *ep)
 {
-    for ( size_t k = 0; k < s->n; k++ )
-    {
-        struct item *i = &s->it[k];
+    struct item *i;
 
-        if ( !i->is_rec || i->layer != SR_LIBXC ||
-             i->type != SR_LIBXC_PAGE_DATA )
-            continue;
+    for ( size_t k = 0; (i = next_page_data(s, &k)); )
+    {
         for ( uint32_t e = 0; e < pd_count(i); e++ )
             if ( sr_entry_pfn(pd_entry(i, e)) == pfn )
             {
@@ -466,13 +486,10 @@ static bool special_pfn(struct stream *s, uint64_t pfn)
 static uint64_t *find_table(struct stream *s, unsigned int level,
                             struct item **ip, unsigned int *slot)
 {
-    for ( size_t k = 0; k < s->n; k++ )
-    {
-        struct item *i = &s->it[k];
+    struct item *i;
 
-        if ( !i->is_rec || i->layer != SR_LIBXC ||
-             i->type != SR_LIBXC_PAGE_DATA )
-            continue;
+    for ( size_t k = 0; (i = next_page_data(s, &k)); )
+    {
         for ( uint32_t e = 0; e < pd_count(i); e++ )
         {
             uint64_t *page = pd_page(i, e);
@@ -557,8 +574,7 @@ static void op_shrink(struct stream *s)
         struct item *i = &s->it[k];
         uint32_t e = 0;
 
-        if ( !i->is_rec || i->layer != SR_LIBXC ||
-             i->type != SR_LIBXC_PAGE_DATA )
+        if ( !is_page_data(i) )
         {
             k++;
             continue;
@@ -616,8 +632,7 @@ static void op_pfn_beyond(struct stream *s)
     uint64_t e;
 
     for ( size_t k = 0; k < s->n; k++ )
-        if ( s->it[k].is_rec && s->it[k].layer == SR_LIBXC &&
-             s->it[k].type == SR_LIBXC_PAGE_DATA )
+        if ( is_page_data(&s->it[k]) )
             i = &s->it[k];
     if ( !i )
         die("no PAGE_DATA record in the input");
@@ -631,14 +646,13 @@ static void op_pfn_beyond(struct stream *s)
 /* An L1 entry names a data page that the stream then never sends. */
 static void op_unsent(struct stream *s)
 {
-    for ( size_t k = 0; k < s->n; k++ )
+    struct item *i;
+
+    for ( size_t k = 0; (i = next_page_data(s, &k)); )
     {
-        struct item *i = &s->it[k], *di;
+        struct item *di;
         uint32_t de;
 
-        if ( !i->is_rec || i->layer != SR_LIBXC ||
-             i->type != SR_LIBXC_PAGE_DATA )
-            continue;
         for ( uint32_t e = 0; e < pd_count(i); e++ )
         {
             uint64_t *page = pd_page(i, e);
@@ -881,14 +895,10 @@ static const uint64_t *last_page(struct stream *s, uint64_t pfn,
                                  unsigned int *type)
 {
     const uint64_t *page = NULL;
+    struct item *i;
 
-    for ( size_t k = 0; k < s->n; k++ )
+    for ( size_t k = 0; (i = next_page_data(s, &k)); )
     {
-        struct item *i = &s->it[k];
-
-        if ( !i->is_rec || i->layer != SR_LIBXC ||
-             i->type != SR_LIBXC_PAGE_DATA )
-            continue;
         for ( uint32_t e = 0; e < pd_count(i); e++ )
             if ( sr_entry_pfn(pd_entry(i, e)) == pfn && pd_page(i, e) )
             {
@@ -910,6 +920,7 @@ static const uint64_t *last_page(struct stream *s, uint64_t pfn,
 static void op_upper_from(struct stream *s, const char *other)
 {
     struct stream o = { 0 };
+    struct item *i;
     size_t len;
     uint8_t *buf;
     unsigned int changed = 0, level, otype;
@@ -918,13 +929,8 @@ static void op_upper_from(struct stream *s, const char *other)
         die("upper-from needs the earlier save file");
     buf = load(other, &len);
     parse(&o, buf, len);
-    for ( size_t k = 0; k < s->n; k++ )
+    for ( size_t k = 0; (i = next_page_data(s, &k)); )
     {
-        struct item *i = &s->it[k];
-
-        if ( !i->is_rec || i->layer != SR_LIBXC ||
-             i->type != SR_LIBXC_PAGE_DATA )
-            continue;
         for ( uint32_t e = 0; e < pd_count(i); e++ )
         {
             uint64_t pfn = sr_entry_pfn(pd_entry(i, e)), *page;
