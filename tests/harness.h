@@ -94,4 +94,12 @@ void test__diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
                  h_ ? h_ : "(null)");                                     \
     } while ( 0 )
 
+/*
+ * Scratch directories for tests that make files: a fresh one under
+ * $TMPDIR (or /tmp) whose name starts with prefix (malloc'd; the test
+ * removes it), and how many entries one holds, "." and ".." aside.
+ */
+char *test_tmp_dir(const char *prefix);
+int test_dir_entries(const char *dir);
+
 #endif /* FERRY_TESTS_HARNESS_H */

@@ -13,6 +13,7 @@
  *   -l lists the tests; names select tests whose name contains a substring.
  * FERRY_TEST_TIMEOUT_MULTIPLIER scales every timeout (sanitizer builds).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -75,6 +76,29 @@ void test__diag(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stdout);
     fflush(stdout);
+}
+
+char *test_tmp_dir(const char *prefix)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *dir = NULL;
+
+    ASSERT(asprintf(&dir, "%s/%s-XXXXXX", base, prefix) > 0);
+    ASSERT(mkdtemp(dir));
+    return dir;
+}
+
+int test_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    ASSERT(d);
+    while ( (e = readdir(d)) )
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
 }
 
 static unsigned int timeout_multiplier(void)

@@ -32,29 +32,6 @@
  * Helpers
  * --------------------------------------------------------------------- */
 
-static char *tmp_dir(void)
-{
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char *dir = NULL;
-
-    ASSERT(asprintf(&dir, "%s/test-sr-io-file-XXXXXX", base) > 0);
-    ASSERT(mkdtemp(dir));
-    return dir;
-}
-
-static int dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-
-    ASSERT(d);
-    while ( (e = readdir(d)) )
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
-
 /* Remove a test's file and directory (unmounted first if mounted). */
 static void remove_test_dir(char *dir, const char *path, bool mounted)
 {
@@ -110,7 +87,7 @@ static void expect_bytes(const char *path, const uint8_t *want, size_t len)
 static void expect_old_file(const char *dir, const char *path)
 {
     expect_bytes(path, (const uint8_t *)"good", 4);
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 }
 
 /*
@@ -280,7 +257,7 @@ static void put_cold(const char *path, const uint8_t *data, size_t len)
 
 TEST(odd_record_sizes_commit_exact_bytes_with_o_direct)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     size_t total = odd_total();
     uint8_t *data = pattern(total, 11);
     struct sr_io *io;
@@ -294,7 +271,7 @@ TEST(odd_record_sizes_commit_exact_bytes_with_o_direct)
     ASSERT_EQ(sr_io_offset(io), (uint64_t)total);
     ASSERT_EQ(sr_io_commit(io), 0);
     expect_bytes(path, data, total);
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     /* A file shorter than one block, and an empty one. */
     write_text(path, "short");
@@ -302,7 +279,7 @@ TEST(odd_record_sizes_commit_exact_bytes_with_o_direct)
     ASSERT_EQ(sr_io_open_atomic(&io, path), 0);
     ASSERT_EQ(sr_io_commit(io), 0);
     expect_bytes(path, data, 0);
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     remove_test_dir(dir, path, false);
     free(data);
@@ -310,7 +287,7 @@ TEST(odd_record_sizes_commit_exact_bytes_with_o_direct)
 
 TEST(sync_part_way_cuts_the_file_exactly_and_later_bytes_land)
 {
-    char *dir = tmp_dir(), path[256], tmp[300];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256], tmp[300];
     uint8_t *data = pattern(3 * MiB, 5);
     struct sr_io *io;
     DIR *d;
@@ -338,7 +315,7 @@ TEST(sync_part_way_cuts_the_file_exactly_and_later_bytes_land)
     ASSERT_EQ(sr_io_write(io, data + 2 * MiB + 5004, MiB - 5004), 0);
     ASSERT_EQ(sr_io_commit(io), 0);
     expect_bytes(path, data, 3 * MiB);
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     remove_test_dir(dir, path, false);
     free(data);
@@ -346,7 +323,7 @@ TEST(sync_part_way_cuts_the_file_exactly_and_later_bytes_land)
 
 TEST(compressed_stream_through_the_file_writer_reads_back)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     size_t total = odd_total(), len = 0;
     uint8_t *data = pattern(total, 3), *back = malloc(total);
     struct sr_io *io;
@@ -378,7 +355,7 @@ TEST(compressed_stream_through_the_file_writer_reads_back)
 
 TEST(o_direct_refused_falls_back_to_buffered_writes)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     size_t total = odd_total();
     uint8_t *data = pattern(total + 4, 7);
     struct sr_io *io;
@@ -402,7 +379,7 @@ TEST(o_direct_refused_falls_back_to_buffered_writes)
     ASSERT_EQ(sr_io_write(io, data + total, 4), 0);
     ASSERT_EQ(sr_io_commit(io), 0);
     expect_bytes(path, data, total + 4);
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
     /* Read back: ramfs refuses O_DIRECT for reads too. */
     io = read_back(path, 0, data, total + 4);
     ASSERT_EQ(sr__io_file_direct_reads(io), 0U);
@@ -420,7 +397,7 @@ TEST(o_direct_refused_falls_back_to_buffered_writes)
  */
 TEST(short_write_fails_commit_keeps_old_file_leaves_no_temp)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     struct rlimit lim = { .rlim_cur = 6 * MiB + 100,
                           .rlim_max = RLIM_INFINITY };
     size_t total = odd_total();
@@ -464,7 +441,7 @@ TEST(short_write_fails_commit_keeps_old_file_leaves_no_temp)
 /* A full filesystem (a 4 MiB tmpfs, with O_DIRECT): ENOSPC, cleanly. */
 TEST(full_filesystem_fails_commit_leaves_no_temp)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     size_t total = odd_total();
     uint8_t *data = pattern(total, 13);
     struct sr_io *io;
@@ -487,7 +464,7 @@ TEST(full_filesystem_fails_commit_leaves_no_temp)
 
 TEST(cold_file_is_read_ahead_with_o_direct)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     size_t total = odd_total();
     uint8_t *data = pattern(total, 17);
     struct sr_io *io;
@@ -522,7 +499,7 @@ TEST(cold_file_is_read_ahead_with_o_direct)
 /* A caller may read a header itself first: an odd start still works. */
 TEST(read_ahead_starts_where_the_fd_stands)
 {
-    char *dir = tmp_dir(), path[256];
+    char *dir = test_tmp_dir("test-sr-io-file"), path[256];
     size_t total = odd_total();
     uint8_t *data = pattern(total, 19);
     struct sr_io *io;

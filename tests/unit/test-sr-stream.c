@@ -1219,27 +1219,6 @@ TEST(ferry_trailer_refuses_flip_cut_mismatch_and_tail)
     free(buf);
 }
 
-static char *tmp_dir(void)
-{
-    char *d = strdup("/tmp/test-sr-XXXXXX");
-
-    ASSERT(d && mkdtemp(d));
-    return d;
-}
-
-static int dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-
-    ASSERT(d);
-    while ( (e = readdir(d)) )
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
-
 static void write_file(const char *path, const char *text)
 {
     struct sr_io *io;
@@ -1262,21 +1241,21 @@ static void expect_file(const char *path, const char *text)
 
 TEST(atomic_file_abort_keeps_old_commit_replaces)
 {
-    char *dir = tmp_dir(), path[128];
+    char *dir = test_tmp_dir("test-sr"), path[256];
     struct sr_io *io;
 
     snprintf(path, sizeof(path), "%s/dom.save", dir);
 
     /* Abort with no file there: nothing is left behind. */
     ASSERT_EQ(sr_io_open_atomic(&io, path), 0);
-    ASSERT_EQ(dir_entries(dir), 1);     /* the temporary file */
+    ASSERT_EQ(test_dir_entries(dir), 1);     /* the temporary file */
     ASSERT_EQ(sr_io_write(io, "half", 4), 0);
     ASSERT_EQ(sr_io_abort(io), 0);
-    ASSERT_EQ(dir_entries(dir), 0);
+    ASSERT_EQ(test_dir_entries(dir), 0);
 
     write_file(path, "good");
     expect_file(path, "good");
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     /* A failed save (abort, or close without commit) keeps "good". */
     ASSERT_EQ(sr_io_open_atomic(&io, path), 0);
@@ -1287,7 +1266,7 @@ TEST(atomic_file_abort_keeps_old_commit_replaces)
     ASSERT_EQ(sr_io_write(io, "bad!", 4), 0);
     ASSERT_EQ(sr_io_close(io), 0);
     expect_file(path, "good");
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     /* A stream that failed cannot be committed. */
     ASSERT_EQ(sr_io_open_atomic(&io, path), 0);
@@ -1295,11 +1274,11 @@ TEST(atomic_file_abort_keeps_old_commit_replaces)
     sr_io_fail(io, -ENOSPC, "disk full");
     ASSERT_EQ(sr_io_commit(io), -ENOSPC);
     expect_file(path, "good");
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     write_file(path, "better");
     expect_file(path, "better");
-    ASSERT_EQ(dir_entries(dir), 1);
+    ASSERT_EQ(test_dir_entries(dir), 1);
 
     /* Only an atomic stream can be committed; the io is still ended. */
     io = writer();
@@ -1319,7 +1298,7 @@ TEST(atomic_file_abort_keeps_old_commit_replaces)
 
 TEST(fd_backend_on_a_file_leaves_a_borrowed_fd_open)
 {
-    char *dir = tmp_dir(), path[128];
+    char *dir = test_tmp_dir("test-sr"), path[256];
     struct sr_io *io;
     uint8_t got[6];
     int fd;
