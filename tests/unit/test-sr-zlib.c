@@ -59,6 +59,18 @@ static uint8_t *compressed(const uint8_t *data, size_t len, size_t *out)
     return buf;
 }
 
+/* A reader of z (or its first zlen bytes) past the plain header,
+ * inflating from there on. */
+static struct sr_io *inflating_reader(const uint8_t *z, size_t zlen)
+{
+    struct sr_io *io = reader(z, zlen);
+    uint8_t hdr[HDR_LEN];
+
+    ASSERT_EQ(sr_io_read(io, hdr, sizeof(hdr)), 0);
+    ASSERT_EQ(sr_io_inflate_start(io), 0);
+    return io;
+}
+
 TEST(round_trip_counts_uncompressed_bytes)
 {
     size_t len = 3 << 20, zlen;
@@ -151,9 +163,7 @@ TEST(plain_bytes_after_the_zlib_stream_are_not_lost)
     sr_io_close(io);
 
     /* zlib reads ahead into the tail; the io must hand it back. */
-    io = reader(z, zlen);
-    ASSERT_EQ(sr_io_read(io, hdr, sizeof(hdr)), 0);
-    ASSERT_EQ(sr_io_inflate_start(io), 0);
+    io = inflating_reader(z, zlen);
     ASSERT_EQ(sr_io_read(io, back, len), 0);
     ASSERT_EQ(sr_io_read(io, got, sizeof(got)), 0);
     ASSERT(!memcmp(got, tail, sizeof(tail)));
@@ -170,14 +180,11 @@ TEST(corrupt_stream_names_the_uncompressed_offset)
 {
     size_t len = 200000, zlen;
     uint8_t *data = payload(len), *z, *back = malloc(len);
-    uint8_t hdr[HDR_LEN];
     struct sr_io *io;
 
     z = compressed(data, len, &zlen);
     z[HDR_LEN] ^= 0xff;                 /* zlib's header byte */
-    io = reader(z, zlen);
-    ASSERT_EQ(sr_io_read(io, hdr, sizeof(hdr)), 0);
-    ASSERT_EQ(sr_io_inflate_start(io), 0);
+    io = inflating_reader(z, zlen);
     ASSERT_EQ(sr_io_read(io, back, len), -EINVAL);
     ASSERT_CONTAINS(sr_io_errmsg(io),
                     "compressed stream corrupt at offset 48");
@@ -193,13 +200,10 @@ TEST(truncated_compressed_stream_is_enodata)
 {
     size_t len = 500000, zlen;
     uint8_t *data = payload(len), *z, *back = malloc(len);
-    uint8_t hdr[HDR_LEN];
     struct sr_io *io;
 
     z = compressed(data, len, &zlen);
-    io = reader(z, zlen - 100);
-    ASSERT_EQ(sr_io_read(io, hdr, sizeof(hdr)), 0);
-    ASSERT_EQ(sr_io_inflate_start(io), 0);
+    io = inflating_reader(z, zlen - 100);
     ASSERT_EQ(sr_io_read(io, back, len), -ENODATA);
     ASSERT_CONTAINS(sr_io_errmsg(io), "stream truncated at offset");
     ASSERT(sr_io_offset(io) < HDR_LEN + len);
@@ -277,10 +281,8 @@ TEST(records_keep_uncompressed_offsets)
     z = take(io, &zlen);
     sr_io_close(io);
 
-    io = reader(z, zlen);
+    io = inflating_reader(z, zlen);
     sr_rec_init(&rec);
-    ASSERT_EQ(sr_io_read(io, hdr, sizeof(hdr)), 0);
-    ASSERT_EQ(sr_io_inflate_start(io), 0);
     ASSERT_EQ(sr_read_record(io, SR_LIBXC, &rec), 0);
     ASSERT_EQ(rec.type, SR_LIBXC_X86_PV_INFO);
     ASSERT_EQ(rec.offset, HDR_LEN);
