@@ -34,6 +34,12 @@
  * through a staging memfd it gives the daemon, copied by FRAME_COPY
  * after each frame's owner and type are checked, as Xen's restore
  * writes only through foreign mappings of the domain's own frames.
+ *
+ * A builder's domain is its own until it says BUILD_DONE: a session that
+ * closes before that (its parser crashed, was killed, or was taken over
+ * and exited) has its half-built domain destroyed here, so that no
+ * paused husk keeps the host's memory.  Xen leaves a killed restore's
+ * domain behind, paused; ferry does not.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +78,7 @@ struct ctl_conn
     int recv_fd;                    /* fd that came with the request, or -1 */
     unsigned int kind;              /* FERRY_SESSION_*, set by HELLO */
     struct domain *bound;           /* builder: its domain (a reference) */
+    bool built;                     /* builder: BUILD_DONE said, keep it */
     uint8_t *staging;               /* builder: its staging memfd, mapped */
     size_t staging_bytes;
     /* The console ring this connection reads, kept past its domain's end
@@ -1091,6 +1098,26 @@ static int h_frame_copy(struct ctl_conn *c, const void *p, size_t len)
     return rc;
 }
 
+/*
+ * The builder's domain is complete: from now on it outlives the session
+ * (which may issue no more ops on it, builder_allows), as any domain
+ * made by a full session does.
+ */
+static int h_build_done(struct ctl_conn *c, const void *p, size_t len)
+{
+    const struct ferry_ctl_domid *q = p;
+
+    if ( len != sizeof(*q) || q->pad[0] || q->pad[1] || q->pad[2] )
+        return -EINVAL;
+    if ( !c->bound || c->built )
+        return -EPERM;
+    if ( atomic_load(&c->bound->state) != DOMSTATE_ALIVE )
+        return -ESRCH;              /* destroyed while being built */
+    c->built = true;
+    printk("d%u: built", c->bound->domain_id);
+    return 0;
+}
+
 static int h_dmesg(struct ctl_conn *c, const void *p, size_t len)
 {
     const struct ferry_ctl_console_req *q = p;
@@ -1339,6 +1366,8 @@ static const struct
     [FERRY_CTL_STAGING] = { "staging", h_staging, .kinds = S_BUILDER },
     [FERRY_CTL_FRAME_COPY] = { "frame_copy", h_frame_copy,
         .kinds = S_BUILDER },
+    [FERRY_CTL_BUILD_DONE] = { "build_done", h_build_done,
+        .kinds = S_BUILDER },
 };
 
 /* ------------------------------------------------------------------------
@@ -1364,9 +1393,10 @@ static int builder_allows(const struct ctl_conn *c, unsigned int op,
     {
     case FERRY_CTL_HELLO:
     case FERRY_CTL_HOST_INFO:
+        return 0;
     case FERRY_CTL_DOMAIN_CREATE:   /* h_create binds, once */
     case FERRY_CTL_STAGING:
-        return 0;
+        return c->built ? -EPERM : 0;
     case FERRY_CTL_MEMORY_OP:
     {
         struct ferry_ctl_memop_req q;
@@ -1417,7 +1447,30 @@ static int builder_allows(const struct ctl_conn *c, unsigned int op,
         memcpy(&domid, p, sizeof(domid));
         break;
     }
-    return c->bound && domid == c->bound->domain_id ? 0 : -EPERM;
+    /* A finished domain is no longer the builder's to change. */
+    return c->bound && !c->built && domid == c->bound->domain_id ? 0
+                                                                 : -EPERM;
+}
+
+/*
+ * A builder session closed before BUILD_DONE: destroy its domain, unless
+ * it (or anyone) already has.  Runs on the connection's thread as its
+ * dom0 vCPU, holding no lock, bracketed like a request so that --audit
+ * sees no kill half done; domain_kill takes its locks in hv.h's order.
+ * The session's reference keeps the domid from being reused until the
+ * caller drops it, so the metadata forgotten is this domain's.
+ */
+static void builder_abandoned(struct ctl_conn *c)
+{
+    struct domain *d = c->bound;
+
+    if ( atomic_load(&d->state) == DOMSTATE_DEAD )
+        return;
+    printk("d%u: its builder went away before the domain was complete;"
+           " destroying it", d->domain_id);
+    hv_audit_before_hypercall();
+    destroy_domain(d);
+    hv_audit_after_hypercall("builder_abandoned");
 }
 
 /* Serve one request.  Returns < 0 when the connection must close. */
@@ -1511,9 +1564,12 @@ static void *conn_thread(void *arg)
     set_current(host.dom0->vcpu[c->slot]);
     while ( serve_one(c, &payload, &cap) == 0 )
         ;
-    /* Finish any deferred put this vCPU still holds. */
+    /* Finish any deferred put this vCPU still holds (it may be on a
+     * frame of the builder's domain, which could then not be freed). */
     while ( put_old_guest_table(current) == -ERESTART )
         ;
+    if ( c->bound && !c->built )
+        builder_abandoned(c);
     set_current(NULL);
     console_put(c->con);
     if ( c->staging )

@@ -480,6 +480,11 @@ int xc_domain_destroy(xc_interface *xch, uint32_t domid)
     return domid_call(xch, FERRY_CTL_DOMAIN_DESTROY, domid, "destroy");
 }
 
+int xc_domain_build_done(xc_interface *xch, uint32_t domid)
+{
+    return domid_call(xch, FERRY_CTL_BUILD_DONE, domid, "build completion");
+}
+
 int xc_domain_pause(xc_interface *xch, uint32_t domid)
 {
     return domid_call(xch, FERRY_CTL_DOMAIN_PAUSE, domid, "pause");

@@ -88,6 +88,13 @@ xc_interface *xc_interface_open_session(const char *run_dir,
                                         enum xc_session kind);
 /* A builder session to xch's host, logging through xch's logger. */
 xc_interface *xc_builder_open(xc_interface *xch);
+/*
+ * A builder session says its domain is complete (FERRY_CTL_BUILD_DONE):
+ * until then, closing the session (or the process ending) makes the
+ * daemon destroy the domain; after it, the domain outlives the session,
+ * which can no longer act on it.
+ */
+int xc_domain_build_done(xc_interface *xch, uint32_t domid);
 /* Whether this session holds the host's machine memory (full only). */
 bool xc_has_machine_memory(const xc_interface *xch);
 /* Idempotent on NULL. */

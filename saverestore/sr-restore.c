@@ -1521,6 +1521,21 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
         goto out;
     if ( !r->digest_checked && msg && msglen )
         snprintf(msg, msglen, "no ferry digest: not checked");
+    /*
+     * The domain is complete.  Until the daemon is told so, it dies with
+     * this session: the caller that keeps the session says so itself.
+     */
+    if ( a->keep_builder )
+    {
+        r->builder = ctx.xch;
+        ctx.xch = NULL;
+    }
+    else if ( xc_domain_build_done(ctx.xch, ctx.domid) )
+    {
+        rc = fail(&ctx, -errno, "restore: the host would not keep domain"
+                  " %u: %s", ctx.domid, strerror(errno));
+        goto out;
+    }
     r->domid = ctx.domid;
     r->config_json = config;
     config = NULL;

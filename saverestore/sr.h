@@ -716,6 +716,17 @@ struct sr_restore_args
     sr_progress_fn *progress;   /* may be NULL */
     void *progress_arg;
     const _Atomic bool *cancel; /* polled per record: -ECANCELED */
+    /*
+     * The domain is built through a builder session, and the daemon
+     * destroys it if that session closes before it says the build is
+     * done (xc_domain_build_done).  By default the engine says so at the
+     * end of a successful restore and closes the session.  With
+     * keep_builder the session is handed to the caller still open in
+     * r->builder, so that the domain dies with the caller until the
+     * caller settles it (names it, or is given "go"), then calls
+     * xc_domain_build_done and xc_interface_close on it.
+     */
+    bool keep_builder;
 };
 
 struct sr_restore_result
@@ -727,13 +738,15 @@ struct sr_restore_result
     uint64_t verify_mismatches; /* pages that differed in a VERIFY pass */
     uint64_t t_last_page_ns;    /* CLOCK_MONOTONIC: libxc END read */
     uint64_t t_done_ns;         /* contexts set, pinned, P2M rewritten */
+    struct xc_interface *builder; /* keep_builder: the open session */
 };
 
 /*
  * Restore a stream written by sr_save_domain (or Xen's) into a new domain
  * on the host.  Pages may arrive several times (a live stream): the last
  * copy wins.  On any failure the half-built domain is destroyed and the
- * host is as before.
+ * host is as before; so it is if the process dies before the build is
+ * done (see keep_builder).
  */
 int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
                       struct sr_restore_result *r, char *msg, size_t msglen);

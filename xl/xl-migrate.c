@@ -22,6 +22,12 @@
  * cannot be reached, S leaves the domain suspended as
  * "<name>--migratedaway" and exits 3; xl migrate-resolve finishes it.
  *
+ * R keeps the restore engine's builder session open until "go": ferry-hv
+ * destroys the incoming domain if that session closes first, so a
+ * receiver that dies or is killed before "go" leaves nothing behind.  On
+ * "go" R declares the build done before it commits, so that a committed
+ * domain never dies with R.
+ *
  * FERRY_MIGRATE_FAULT=<side>:<point>[:<action>] injects failures for the
  * tests (see man/xl.1).  Style: Xen's xl/libxl style.
  */
@@ -597,6 +603,7 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     args.stream_continues = true;
     args.progress = recv_progress_cb;
     args.progress_arg = &rp;
+    args.keep_builder = true;
     rc = sr_restore_domain(io, &args, res, msg, len);
     if (rc)
         goto out;
@@ -616,6 +623,23 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     }
  out:
     free(config);
+    return rc;
+}
+
+/*
+ * The incoming domain is to outlive us from now on: tell the host the
+ * build is done and close the builder session (which until now made the
+ * host destroy the domain if we died).  0, or -1 with a message.
+ */
+static int recv_release(struct sr_restore_result *res)
+{
+    int rc = xc_domain_build_done(res->builder, res->domid);
+
+    if (rc)
+        fprintf(stderr, "migration target: cannot keep domain %u: %s\n",
+                res->domid, strerror(errno));
+    xc_interface_close(res->builder);
+    res->builder = NULL;
     return rc;
 }
 
@@ -793,6 +817,7 @@ static int migrate_receive(const struct recv_opts *o)
     if (fault_hit("recv", "early-commit")) {
         /* A target that commits without the sender's permission and
          * vanishes: the sender must then not resume its copy. */
+        recv_release(&res);
         recv_commit(xch, res.domid, dc.name, o->paused || pre.paused);
         fprintf(stderr, "ferry-migrate fault recv:early-commit: exiting\n");
         _exit(9);
@@ -810,7 +835,11 @@ static int migrate_receive(const struct recv_opts *o)
     }
     fault_hit("recv", "go");
     fprintf(stderr, "migration target: Got permission, starting domain.\n");
-    committed = !recv_commit(xch, res.domid, dc.name,
+    /* Released before the commit: a committed domain must never die
+     * with us.  Dying in between leaves an incoming domain that the
+     * sender's resolve aborts. */
+    committed = !recv_release(&res) &&
+                !recv_commit(xch, res.domid, dc.name,
                              o->paused || pre.paused);
     if (committed)
         fprintf(stderr, "migration target: Domain started successsfully.\n");
@@ -860,6 +889,9 @@ static int migrate_receive(const struct recv_opts *o)
         xl_spawn_monitor(res.domid, &dc);
     }
  out:
+    /* Not released: the host destroys the incoming domain, if it has
+     * not been already. */
+    xc_interface_close(res.builder);
     xl_chan_close(ch, NULL);
     if (token_saved)
         token_drop("incoming", pre.uuid);

@@ -8,7 +8,10 @@
  * name and config (from the file, or from the config file given, which
  * overrides the saved one as in Xen), then runs unless -p.  A failed
  * restore leaves no domain behind: the engine destroys what it built, and
- * a failure here destroys the restored domain.
+ * a failure here destroys the restored domain.  Nor does a killed one:
+ * the engine hands back its builder session still open, and ferry-hv
+ * destroys the domain if that session closes before the domain is named
+ * and started here and the build declared done (ferry-hv(8)).
  *
  * A file whose header has a mandatory flag this xl does not know is
  * refused with Xen's message; ferry's compressed files (xl save -z) are
@@ -185,6 +188,7 @@ int main_restore(int argc, char **argv)
     memcpy(args.uuid, dc.uuid, sizeof(args.uuid));
     args.progress = xl_progress_cb;
     args.progress_arg = &prog;
+    args.keep_builder = true;
     xl_progress_init(&prog, "Restoring", stderr);
     restored = sr_restore_domain(io, &args, &res, msg, sizeof(msg)) == 0;
     xl_progress_done(&prog, restored);
@@ -209,6 +213,15 @@ int main_restore(int argc, char **argv)
         fprintf(stderr, "cannot unpause domain %u\n", res.domid);
         goto fail;
     }
+    /* From here the domain outlives us; the monitor must not inherit
+     * the builder session either. */
+    if (xc_domain_build_done(res.builder, res.domid)) {
+        fprintf(stderr, "cannot keep domain %u: %s\n", res.domid,
+                strerror(errno));
+        goto fail;
+    }
+    xc_interface_close(res.builder);
+    res.builder = NULL;
     if (monitor_it) {
         fflush(NULL);
         xl_spawn_monitor(res.domid, &dc);
@@ -218,6 +231,7 @@ int main_restore(int argc, char **argv)
  fail:
     xc_domain_destroy(xch, res.domid);
  out:
+    xc_interface_close(res.builder);
     if (io)
         sr_io_close(io);
     if (dc_init)

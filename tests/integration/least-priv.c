@@ -14,7 +14,9 @@
  * frame of the victim, a free frame, a frame past the end, nor its own
  * page table once pinned; and a batch with one bad frame writes nothing.
  * A control session gets no fd and cannot write a frame by any op.  A
- * second HELLO (asking for a full session) is refused.
+ * second HELLO (asking for a full session) is refused.  Only a bound
+ * builder says BUILD_DONE, of its own domain and once; after it the
+ * builder cannot change the domain, which outlives the session.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@
 #include "xc.h"
 #include "../../hypervisor/include/public/control.h"
 
-#define PLAN 34
+#define PLAN 39
 
 static const char *rundir;
 /* rc of a libxc call that should fail with errno want. */
@@ -176,6 +178,34 @@ int main(int argc, char **argv)
     result(xc_domain_destroy(b, mine) == 0,
            "the builder destroys its own domain");
     xc_interface_close(b);
+
+    /*
+     * BUILD_DONE: only a bound builder says it, of its own domain, once;
+     * after it the domain outlives the session, which can no longer
+     * change it.
+     */
+    b = xc_interface_open_session(rundir, log, XC_SESSION_BUILDER);
+    if ( !b )
+        return 99;
+    mine = DOMID_ANY;
+    result(fails_with(xc_domain_build_done(b, victim), EPERM),
+           "unbound: build_done is refused");
+    if ( xc_domain_create(b, &mine, 1, NULL) )
+        return 99;
+    result(fails_with(xc_domain_build_done(b, victim), EPERM) &&
+           fails_with(xc_domain_build_done(full, mine), EPERM),
+           "build_done of another's domain, or from a full session, is refused");
+    result(xc_domain_build_done(b, mine) == 0 &&
+           fails_with(xc_domain_build_done(b, mine), EPERM),
+           "the builder says build_done of its domain, once");
+    result(fails_with(xc_domain_setmaxmem(b, mine, 2048), EPERM) &&
+           fails_with(xc_domain_destroy(b, mine), EPERM),
+           "after build_done the builder can no longer change its domain");
+    xc_interface_close(b);
+    result(xc_domain_getinfo_single(full, mine, &info) == 0 &&
+           !(info.flags & XEN_DOMINF_dying) &&
+           xc_domain_destroy(full, mine) == 0,
+           "a built domain outlives its builder session");
 
     ctl = xc_interface_open_session(rundir, log, XC_SESSION_CONTROL);
     if ( !ctl )

@@ -81,6 +81,7 @@ enum ferry_ctl_op
     FERRY_CTL_DOMAIN_THROTTLE,      /* the migration throttle */
     FERRY_CTL_STAGING,              /* builder: its staging memfd */
     FERRY_CTL_FRAME_COPY,           /* builder: staging <-> its frames */
+    FERRY_CTL_BUILD_DONE,           /* builder: its domain is complete */
     FERRY_CTL_NR_OPS
 };
 
@@ -99,7 +100,12 @@ enum ferry_ctl_op
  *    through a staging memfd of its own (STAGING) and FRAME_COPY, which
  *    the daemon checks frame by frame.  The restore engine runs in one,
  *    so that a process parsing an untrusted stream never holds the
- *    machine memory.
+ *    machine memory.  Until the builder says BUILD_DONE (request struct
+ *    ferry_ctl_domid naming its domain), the domain is its to finish: if
+ *    the session closes first (the parser crashed, was killed, or gave
+ *    up), the daemon destroys the domain and every frame goes back to the
+ *    heap.  After BUILD_DONE the domain outlives the session, and the
+ *    session may issue no more ops on it.
  */
 #define FERRY_SESSION_FULL      0U
 #define FERRY_SESSION_CONTROL   1U
