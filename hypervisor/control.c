@@ -219,16 +219,28 @@ static int send_response(struct ctl_conn *c, const struct ferry_ctl_hdr *req,
 {
     struct ferry_ctl_hdr h = {
         .magic = FERRY_CTL_MAGIC, .version = FERRY_CTL_VERSION,
-        .op = req->op, .seq = req->seq, .rc = rc,
-        .len = rc < 0 ? 0 : (uint32_t)c->out.len,
+        .op = req->op, .seq = req->seq,
     };
     struct iovec iov[2] = {
         { .iov_base = &h, .iov_len = sizeof(h) },
-        { .iov_base = c->out.p, .iov_len = h.len },
+        { .iov_base = c->out.p },
     };
     union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } u;
-    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = h.len ? 2 : 1 };
-    size_t total = sizeof(h) + h.len, sent = 0;
+    struct msghdr msg = { .msg_iov = iov };
+    size_t total, sent = 0;
+
+    /* No client reads a longer answer: every op bounds its own first. */
+    if ( rc >= 0 && c->out.len > FERRY_CTL_MAX_PAYLOAD )
+    {
+        gdprintk(XENLOG_WARNING, "control: op %u built a %zu-byte answer,"
+                 " over the cap", req->op, c->out.len);
+        rc = -E2BIG;
+    }
+    h.rc = rc;
+    h.len = rc < 0 ? 0 : (uint32_t)c->out.len;
+    iov[1].iov_len = h.len;
+    msg.msg_iovlen = h.len ? 2 : 1;
+    total = sizeof(h) + h.len;
 
     if ( c->pass_fd >= 0 && rc >= 0 )
     {
@@ -759,9 +771,16 @@ static int h_shadow(struct ctl_conn *c, const void *p, size_t len)
      * the saver asks for: its shared_info max_pfn + 1), or its maximum
      * memory, before anything is allocated.
      */
+    /*
+     * Both figures are the domain's to inflate (a guest writes its
+     * max_pfn; a toolstack may set any maximum memory), so the bitmap
+     * must also fit one answer (FERRY_CTL_MAX_PAYLOAD: 256 GiB of PFN
+     * space), which is all a client could read anyway.
+     */
     if ( q->want_bitmap &&
-         q->pages > max(domain_get_maximum_gpfn(d) + 1,
-                        (uint64_t)atomic_load(&d->max_pages)) )
+         (q->pages > max(domain_get_maximum_gpfn(d) + 1,
+                         (uint64_t)atomic_load(&d->max_pages)) ||
+          (q->pages + 7) / 8 > FERRY_CTL_MAX_PAYLOAD - sizeof(*r)) )
     {
         put_domain(d);
         return -E2BIG;
@@ -850,6 +869,13 @@ static int h_memop(struct ctl_conn *c, const void *p, size_t len)
         return rc;
     if ( q->domid >= DOMID_FIRST_RESERVED )
         return -ESRCH;
+    /* The queries take no extents, so none is copied into an answer. */
+    if ( q->nr_extents &&
+         (q->cmd == XENMEM_maximum_ram_page ||
+          q->cmd == XENMEM_current_reservation ||
+          q->cmd == XENMEM_maximum_reservation ||
+          q->cmd == XENMEM_maximum_gpfn) )
+        return -EINVAL;
     r = buf_put(&c->out, NULL, sizeof(*r));
     ext = r ? buf_put(&c->out, q + 1, q->nr_extents * sizeof(uint64_t)) : NULL;
     if ( !r || (!ext && q->nr_extents) )
@@ -1163,7 +1189,7 @@ static int h_console_read(struct ctl_conn *c, const void *p, size_t len)
     struct domain *d;
     uint64_t cursor, lost = 0;
     bool alive, gone = false;
-    size_t n = 0;
+    size_t n = 0, want;
 
     if ( len != sizeof(*q) || q->flags )
         return -EINVAL;
@@ -1191,12 +1217,14 @@ static int h_console_read(struct ctl_conn *c, const void *p, size_t len)
     con = c->con && console_domid(c->con) == q->domid ? c->con : NULL;
     if ( !con && !alive )
         return -ESRCH;
+    /* A read returns at most what the ring holds: reserve no more. */
+    want = min((size_t)q->max, (size_t)DOMAIN_CONSOLE_RING);
     r = buf_put(&c->out, NULL, sizeof(*r));
-    if ( !r || buf_reserve(&c->out, q->max) )
+    if ( !r || buf_reserve(&c->out, want) )
         return -ENOMEM;
     cursor = q->cursor;
     if ( con )
-        n = console_read(con, (char *)c->out.p + c->out.len, q->max, &cursor,
+        n = console_read(con, (char *)c->out.p + c->out.len, want, &cursor,
                          &lost);
     if ( gone && !n && !lost )
     {

@@ -701,8 +701,10 @@ int domain_request_shutdown(struct domain *d, unsigned int reason);
  * domain has no runtime), console_put drops it, and the ring lives until
  * the last one goes, so a reader can drain it after the domain is gone.
  * console_read copies from *cursor (bytes ever written) and sets *lost to
- * what the ring overwrote before it was read.
+ * what the ring overwrote before it was read, so one read never returns
+ * more than DOMAIN_CONSOLE_RING bytes.
  */
+#define DOMAIN_CONSOLE_RING (64U << 10)
 struct domain_console;
 void domain_console_put(struct domain *d, const char *buf, size_t len);
 struct domain_console *domain_console_get(struct domain *d);

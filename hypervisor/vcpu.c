@@ -67,7 +67,7 @@
 
 #define TLB_ENTRIES 64
 #define STEP_BUDGET 4096            /* instructions between checks */
-#define CONSOLE_RING (64U << 10)
+#define CONSOLE_RING DOMAIN_CONSOLE_RING
 
 /* The end of the hypervisor's range, L4 slots 256..271 (Xen's). */
 #define HYPERVISOR_VIRT_END HV_L4_SLOT_VIRT(ROOT_PAGETABLE_LAST_XEN_SLOT + 1)

@@ -212,6 +212,15 @@ int xc__call(xc_interface *xch, unsigned int op, const void *req,
         errno = EPROTONOSUPPORT;
         return -1;
     }
+    /* No request is answered with more than one message body. */
+    if ( r.len > FERRY_CTL_MAX_PAYLOAD )
+    {
+        xc__log(xch, XC_ERROR, 0,
+                "garbled response from ferry-hv at %s (%u bytes)",
+                xch->run_dir, r.len);
+        errno = EPROTO;
+        return -1;
+    }
     if ( r.len > resp->cap )
     {
         void *p = realloc(resp->buf, r.len);

@@ -3,7 +3,7 @@
  * ctl-abuse: send malformed control requests to a running ferry-hv and
  * check that each gets the error it should, that the daemon keeps serving,
  * and that no domain is disturbed.  Run by t0002-control-protocol.sh with
- * the host's run directory as its argument; prints TAP (26 checks, and
+ * the host's run directory as its argument; prints TAP (29 checks, and
  * room for MORE-PLANNED more that the caller prints after them).
  */
 #include <errno.h>
@@ -199,6 +199,50 @@ static void shadow_bound(uint32_t domid, uint64_t max_pages)
            " refused for its size (%d)", (unsigned long long)max_pages, rc);
 }
 
+/*
+ * A maximum memory of 2^32 pages (16 TiB) is the toolstack's to set, but
+ * a bitmap of that size (512 MiB) is more than one answer can carry: it
+ * is refused before it is built, whatever the domain claims.
+ */
+static void shadow_bound_answer(xc_interface *xch, uint32_t domid)
+{
+    struct ferry_ctl_shadow_req q = {
+        .domid = domid, .op = XEN_DOMCTL_SHADOW_OP_PEEK, .want_bitmap = 1,
+        .pages = (1ULL << 32) - 1,
+    };
+
+    if ( xc_domain_setmaxmem(xch, domid, 1ULL << 44) )
+    {
+        result(0, "set a maximum memory of 16 TiB: %s", strerror(errno));
+        return;
+    }
+    result(one(FERRY_CTL_SHADOW_OP, &q, sizeof(q)) == -E2BIG,
+           "shadow_op bitmap of 2^32-1 pages for a domain of 16 TiB maximum"
+           " (past one answer): -E2BIG");
+    q.pages = ((uint64_t)FERRY_CTL_MAX_PAYLOAD -
+               sizeof(struct ferry_ctl_shadow_resp)) * 8;
+    result(one(FERRY_CTL_SHADOW_OP, &q, sizeof(q)) != -E2BIG,
+           "shadow_op bitmap that just fits one answer: not refused for its"
+           " size");
+    xc_domain_setmaxmem(xch, domid, 64);
+}
+
+/* The memory queries take no extents: a request that sends some (to be
+ * copied into the answer) is refused. */
+static void memop_query_extents(void)
+{
+    struct
+    {
+        struct ferry_ctl_memop_req q;
+        uint64_t ext[512];
+    } m = { .q = { .cmd = XENMEM_maximum_ram_page, .nr_extents = 512 } };
+    struct ferry_ctl_memop_req none = { .cmd = XENMEM_maximum_ram_page };
+
+    result(one(FERRY_CTL_MEMORY_OP, &m, sizeof(m)) == -EINVAL &&
+           one(FERRY_CTL_MEMORY_OP, &none, sizeof(none)) == 0,
+           "memory_op maximum_ram_page with 512 extents: -EINVAL (none: 0)");
+}
+
 /* Two real domains: A may not map B's frames, nor B's domain A's. */
 static void test_foreign_map(void)
 {
@@ -222,6 +266,7 @@ static void test_foreign_map(void)
     result(xc_map_foreign_frames(xch, a, XC_MAP_WRITE, &fa, 1, &p, &err) == 0 &&
            p, "mapping the domain's own frame works");
     shadow_bound(a, 16);
+    shadow_bound_answer(xch, a);
     fb = xc_max_page(xch) + 5;
     result(xc_map_foreign_frames(xch, a, XC_MAP_READ, &fb, 1, &p, &err) == 1 &&
            err == -EINVAL, "mapping a frame past the end: -EINVAL");
@@ -299,10 +344,11 @@ int main(int argc, char **argv)
         return 99;
     }
     rundir = argv[1];
-    /* The caller may add checks of its own after ours (numbered 27 on). */
-    printf("1..%d\n", 26 + (argc == 3 ? atoi(argv[2]) : 0));
+    /* The caller may add checks of its own after ours (numbered 30 on). */
+    printf("1..%d\n", 29 + (argc == 3 ? atoi(argv[2]) : 0));
     test_framing();
     test_fields();
+    memop_query_extents();
     test_foreign_map();
     test_garbage();
     test_other_user();

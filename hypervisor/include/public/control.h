@@ -268,6 +268,11 @@ struct ferry_ctl_pfinfo_req
     uint32_t num;               /* <= XEN_DOMCTL_PFINFO_MAX; num u64 MFNs follow */
 };
 
+/*
+ * SHADOW_OP: a bitmap is built only for at most the domain's PFN space
+ * (its max_pfn + 1, or its maximum memory) and only if it fits one
+ * answer (FERRY_CTL_MAX_PAYLOAD); otherwise -E2BIG.
+ */
 struct ferry_ctl_shadow_req
 {
     domid_t domid;
@@ -306,7 +311,8 @@ struct ferry_ctl_memop_req
     uint16_t pad;
     uint32_t extent_order;
     uint32_t mem_flags;
-    uint64_t nr_extents;        /* u64 extents follow (<= 1M) */
+    uint64_t nr_extents;        /* u64 extents follow (<= 1M; 0 for the
+                                   queries, which take none: -EINVAL) */
 };
 
 struct ferry_ctl_memop_resp
@@ -367,7 +373,8 @@ struct ferry_ctl_console_req
 {
     domid_t domid;              /* DOMID_XEN: the hypervisor's own log */
     uint16_t flags;             /* FERRY_CONSOLE_*; zero for a domain's */
-    uint32_t max;               /* bytes wanted (<= 1 MiB) */
+    uint32_t max;               /* bytes wanted (<= 1 MiB; a domain's
+                                   read returns at most its 64 KiB ring) */
     uint64_t cursor;            /* bytes ever produced, where to resume */
 };
 
