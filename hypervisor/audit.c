@@ -80,6 +80,13 @@
  *     bitmap (and vice versa, and the bitmap's population is free_pages);
  *     a dead domain owns nothing but frames other domains still hold (a
  *     grant mapping), each with exactly the refs its holders own.
+ * 15. Scrubbing (host.c): a free frame is marked PGC_need_scrub exactly
+ *     when it is in the scrub bitmap (whose population is nr_need_scrub)
+ *     and exactly when its maybe_nonzero bit is set; a free frame without
+ *     the mark holds zeros.  Reading frames is the costly part, so each
+ *     audit reads at most AUDIT_ZERO_FRAMES of them, going on from where
+ *     the last one stopped; a series of audits covers the host.  The audit
+ *     holds scrub_lock, so no scrubber batch is in flight while it looks.
  *
  * Everything checked here is a state no guest action can reach: a guest
  * may do anything Xen permits (the hostile-guest suite runs under --audit),
@@ -147,7 +154,10 @@ struct audit
 {
     struct audit_frame *f;
     uint64_t *free_bitmap;          /* copy taken under heap_lock */
+    uint64_t *scrub_bitmap;         /* likewise */
     uint64_t free_pages;
+    uint64_t nr_need_scrub;
+    uint64_t zero_budget;           /* frames left to read this audit */
     struct domain **byid;           /* domain_by_id snapshot, refs held */
     struct domain *focus;           /* audit_domain's domain, or NULL */
 
@@ -658,6 +668,57 @@ static bool bitmap_free(const struct audit *a, mfn_t mfn)
     return a->free_bitmap[mfn / 64] & (1ULL << (mfn % 64));
 }
 
+/* Clean free frames read per audit (4 MiB), and where the next starts. */
+#define AUDIT_ZERO_FRAMES 1024
+static uint64_t zero_cursor;        /* under scratch_lock */
+
+static bool frame_zero(mfn_t mfn)
+{
+    const uint64_t *p = map_domain_page(mfn);
+
+    for ( unsigned int i = 0; i < PAGE_SIZE / 8; i++ )
+        if ( __atomic_load_n(&p[i], __ATOMIC_RELAXED) )
+            return false;
+    return true;
+}
+
+/*
+ * Invariant 15 for free frame mfn.  A frame in a chunk not populated yet
+ * has never been allocated, and reading it would populate it: skipped.
+ */
+static void check_scrub(struct audit *a, mfn_t mfn, uint64_t caf)
+{
+    bool marked = caf & PGC_need_scrub;
+    bool listed = a->scrub_bitmap[mfn / 64] & (1ULL << (mfn % 64));
+    bool nonzero = hv_frame_maybe_nonzero(mfn);
+
+    if ( marked != listed )
+        frame_fail(a, mfn, "free, %s PGC_need_scrub but %s the scrub bitmap",
+                   marked ? "with" : "without", listed ? "in" : "not in");
+    else if ( marked != nonzero )
+        frame_fail(a, mfn, "free, %s PGC_need_scrub but maybe_nonzero %s",
+                   marked ? "with" : "without", nonzero ? "set" : "clear");
+}
+
+static void check_zero_window(struct audit *a)
+{
+    uint64_t mfn = zero_cursor;
+
+    for ( uint64_t n = 0; n < host.max_page && a->zero_budget && !a->rc;
+          n++, mfn = (mfn + 1) % host.max_page )
+    {
+        uint64_t caf = atomic_load(&mfn_to_page(mfn)->count_info);
+
+        if ( caf != PGC_state_free || !bitmap_free(a, mfn) ||
+             !host_frame_populated(mfn) )
+            continue;
+        a->zero_budget--;
+        if ( !frame_zero(mfn) )
+            frame_fail(a, mfn, "free without PGC_need_scrub but holds data");
+    }
+    zero_cursor = mfn;
+}
+
 static void compare_free(struct audit *a, mfn_t mfn, uint64_t caf,
                          uint64_t taf)
 {
@@ -677,6 +738,8 @@ static void compare_free(struct audit *a, mfn_t mfn, uint64_t caf,
     else if ( f->gen || f->typ )
         frame_fail(a, mfn, "free but referenced: general count 0, "
                    "expected %u", f->gen);
+    else
+        check_scrub(a, mfn, caf);
 }
 
 static void count_mismatch(struct audit *a, mfn_t mfn, bool type,
@@ -852,6 +915,7 @@ static struct
     uint64_t max_page;
     struct audit_frame *f;
     uint64_t *free_bitmap;
+    uint64_t *scrub_bitmap;
     struct domain **byid;
 } scratch;
 
@@ -863,13 +927,16 @@ static int scratch_get(struct audit *a)
     {
         free(scratch.f);
         free(scratch.free_bitmap);
+        free(scratch.scrub_bitmap);
         scratch.f = calloc(host.max_page, sizeof(*scratch.f));
         scratch.free_bitmap = calloc(words, sizeof(uint64_t));
+        scratch.scrub_bitmap = calloc(words, sizeof(uint64_t));
         scratch.max_page = host.max_page;
         if ( !scratch.byid )
             scratch.byid = calloc(ARRAY_SIZE(host.domain_by_id),
                                   sizeof(*scratch.byid));
-        if ( !scratch.f || !scratch.free_bitmap || !scratch.byid )
+        if ( !scratch.f || !scratch.free_bitmap || !scratch.scrub_bitmap ||
+             !scratch.byid )
         {
             free(scratch.f);
             scratch.f = NULL;
@@ -884,6 +951,7 @@ static int scratch_get(struct audit *a)
     }
     a->f = scratch.f;
     a->free_bitmap = scratch.free_bitmap;
+    a->scrub_bitmap = scratch.scrub_bitmap;
     a->byid = scratch.byid;
     return 0;
 }
@@ -900,6 +968,8 @@ static int audit_begin(struct audit *a, struct domain *focus, char *msg,
     if ( len )
         msg[0] = '\0';
     pthread_mutex_lock(&scratch_lock);
+    /* Released by audit_end, which runs whatever happens here. */
+    spin_lock(&host.scrub_lock);
     if ( scratch_get(a) )
         return -ENOMEM;
 
@@ -916,8 +986,12 @@ static int audit_begin(struct audit *a, struct domain *focus, char *msg,
 
     spin_lock(&host.heap_lock);
     memcpy(a->free_bitmap, host.free_bitmap, words * sizeof(uint64_t));
+    memcpy(a->scrub_bitmap, host.scrub_bitmap, words * sizeof(uint64_t));
     a->free_pages = host.free_pages;
+    a->nr_need_scrub = host.nr_need_scrub;
+    BUG_ON(host.scrub_held_mask);   /* scrub_lock keeps batches out */
     spin_unlock(&host.heap_lock);
+    a->zero_budget = AUDIT_ZERO_FRAMES;
     return 0;
 }
 
@@ -927,22 +1001,38 @@ static void audit_end(struct audit *a)
         for ( unsigned int id = 0; id < ARRAY_SIZE(host.domain_by_id); id++ )
             if ( a->byid[id] )
                 put_domain(a->byid[id]);
+    spin_unlock(&host.scrub_lock);
     pthread_mutex_unlock(&scratch_lock);
 }
 
 static void check_heap(struct audit *a)
 {
-    uint64_t n = 0;
+    uint64_t n = 0, dirty = 0, stray = 0;
 
     for ( uint64_t w = 0; w < (host.max_page + 63) / 64; w++ )
+    {
         n += (uint64_t)__builtin_popcountll(a->free_bitmap[w]);
-    if ( n != a->free_pages && !a->focus )
+        dirty += (uint64_t)__builtin_popcountll(a->scrub_bitmap[w]);
+        stray |= a->scrub_bitmap[w] & ~a->free_bitmap[w];
+    }
+    if ( a->focus )
+        return;
+    if ( n != a->free_pages )
     {
         a->rc = -EILSEQ;
         if ( a->len )
             snprintf(a->msg, a->len, "heap: free_pages %lu, but %lu frames "
                      "free in the bitmap", (unsigned long)a->free_pages,
                      (unsigned long)n);
+    }
+    else if ( dirty != a->nr_need_scrub || stray )
+    {
+        a->rc = -EILSEQ;
+        if ( a->len )
+            snprintf(a->msg, a->len, "heap: nr_need_scrub %lu, but %lu "
+                     "frames in the scrub bitmap%s",
+                     (unsigned long)a->nr_need_scrub, (unsigned long)dirty,
+                     stray ? ", some of them not free" : "");
     }
 }
 
@@ -966,6 +1056,8 @@ static int audit_run(struct domain *focus, char *msg, size_t len)
         accumulate(&a);
     for ( mfn_t mfn = 0; mfn < host.max_page && !a.rc; mfn++ )
         compare_frame(&a, mfn);
+    if ( !a.rc )
+        check_zero_window(&a);
     rc = a.rc;
 
  out:

@@ -483,7 +483,7 @@ struct page_info *alloc_domheap_pages(struct domain *d, unsigned int order,
         return NULL;
     if ( d && assign_pages(pg, 1U << order, d, memflags) )
     {
-        free_heap_pages(pg, order);
+        free_heap_pages(pg, order, false);
         return NULL;
     }
     return pg;
@@ -540,8 +540,12 @@ void free_domheap_pages(struct page_info *pg, unsigned int order)
      */
     if ( d )
         flush_tlb_domain(d);
+    /*
+     * A domain frame: every write to it set its maybe_nonzero bit, so the
+     * heap knows whether it needs a scrub.
+     */
     if ( !xenheap )
-        free_heap_pages(pg, order);
+        free_heap_pages(pg, order, false);
     if ( drop_ref )
         put_domain(d);
 }
@@ -844,7 +848,8 @@ bool free_xenheap_frame_if_unused(struct domain *d, mfn_t mfn)
     if ( unused )
     {
         ASSERT(atomic_load(&pg->count_info) & PGC_xen_heap);
-        free_heap_pages(pg, 0);
+        /* The hypervisor writes xen-heap frames without recording it. */
+        free_heap_pages(pg, 0, true);
     }
     return unused;
 }

@@ -8,6 +8,7 @@
  *            [--tls-crl F] [--xl PATH] [--migrate-max N]
  *            [--migrate-per-peer N] [--migrate-idle-timeout S]
  *            [--migrate-insecure] [--foreground] [--verbose] [--audit]
+ *            [--no-background-scrub]
  *
  * The daemon owns the host's machine memory (DIR/memory, a file mapped
  * shared so toolstack processes can map frames of it), serves the control
@@ -90,6 +91,7 @@ struct options
     bool foreground;
     bool verbose;
     bool audit;
+    bool no_background_scrub;
 };
 
 static void usage(FILE *f)
@@ -102,6 +104,7 @@ static void usage(FILE *f)
             "                [--xl PATH] [--migrate-max N] [--migrate-per-peer N]\n"
             "                [--migrate-idle-timeout S] [--migrate-insecure]\n"
             "                [--foreground] [--verbose] [--audit]\n"
+            "                [--no-background-scrub]\n"
             "\n"
             "Run one ferry host: a hypervisor owning SIZE of machine memory\n"
             "(bytes, or suffix K, M, G or T, e.g. 2G or 512MiB), controlled\n"
@@ -124,6 +127,8 @@ static void usage(FILE *f)
             "  -F, --foreground             do not detach; log to stderr too\n"
             "  -v, --verbose                log debug lines to stderr (with -F)\n"
             "  -a, --audit                  run the auditor after every hypercall\n"
+            "      --no-background-scrub    zero freed memory only when it is\n"
+            "                               allocated again\n"
             "  -h, --help                   this text\n"
             "\n"
             "See ferry-hv(8).\n");
@@ -148,6 +153,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "foreground", no_argument, NULL, 'F' },
         { "verbose", no_argument, NULL, 'v' },
         { "audit", no_argument, NULL, 'a' },
+        { "no-background-scrub", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -224,6 +230,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'F': o->foreground = true; break;
         case 'v': o->verbose = true; break;
         case 'a': o->audit = true; break;
+        case 'S': o->no_background_scrub = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
@@ -1038,6 +1045,7 @@ int main(int argc, char **argv)
     sfd = setup_signals();
     hp.memory_bytes = o.memory_bytes;
     hp.nr_control_vcpus = CTL_MAX_CONNECTIONS;
+    hp.scrub_background = !o.no_background_scrub;
     rc = host_init(&hp);
     if ( rc )
     {

@@ -191,7 +191,7 @@ static int gnttab_grow_table(struct grant_table *gt, unsigned int req)
         if ( !pg[i] )
         {
             while ( i-- > cur )
-                free_heap_pages(pg[i], 0);
+                free_heap_pages(pg[i], 0, false);
             goto fail;
         }
     }

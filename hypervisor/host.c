@@ -19,16 +19,34 @@
  * them.
  *
  * The heap is a bitmap of free frames under heap_lock, allocating naturally
- * aligned runs of 2^order frames.  Every free frame holds zeros: machine
- * memory starts zeroed, and free_heap_pages scrubs each frame before it
- * becomes free, as Xen scrubs the memory of a dying domain.  So no domain
- * and no toolstack process ever reads what an earlier owner left, by any
- * path, and allocation (populating a domain, a restore) writes nothing;
- * MEMF_no_scrub, Xen's "the caller overwrites it" hint, has nothing left
- * to skip.  Unlike Xen, frames a live domain gives back are scrubbed too
- * (Xen trusts a live guest to clear what it frees).
+ * aligned runs of 2^order frames.  As on Xen (page_alloc.c), freeing does
+ * not zero a frame: it marks it PGC_need_scrub, and the frame is zeroed
+ * later, by whichever comes first of the background scrubber (Xen scrubs
+ * from its idle loop; here a thread at the lowest priority) and the
+ * allocator that hands it out again (alloc_heap_pages scrubs every frame
+ * of its run that is still marked).  So no domain and no toolstack process
+ * is ever given a frame that holds what an earlier owner left -- not by
+ * allocation, so not by a foreign map or FRAME_COPY either, which reach
+ * only frames a domain was allocated -- while destroying a domain costs
+ * only its bookkeeping.  Unlike Xen, frames a live domain gives back are
+ * marked too (Xen trusts a live guest to clear what it frees).
  *
- * The M2P lives in machine frames owned by DOMID_XEN, so that guests can
+ * The free states of a frame, each checked by the auditor:
+ *  - clean: count_info PGC_state_free, maybe_nonzero bit clear, zeros;
+ *  - dirty: PGC_state_free | PGC_need_scrub, maybe_nonzero bit set, its
+ *    bit set in scrub_bitmap, counted in nr_need_scrub;
+ *  - held by the scrubber: out of free_bitmap (and scrub_bitmap) while it
+ *    is zeroed, named by scrub_held; still counted in free_pages.
+ * A domain frame whose maybe_nonzero bit is clear when it is freed holds
+ * zeros (every write to a domain's frame sets the bit first, which the
+ * saver's zero pages rely on too), so it goes back clean and nothing ever
+ * zeroes it: an untouched domain is destroyed without a scrub.  Frames the
+ * hypervisor writes itself (shared_info, grant frames, its page tables)
+ * are freed with need_scrub set, as Xen's free_xenheap_pages does.
+ * MEMF_no_scrub hands a dirty frame out as it is, its bit still set; only
+ * the hypervisor's own allocations, which overwrite the frame, use it.
+ *
+  * The M2P lives in machine frames owned by DOMID_XEN, so that guests can
  * map it read-only as they do on Xen; MFN 0 is reserved, as on a PC, so
  * that 0 can mean "no frame" in vCPU state.
  */
@@ -37,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,15 +203,36 @@ static bool bit_free(uint64_t mfn)
     return host.free_bitmap[mfn / 64] & (1ULL << (mfn % 64));
 }
 
-static void mark_range(uint64_t mfn, uint64_t nr, bool free)
+static void mark_range(uint64_t *map, uint64_t mfn, uint64_t nr, bool set)
 {
     for ( uint64_t i = mfn; i < mfn + nr; i++ )
     {
-        if ( free )
-            host.free_bitmap[i / 64] |= 1ULL << (i % 64);
+        if ( set )
+            map[i / 64] |= 1ULL << (i % 64);
         else
-            host.free_bitmap[i / 64] &= ~(1ULL << (i % 64));
+            map[i / 64] &= ~(1ULL << (i % 64));
     }
+}
+
+/* Clear the bits of the naturally aligned run in map; how many were set. */
+static uint64_t take_bits(uint64_t *map, uint64_t mfn, uint64_t nr)
+{
+    uint64_t n = 0;
+
+    if ( nr >= 64 )
+    {
+        for ( uint64_t w = mfn / 64; w < (mfn + nr) / 64; w++ )
+        {
+            n += (uint64_t)__builtin_popcountll(map[w]);
+            map[w] = 0;
+        }
+        return n;
+    }
+    uint64_t mask = ((1ULL << nr) - 1) << (mfn % 64);
+
+    n = (uint64_t)__builtin_popcountll(map[mfn / 64] & mask);
+    map[mfn / 64] &= ~mask;
+    return n;
 }
 
 /* Is the naturally aligned run [mfn, mfn + nr) entirely free? */
@@ -416,6 +456,146 @@ void host_populate_wait(void)
     pthread_mutex_unlock(&host.populate_lock);
 }
 
+/* ------------------------------------------------------------------------
+ * Scrubbing (Xen's PGC_need_scrub, scrub_free_pages)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Zero frame mfn, which the caller owns (out of the free bitmap), and
+ * record that it holds zeros.  Relaxed: the frame reaches anyone else only
+ * through heap_lock or a later hand-over, which order these stores.
+ */
+static void scrub_one_page(mfn_t mfn)
+{
+    memset(map_domain_page(mfn), 0, PAGE_SIZE);
+    atomic_fetch_and_explicit(&host.maybe_nonzero[mfn / 64],
+                              ~(1ULL << (mfn % 64)), memory_order_relaxed);
+}
+
+/*
+ * Put frames [mfn, mfn + nr), their count_info already written, into the
+ * free bitmap, and the marked ones into scrub_bitmap too.  Under heap_lock.
+ * Freeing a frame that is free already is a hypervisor bug.
+ */
+static void heap_insert(uint64_t mfn, uint64_t nr)
+{
+    uint64_t dirty = 0;
+
+    for ( uint64_t i = mfn; i < mfn + nr; i++ )
+    {
+        BUG_ON(bit_free(i));
+        host.free_bitmap[i / 64] |= 1ULL << (i % 64);
+        if ( atomic_load_explicit(&mfn_to_page(i)->count_info,
+                                  memory_order_relaxed) & PGC_need_scrub )
+        {
+            host.scrub_bitmap[i / 64] |= 1ULL << (i % 64);
+            dirty++;
+        }
+    }
+    host.free_pages += nr;
+    /* The scrubber sleeps only when nothing needs it. */
+    if ( dirty && !host.nr_need_scrub )
+        pthread_cond_signal(&host.scrub_cond);
+    host.nr_need_scrub += dirty;
+}
+
+/*
+ * One batch of the background scrubber, under scrub_lock: take one bitmap
+ * word's dirty frames (at most 64, 256 KiB) out of the free heap, so that
+ * no allocator can be given a frame mid-scrub, zero them outside the lock,
+ * and give them back clean.  An allocator that finds no run while a batch
+ * is out waits for it (scrub_returned) rather than fail.
+ */
+static void scrub_batch(void)
+{
+    uint64_t words = (host.max_page + 63) / 64, w = 0, mask = 0;
+
+    spin_lock(&host.heap_lock);
+    for ( uint64_t i = 0; i < words && host.nr_need_scrub; i++ )
+    {
+        w = (host.scrub_hint + i) % words;
+        if ( host.scrub_bitmap[w] )
+        {
+            mask = host.scrub_bitmap[w];
+            break;
+        }
+    }
+    if ( mask )
+    {
+        BUG_ON((host.free_bitmap[w] & mask) != mask);
+        host.free_bitmap[w] &= ~mask;
+        host.scrub_bitmap[w] = 0;
+        host.nr_need_scrub -= (uint64_t)__builtin_popcountll(mask);
+        host.scrub_held_word = w;
+        host.scrub_held_mask = mask;
+        host.scrub_hint = w;
+    }
+    spin_unlock(&host.heap_lock);
+    if ( !mask )
+        return;
+
+    for ( uint64_t m = mask; m; m &= m - 1 )
+    {
+        mfn_t mfn = w * 64 + (uint64_t)__builtin_ctzll(m);
+
+        scrub_one_page(mfn);
+        atomic_store_explicit(&mfn_to_page(mfn)->count_info, PGC_state_free,
+                              memory_order_relaxed);
+    }
+
+    spin_lock(&host.heap_lock);
+    host.free_bitmap[w] |= mask;
+    host.scrub_held_mask = 0;
+    pthread_cond_broadcast(&host.scrub_returned);
+    spin_unlock(&host.heap_lock);
+}
+
+/*
+ * The background scrubber.  Xen scrubs from its idle loop; the nearest
+ * thing here is the lowest priority a process may give itself, so that a
+ * busy host spends its CPUs on its domains and migrations, and the frames
+ * the scrubber has not reached are zeroed by the allocation that takes
+ * them.  Batches are small because an allocator or the auditor may be
+ * waiting for the one in hand.
+ */
+static void *scrub_main(void *arg)
+{
+    (void)arg;
+    if ( setpriority(PRIO_PROCESS, (id_t)gettid(), 19) )
+        printk("ferry-hv: cannot lower the scrubber's priority: %s",
+               strerror(errno));
+    spin_lock(&host.heap_lock);
+    for ( ; ; )
+    {
+        while ( !host.nr_need_scrub && !host.scrub_stop )
+            pthread_cond_wait(&host.scrub_cond, &host.heap_lock.m);
+        if ( host.scrub_stop )
+            break;
+        spin_unlock(&host.heap_lock);
+        spin_lock(&host.scrub_lock);
+        scrub_batch();
+        spin_unlock(&host.scrub_lock);
+        spin_lock(&host.heap_lock);
+    }
+    spin_unlock(&host.heap_lock);
+    return NULL;
+}
+
+uint64_t hv_scrub_pending(void)
+{
+    uint64_t n;
+
+    spin_lock(&host.heap_lock);
+    n = host.nr_need_scrub +
+        (uint64_t)__builtin_popcountll(host.scrub_held_mask);
+    spin_unlock(&host.heap_lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Allocating and freeing
+ * ------------------------------------------------------------------------ */
+
 struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags)
 {
     uint64_t nr = 1ULL << order;
@@ -424,10 +604,18 @@ struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags)
     if ( order > 30 )
         return NULL;
     spin_lock(&host.heap_lock);
-    mfn = host.free_pages >= nr ? find_free_run(order) : -1;
+    for ( ; ; )
+    {
+        mfn = host.free_pages >= nr ? find_free_run(order) : -1;
+        /* The scrubber holds a few free frames for a moment. */
+        if ( mfn >= 0 || !host.scrub_held_mask )
+            break;
+        pthread_cond_wait(&host.scrub_returned, &host.heap_lock.m);
+    }
     if ( mfn >= 0 )
     {
-        mark_range((uint64_t)mfn, nr, false);
+        mark_range(host.free_bitmap, (uint64_t)mfn, nr, false);
+        host.nr_need_scrub -= take_bits(host.scrub_bitmap, (uint64_t)mfn, nr);
         host.free_pages -= nr;
         host.alloc_hint = (uint64_t)mfn + nr;
     }
@@ -437,56 +625,79 @@ struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags)
     /* The background thread may not have reached these frames yet. */
     if ( populate_frames((uint64_t)mfn, nr) )
     {
+        /* Back as they were: the marked ones still need their scrub. */
         spin_lock(&host.heap_lock);
-        mark_range((uint64_t)mfn, nr, true);
-        host.free_pages += nr;
+        heap_insert((uint64_t)mfn, nr);
         spin_unlock(&host.heap_lock);
         return NULL;
     }
 
+    /*
+     * The frames are ours alone now: relaxed stores, published by
+     * whatever hands the run on (a domain's page_alloc_lock, a lock of
+     * the hypervisor's own).
+     */
     for ( uint64_t i = 0; i < nr; i++ )
     {
         struct page_info *pg = mfn_to_page((uint64_t)mfn + i);
+        uint64_t caf = atomic_load_explicit(&pg->count_info,
+                                            memory_order_relaxed);
 
-        ASSERT((atomic_load(&pg->count_info) & PGC_state) == PGC_state_free);
-        atomic_store(&pg->count_info, PGC_state_inuse);
-        atomic_store(&pg->type_info, 0);
-        page_set_owner(pg, NULL);
-        atomic_store(&pg->u, 0);
+        ASSERT((caf & PGC_state) == PGC_state_free);
+        /*
+         * Still marked: it holds an earlier owner's data.  Zero it, as
+         * Xen's alloc_heap_pages does, unless the caller overwrites it
+         * (MEMF_no_scrub), which leaves its maybe_nonzero bit set.
+         */
+        if ( (caf & PGC_need_scrub) && !(memflags & MEMF_no_scrub) )
+            scrub_one_page((uint64_t)mfn + i);
+        atomic_store_explicit(&pg->count_info, PGC_state_inuse,
+                              memory_order_relaxed);
+        atomic_store_explicit(&pg->type_info, 0, memory_order_relaxed);
+        atomic_store_explicit(&pg->owner, 0, memory_order_relaxed);
+        atomic_store_explicit(&pg->u, 0, memory_order_relaxed);
         pg->list_next = pg->list_prev = 0;
     }
-    (void)memflags;                 /* free frames are zero already */
     return mfn_to_page((uint64_t)mfn);
 }
 
-void free_heap_pages(struct page_info *pg, unsigned int order)
+void free_heap_pages(struct page_info *pg, unsigned int order,
+                     bool need_scrub)
 {
     uint64_t nr = 1ULL << order, mfn = page_to_mfn(pg);
 
     /*
-     * Scrub before the frames can be allocated again.  Nobody maps them
-     * any more: domain frames arrive here after flush_tlb_domain().
+     * Nobody maps the frames any more (domain frames arrive here after
+     * flush_tlb_domain(), which also orders every write the domain made,
+     * and the maybe_nonzero bit each write set, before us), so the frames
+     * are ours: relaxed stores, published by heap_lock to the allocator
+     * that takes them next.
      */
-    memset(map_domain_page(mfn), 0, nr * PAGE_SIZE);
     for ( uint64_t i = 0; i < nr; i++ )
     {
         struct page_info *p = pg + i;
+        _Atomic uint64_t *w = &host.maybe_nonzero[(mfn + i) / 64];
+        uint64_t bit = 1ULL << ((mfn + i) % 64);
+        bool dirty = atomic_load_explicit(w, memory_order_relaxed) & bit;
 
         /* Freeing a page that still has a type count is a hypervisor bug. */
-        BUG_ON(atomic_load(&p->type_info) & PGT_count_mask);
-        atomic_store(&p->count_info, PGC_state_free);
-        atomic_store(&p->type_info, 0);
-        page_set_owner(p, NULL);
+        BUG_ON(atomic_load_explicit(&p->type_info, memory_order_relaxed) &
+               PGT_count_mask);
+        /* A dirty free frame has its bit set (the auditor checks it). */
+        if ( need_scrub && !dirty )
+        {
+            atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
+            dirty = true;
+        }
+        atomic_store_explicit(&p->count_info,
+                              PGC_state_free | (dirty ? PGC_need_scrub : 0),
+                              memory_order_relaxed);
+        atomic_store_explicit(&p->type_info, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->owner, 0, memory_order_relaxed);
         set_gpfn_from_mfn(mfn + i, INVALID_M2P_ENTRY);
-        /* Zero again: the next owner's saver may skip it. */
-        atomic_fetch_and(&host.maybe_nonzero[(mfn + i) / 64],
-                         ~(1ULL << ((mfn + i) % 64)));
     }
     spin_lock(&host.heap_lock);
-    for ( uint64_t i = 0; i < nr; i++ )
-        BUG_ON(bit_free(mfn + i));
-    mark_range(mfn, nr, true);
-    host.free_pages += nr;
+    heap_insert(mfn, nr);
     spin_unlock(&host.heap_lock);
 }
 
@@ -580,6 +791,28 @@ static int populate_start(bool held)
     return 0;
 }
 
+static int scrub_start(void)
+{
+    int rc = pthread_create(&host.scrub_thread, NULL, scrub_main, NULL);
+
+    if ( rc )
+        return -rc;
+    host.scrub_running = true;
+    return 0;
+}
+
+static void scrub_stop(void)
+{
+    if ( !host.scrub_running )
+        return;
+    spin_lock(&host.heap_lock);
+    host.scrub_stop = true;
+    pthread_cond_broadcast(&host.scrub_cond);
+    spin_unlock(&host.heap_lock);
+    pthread_join(host.scrub_thread, NULL);
+    host.scrub_running = false;
+}
+
 static void populate_stop(void)
 {
     if ( host.populate_running )
@@ -671,6 +904,9 @@ int host_init(const struct host_params *p)
     host.mem_fd = -1;
     host.opt_pv_linear_pt = true;
     spin_lock_init(&host.heap_lock);
+    spin_lock_init(&host.scrub_lock);
+    pthread_cond_init(&host.scrub_cond, NULL);
+    pthread_cond_init(&host.scrub_returned, NULL);
     spin_lock_init(&host.domlist_lock);
     state_wait_init();
     pthread_mutex_init(&host.populate_lock, NULL);
@@ -690,10 +926,11 @@ int host_init(const struct host_params *p)
     host.frame_table = map_memory(host.max_page * sizeof(struct page_info),
                                   -1);
     host.free_bitmap = calloc((host.max_page + 63) / 64, sizeof(uint64_t));
+    host.scrub_bitmap = calloc((host.max_page + 63) / 64, sizeof(uint64_t));
     /* Machine memory starts zeroed: no frame may hold data yet. */
     host.maybe_nonzero = calloc((host.max_page + 63) / 64, sizeof(uint64_t));
     if ( !host.mem || !host.frame_table || !host.free_bitmap ||
-         !host.maybe_nonzero )
+         !host.scrub_bitmap || !host.maybe_nonzero )
         goto fail;
     rc = populate_start(p->populate_held);
     if ( rc )
@@ -702,8 +939,14 @@ int host_init(const struct host_params *p)
     for ( uint64_t mfn = 0; mfn < host.max_page; mfn++ )
         atomic_store(&host.frame_table[mfn].count_info, PGC_state_free);
     /* MFN 0 stays reserved: 0 means "no frame" in vCPU state. */
-    mark_range(1, host.max_page - 1, true);
+    mark_range(host.free_bitmap, 1, host.max_page - 1, true);
     host.free_pages = host.max_page - 1;
+    if ( p->scrub_background )
+    {
+        rc = scrub_start();
+        if ( rc )
+            goto fail;
+    }
 
     rc = special_domains_init(p->nr_control_vcpus);
     if ( rc )
@@ -761,6 +1004,7 @@ void host_dispose(void)
      */
     kill_to_completion(host.dom_io);
     kill_to_completion(host.dom_xen);
+    scrub_stop();
     populate_stop();
     if ( host.mem )
         munmap(host.mem, host.max_page << PAGE_SHIFT);
@@ -769,7 +1013,11 @@ void host_dispose(void)
     if ( host.mem_fd >= 0 )
         close(host.mem_fd);
     free(host.free_bitmap);
+    free(host.scrub_bitmap);
     free((void *)host.maybe_nonzero);
+    pthread_cond_destroy(&host.scrub_returned);
+    pthread_cond_destroy(&host.scrub_cond);
+    spin_lock_destroy(&host.scrub_lock);
     pthread_cond_destroy(&host.populate_cond);
     pthread_mutex_destroy(&host.populate_lock);
     pthread_cond_destroy(&host.state_cond);

@@ -41,7 +41,9 @@
  * Hypercalls run on many threads at once (one per guest vCPU plus the
  * control threads).  count_info and type_info change only by cmpxchg loops
  * with Xen's semantics; the union word likewise.  Lock order, outermost
- * first:  domlist_lock -> d->page_alloc_lock -> heap_lock, and for the
+ * first:  scrub_lock -> domlist_lock -> d->page_alloc_lock -> heap_lock
+ * (scrub_lock: the background scrubber's batch, held by the auditor for a
+ * whole audit), and for the
  * hypervisor's own page tables: page_lock (PGT_locked of a guest table) ->
  * the XSA-345 L3 lock -> map_pgdir_lock.  Never take a page_lock while
  * holding an L3 lock.  A thread holds at most one page_lock at a time.
@@ -272,6 +274,8 @@ struct host_params
     unsigned int nr_control_vcpus;  /* vCPUs of domain 0 (toolstack threads) */
     /* Tests: the background population waits for host_populate_release. */
     bool populate_held;
+    /* Start the background scrubber (the daemon does; most tests do not). */
+    bool scrub_background;
 };
 
 /* Machine memory is populated in chunks of this many frames (2 MiB). */
@@ -295,8 +299,27 @@ struct host
 
     spinlock_t heap_lock;           /* the free-frame bitmap */
     uint64_t *free_bitmap;          /* bit set: frame is free */
-    uint64_t free_pages;
+    uint64_t free_pages;            /* frames the scrubber holds included */
     uint64_t alloc_hint;
+
+    /*
+     * Scrubbing (host.c): free frames marked PGC_need_scrub have their bit
+     * set in scrub_bitmap (nr_need_scrub of them, Xen's node_need_scrub).
+     * The scrubber takes one word's worth out of the free bitmap at a time
+     * (scrub_held_*) while it zeroes them.  All under heap_lock; the
+     * conditions use it as their mutex.  scrub_lock is held by the
+     * scrubber for a batch and by the auditor for an audit, so that an
+     * audit sees no batch in flight.
+     */
+    uint64_t *scrub_bitmap;
+    uint64_t nr_need_scrub;
+    uint64_t scrub_hint;            /* bitmap word to look at first */
+    uint64_t scrub_held_word, scrub_held_mask;
+    pthread_cond_t scrub_cond;      /* the scrubber waits for work here */
+    pthread_cond_t scrub_returned;  /* allocators wait for a held batch */
+    spinlock_t scrub_lock;
+    pthread_t scrub_thread;
+    bool scrub_running, scrub_stop;
 
     /*
      * Background population of machine memory (host.c).  A chunk's bit in
@@ -383,25 +406,35 @@ void page_set_owner(struct page_info *pg, struct domain *d);
 /*
  * The heap.  alloc_heap_pages returns 2^order contiguous, naturally aligned
  * frames, zeroed, with count_info = PGC_state_inuse and no owner; NULL when
- * none are free.  free_heap_pages scrubs the frames it takes back (Xen
- * scrubs a dying domain's memory; a guest never sees another's data), so
- * free frames are always zero and MEMF_no_scrub changes nothing.
+ * none are free.  With MEMF_no_scrub a frame may still hold an earlier
+ * owner's data (its maybe_nonzero bit is then set): only for frames the
+ * hypervisor overwrites itself, never for a domain's.
+ * free_heap_pages marks the frames that may hold data PGC_need_scrub, as
+ * Xen's does; they are zeroed in the background or when allocated again,
+ * whichever comes first (host.c).  need_scrub: mark every frame; without
+ * it, a frame is marked if its maybe_nonzero bit is set, which is exact
+ * for domain frames only (the hypervisor's own writes set no bit).
+ * hv_scrub_pending: free frames not zeroed yet.
  */
 #define MEMF_no_scrub (1U << 0)
 struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags);
-void free_heap_pages(struct page_info *pg, unsigned int order);
+void free_heap_pages(struct page_info *pg, unsigned int order,
+                     bool need_scrub);
 uint64_t hv_free_pages(void);
+uint64_t hv_scrub_pending(void);
 
 /*
- * Which frames may hold data (ferry's, for the saver's zero pages).
- * Every frame is zero while it is free, so a frame nothing has written
- * since it left the heap still is.  hv_frame_written() must be called
+ * Which frames may hold data (ferry's, for the saver's zero pages and the
+ * heap's scrub).  alloc_heap_pages hands out frames zeroed, bit clear, so
+ * a frame nothing has written since it left the heap still is zero.
+ * hv_frame_written() must be called
  * before (or, for a domain under log-dirty, in the same operation as the
  * paging_mark_dirty of) every write to a frame a domain owns: it is
  * called from paging_mark_dirty(), which Xen's write paths and ferry's
  * guest CPU call, and for every frame the toolstack maps writable.
- * free_heap_pages clears the bit once the frame is scrubbed.  A clear bit
- * therefore proves the frame is zero; a set one proves nothing.
+ * The heap clears the bit when it zeroes the frame (and sets it for a
+ * frame freed with need_scrub).  A clear bit therefore proves the frame
+ * is zero; a set one proves nothing.
  */
 void hv_frame_written(mfn_t mfn);
 bool hv_frame_maybe_nonzero(mfn_t mfn);

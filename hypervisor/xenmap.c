@@ -213,7 +213,7 @@ static void free_xen_pagetable(mfn_t mfn)
     BUG_ON(atomic_load(&pg->type_info) & PGT_locked);
     page_set_owner(pg, NULL);
     atomic_fetch_sub(&nr_xen_pt_frames, 1);
-    free_heap_pages(pg, 0);
+    free_heap_pages(pg, 0, true);
 }
 
 uint64_t hv_xenmap_nr_tables(void)

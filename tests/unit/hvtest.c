@@ -56,6 +56,8 @@ intpte_t hvtest_pte(mfn_t mfn, uint64_t flags)
 
 void hvtest_write_pte(mfn_t table, unsigned int idx, intpte_t val)
 {
+    /* As the guest CPU does, record the write before making it. */
+    hv_frame_written(table);
     ((intpte_t *)map_domain_page(table))[idx] = val;
 }
 

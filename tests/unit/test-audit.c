@@ -212,7 +212,7 @@ TEST(free_frame_with_m2p_entry_violates_invariant_10)
     pg = alloc_heap_pages(0, 0);
     ASSERT(pg != NULL);
     mfn = page_to_mfn(pg);
-    free_heap_pages(pg, 0);
+    free_heap_pages(pg, 0, false);
     HVTEST_AUDIT_CLEAN();
 
     set_gpfn_from_mfn(mfn, 0x42);

@@ -93,8 +93,10 @@ static long hcall(struct vcpu *v, uint64_t nr, uint64_t rdi, uint64_t rsi,
     return hv_guest_hypercall(v, &regs, &action);
 }
 
+/* The guest's view of a frame, for writing: the write is recorded. */
 static uint64_t *words(mfn_t mfn)
 {
+    hv_frame_written(mfn);
     return map_domain_page(mfn);
 }
 
@@ -537,6 +539,7 @@ TEST(ldt_seg_desc_refs_dropped_by_new_baseptr_reset_and_destruction)
     HVTEST_AUDIT_CLEAN();
     hvtest_destroy(d);
     ASSERT(page_get_owner(mfn_to_page(ldt2)) == NULL);
-    ASSERT_FRAME(ldt2, PGC_state_free, 0);
+    /* Free, and marked for a scrub: the guest wrote descriptors there. */
+    ASSERT_FRAME(ldt2, PGC_state_free | PGC_need_scrub, 0);
     hvtest_done();
 }

@@ -336,7 +336,7 @@ TEST(pfinfo3_xtab_for_special_free_foreign_and_broken)
     ASSERT(extra);
     free_pg = alloc_heap_pages(0, 0);
     ASSERT(free_pg);
-    free_heap_pages(free_pg, 0);
+    free_heap_pages(free_pg, 0, false);
     atomic_fetch_or(&mfn_to_page(broken)->count_info, PGC_broken);
 
     a[0] = data;
@@ -476,6 +476,27 @@ TEST(zero_pages_untouched_frames_read_xalloc)
     hvtest_done();
 }
 
+/*
+ * Allocate order-0 frames until the heap hands out mfn (the allocator
+ * moves on from its last run, so it comes round), then give the others
+ * back.
+ */
+static void alloc_frame_again(mfn_t mfn)
+{
+    static struct page_info *held[HVTEST_MEM_MB << 8];
+    unsigned int n = 0;
+    struct page_info *pg;
+
+    while ( (pg = alloc_heap_pages(0, 0)) && page_to_mfn(pg) != mfn )
+    {
+        ASSERT(n < ARRAY_SIZE(held));
+        held[n++] = pg;
+    }
+    ASSERT(pg);
+    while ( n )
+        free_heap_pages(held[--n], 0, false);
+}
+
 TEST(zero_pages_scrub_makes_a_frame_untouched_again)
 {
     struct page_info *pg;
@@ -490,10 +511,17 @@ TEST(zero_pages_scrub_makes_a_frame_untouched_again)
     memset(map_domain_page(mfn), 0xa5, PAGE_SIZE);
     hv_frame_written(mfn);
     ASSERT(hv_frame_maybe_nonzero(mfn));
-    /* The heap scrubs it and forgets the write: it is zero again. */
-    free_heap_pages(pg, 0);
+    /* Freed, it waits for its scrub and still counts as written. */
+    free_heap_pages(pg, 0, false);
+    ASSERT_HEX(hvtest_caf(mfn), PGC_state_free | PGC_need_scrub);
+    ASSERT(hv_frame_maybe_nonzero(mfn));
+    HVTEST_AUDIT_CLEAN();
+    /* The allocation that takes it again scrubs it and forgets the write. */
+    alloc_frame_again(mfn);
     ASSERT(frame_is_zero(mfn));
     ASSERT(!hv_frame_maybe_nonzero(mfn));
+    free_heap_pages(mfn_to_page(mfn), 0, false);
+    ASSERT_HEX(hvtest_caf(mfn), PGC_state_free);
 
     /* A domain's written frame, when the domain goes, likewise. */
     d = hvtest_domain(16, 1);
@@ -502,8 +530,11 @@ TEST(zero_pages_scrub_makes_a_frame_untouched_again)
     paging_mark_dirty(d, own);
     ASSERT_HEX(pfinfo_zero(d, own), XEN_DOMCTL_PFINFO_NOTAB);
     hvtest_destroy(d);
+    ASSERT_HEX(hvtest_caf(own), PGC_state_free | PGC_need_scrub);
+    alloc_frame_again(own);
     ASSERT(frame_is_zero(own));
     ASSERT(!hv_frame_maybe_nonzero(own));
+    free_heap_pages(mfn_to_page(own), 0, false);
     hvtest_done();
 }
 

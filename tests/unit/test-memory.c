@@ -76,10 +76,13 @@ static uint32_t tot_pages(struct domain *d)
     return atomic_load(&d->tot_pages);
 }
 
-/* A frame is back in the heap: nothing about it survives (invariant 14). */
+/*
+ * A frame is back in the heap: nothing about it survives (invariant 14)
+ * but the mark saying it waits for its scrub.
+ */
 #define ASSERT_FRAME_FREE(mfn)                                            \
     do {                                                                  \
-        ASSERT_HEX(hvtest_caf(mfn), PGC_state_free);                      \
+        ASSERT_HEX(hvtest_caf(mfn) & ~PGC_need_scrub, PGC_state_free);    \
         ASSERT_HEX(hvtest_taf(mfn), 0);                                   \
         ASSERT(page_get_owner(mfn_to_page(mfn)) == NULL);                 \
         ASSERT_HEX(get_gpfn_from_mfn(mfn), INVALID_M2P_ENTRY);            \
@@ -589,36 +592,62 @@ static bool frame_dirty(mfn_t mfn)
 }
 
 /*
- * Issue 10: frames are scrubbed when they go back to the heap, so no later
- * owner reads what a destroyed domain (or one that ballooned a frame out)
- * left in them: its RAM and its shared_info alike.
+ * Issue 10: no later owner reads what a destroyed domain (or one that
+ * ballooned a frame out) left in its frames: its RAM and its shared_info
+ * alike.  Freed, they wait for their scrub (host.c); every frame the heap
+ * hands out afterwards reads as zero.
  */
 TEST(freed_frames_are_scrubbed_before_reuse)
 {
+    static struct page_info *held[HVTEST_MEM_MB << 8];
+    struct page_info *pg;
     struct domain *d;
     mfn_t data, gone, si;
     uint64_t gmfn;
+    unsigned int n = 0, seen = 0;
 
     hvtest_host(HVTEST_MEM_MB);
     d = hvtest_domain(16, 1);
     data = hvtest_frame(d, 0x30);
     gone = hvtest_frame(d, 0x31);
     si = d->shared_info_mfn;
+    /* The guest's writes (recorded as its CPU records them). */
+    hv_frame_written(data);
     memset(map_domain_page(data), 0xa5, PAGE_SIZE);
+    hv_frame_written(gone);
     memset(map_domain_page(gone), 0x5a, PAGE_SIZE);
+    /* The hypervisor's own, which nothing records. */
     memset((uint8_t *)map_domain_page(si) + 1024, 0x3c, 512);
 
-    /* Ballooned out by a live domain: scrubbed at once (PV: by MFN). */
+    /* Ballooned out by a live domain (PV: by MFN). */
     hvtest_as(d, 0);
     gmfn = gone;
     ASSERT_EQ(decrease(&gmfn, 1), 1);
     ASSERT_FRAME_FREE(gone);
-    ASSERT(!frame_dirty(gone));
+    ASSERT_HEX(hvtest_caf(gone), PGC_state_free | PGC_need_scrub);
 
     hvtest_destroy(d);
     ASSERT_FRAME_FREE(data);
-    ASSERT(!frame_dirty(data));
-    ASSERT(!frame_dirty(si));
+    ASSERT_HEX(hvtest_caf(data), PGC_state_free | PGC_need_scrub);
+    ASSERT_HEX(hvtest_caf(si), PGC_state_free | PGC_need_scrub);
+    HVTEST_AUDIT_CLEAN();
+
+    /* Take every free frame: each reads as zero, the three included. */
+    while ( (pg = alloc_heap_pages(0, 0)) )
+    {
+        mfn_t m = page_to_mfn(pg);
+
+        ASSERT(n < ARRAY_SIZE(held));
+        held[n++] = pg;
+        if ( frame_dirty(m) )
+            FAIL("frame %#lx handed out holding data", (unsigned long)m);
+        ASSERT(!hv_frame_maybe_nonzero(m));
+        seen += m == data || m == gone || m == si;
+    }
+    ASSERT_EQ(seen, 3);
+    while ( n )
+        free_heap_pages(held[--n], 0, false);
+    ASSERT_EQ(hv_scrub_pending(), 0);
     hvtest_done();
 }
 

@@ -880,6 +880,7 @@ TEST(update_va_mapping_without_l2_entry_is_einval_and_flushes_nothing)
     ASSERT_EQ(gen(d, 1), g1 + 1);
 
     /* A guest vCPU bitmap at VA(1) (the `ro` page) naming vCPU 1. */
+    hv_frame_written(t.ro);
     *(uint64_t *)map_domain_page(t.ro) = 2;
     ASSERT_EQ(do_update_va_mapping(VA(2), hvtest_pte(extra, 0),
                                    VA(1) | UVMF_TLB_FLUSH), 0);
@@ -923,7 +924,7 @@ TEST(mapping_foreign_or_free_frame_ebusy_mmio_without_permission_eperm)
     pg = alloc_heap_pages(0, 0);
     ASSERT(pg);
     freed = page_to_mfn(pg);
-    free_heap_pages(pg, 0);
+    free_heap_pages(pg, 0, false);
     ASSERT_EQ(hvtest_pt_update(t, 1, hvtest_pte(freed, 0)), -EBUSY);
     ASSERT_HEX(hvtest_count(freed), 0);
 
@@ -1082,6 +1083,7 @@ TEST(mmuext_tlb_flush_ops_bump_the_named_vcpus)
     uint64_t g0, g1;
 
     tree_as_base(d, &t, 0x100);
+    hv_frame_written(t.ro);
     *(uint64_t *)map_domain_page(t.ro) = 2;     /* bitmap: vCPU 1 */
     g0 = gen(d, 0);
     g1 = gen(d, 1);
@@ -1142,6 +1144,9 @@ TEST(mmuext_set_ldt_clear_copy_super_and_unknown_commands)
     struct mmuext_op op = { 0 };
     uint8_t *pa = map_domain_page(a), *pb = map_domain_page(b);
 
+    /* The test writes a and b as their guest would. */
+    hv_frame_written(a);
+    hv_frame_written(b);
     f = hvtest_frame(d2, 0x10);
     hvtest_as(d, 0);
 
@@ -1196,6 +1201,7 @@ TEST(mmuext_set_ldt_clear_copy_super_and_unknown_commands)
     ASSERT_HEX(hvtest_caf(f), ALLOC | 1);
     /* The control domain may clear a domU's frame (FD = the domU). */
     set_current(host.dom0->vcpu[0]);
+    hv_frame_written(f);
     memset(map_domain_page(f), 1, 8);
     op = (struct mmuext_op){ .cmd = MMUEXT_CLEAR_PAGE, .arg1.mfn = f };
     ASSERT_EQ(mmuext(&op, d2->domain_id), 0);

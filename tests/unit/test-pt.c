@@ -221,7 +221,7 @@ TEST(l1e_owner_free_frame_and_mmio_rules)
 
     hvtest_as(d, 0);
     own = hvtest_frame(d, 0x6);
-    free_heap_pages(fpg, 0);
+    free_heap_pages(fpg, 0, false);
 
     /* A foreign frame mapped as one's own: -EBUSY, no ref kept. */
     hv_log_clear();

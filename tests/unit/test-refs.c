@@ -45,7 +45,7 @@ TEST(get_page_of_free_frame_fails_with_od_null)
     struct page_info *pg = alloc_heap_pages(0, 0);
     mfn_t m = page_to_mfn(pg);
 
-    free_heap_pages(pg, 0);
+    free_heap_pages(pg, 0, false);
     hv_log_clear();
     ASSERT_EQ(get_page(pg, d), false);
     ASSERT(hvtest_log_has("Error mfn %05lx: rd=d%u od=NULL", (unsigned long)m,
@@ -413,6 +413,10 @@ TEST(segdesc_page_validates_descriptors_and_keeps_validated)
     mfn_t m = hvtest_frame(d, 0x80), bad = hvtest_frame(d, 0x81);
     uint64_t *desc = map_domain_page(m);
     struct page_info *pg = mfn_to_page(m);
+
+    /* The test writes descriptors as the guest would. */
+    hv_frame_written(m);
+    hv_frame_written(bad);
 
     /* Flat 64-bit code segment, DPL 0: accepted, DPL raised to 3. */
     desc[1] = 0x00af9a000000ffffULL;

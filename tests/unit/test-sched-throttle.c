@@ -140,6 +140,7 @@ static void build_spinner(struct domain *d)
     uint64_t *w = map_domain_page(code);
     struct vcpu *v = d->vcpu[0];
 
+    hv_frame_written(code);         /* as the domain builder's write is */
     w[0] = isa_encode(ISA_OP_JMPR, 0, ISA_RBX, 0, 0);
     hvtest_write_pte(l4, 0, hvtest_pte(l3, _PAGE_RW | _PAGE_USER));
     hvtest_write_pte(l3, 0, hvtest_pte(l2, _PAGE_RW | _PAGE_USER));

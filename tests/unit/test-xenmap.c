@@ -651,7 +651,7 @@ TEST(map_without_free_frames_fails_enomem_and_keeps_what_it_built)
 
     for ( uint64_t i = 0; i < n; i++ )
         if ( held[i] )
-            free_heap_pages(held[i], 0);
+            free_heap_pages(held[i], 0, false);
     free(held);
     ASSERT_EQ(map_pages_to_xen(TVA(0) + PAGE_SIZE, 0x77, 1, PH), 0);
     ASSERT_HEX(xen_map_to_mfn(TVA(0) + PAGE_SIZE), 0x77);
