@@ -31,7 +31,21 @@ struct xc_interface
     unsigned int kind;          /* XC_SESSION_* */
     int send_fd;                /* fd to pass with the next request */
     uint8_t *staging;           /* builder: the staging memfd, mapped */
-    size_t staging_bytes;
+    size_t staging_bytes;       /* two halves of XC_STAGING_PAGES pages */
+    /*
+     * A builder's pipelined write (xc_frames_write_start): the half a
+     * copy in flight reads is the other one than `fill`; its request's
+     * seq, domain and frames (for the message if it fails), and once
+     * its answer is in, its outcome until xc_frames_wait() returns it.
+     */
+    unsigned int fill;          /* 0 or 1: the half callers may fill */
+    bool copy_pending;          /* a FRAME_COPY's answer is still due */
+    bool copy_done;             /* ... came in; copy_errno is its outcome */
+    uint32_t copy_seq;
+    uint32_t copy_domid;
+    unsigned int copy_n;
+    xen_pfn_t *copy_mfns;       /* XC_STAGING_PAGES entries */
+    int copy_errno;
 
     int mem_fd;                 /* machine memory, passed at HELLO */
     uint64_t mem_bytes;

@@ -153,19 +153,18 @@ static int read_full(int fd, void *buf, size_t len, int *passed_fd)
     return 0;
 }
 
-int xc__call(xc_interface *xch, unsigned int op, const void *req,
-             size_t req_len, const void *extra, size_t extra_len,
-             struct xc__resp *resp)
+/* Send one request; its header's seq in *seq. */
+static int send_req(xc_interface *xch, unsigned int op, const void *req,
+                    size_t req_len, const void *extra, size_t extra_len,
+                    uint32_t *seq)
 {
     struct ferry_ctl_hdr h = {
         .magic = FERRY_CTL_MAGIC, .version = FERRY_CTL_VERSION,
         .op = (uint16_t)op, .seq = ++xch->seq,
         .len = (uint32_t)(req_len + extra_len),
     };
-    struct ferry_ctl_hdr r;
-    int *pfd = op == FERRY_CTL_HELLO ? &xch->mem_fd : NULL;
 
-    resp->len = 0;
+    *seq = h.seq;
     if ( req_len + extra_len > FERRY_CTL_MAX_PAYLOAD )
     {
         errno = E2BIG;
@@ -190,14 +189,30 @@ int xc__call(xc_interface *xch, unsigned int op, const void *req,
         return -1;
     }
     if ( (req_len && write_full(xch->fd, req, req_len)) ||
-         (extra_len && write_full(xch->fd, extra, extra_len)) ||
-         read_full(xch->fd, &r, sizeof(r), pfd) )
+         (extra_len && write_full(xch->fd, extra, extra_len)) )
     {
         xc__log(xch, XC_ERROR, errno, "lost the connection to ferry-hv at %s",
                 xch->run_dir);
         return -1;
     }
-    if ( r.magic != FERRY_CTL_MAGIC || r.seq != h.seq || r.op != h.op )
+    return 0;
+}
+
+/* Read the response to request seq of op into resp. */
+static int recv_resp(xc_interface *xch, unsigned int op, uint32_t seq,
+                     struct xc__resp *resp)
+{
+    struct ferry_ctl_hdr r;
+    int *pfd = op == FERRY_CTL_HELLO ? &xch->mem_fd : NULL;
+
+    resp->len = 0;
+    if ( read_full(xch->fd, &r, sizeof(r), pfd) )
+    {
+        xc__log(xch, XC_ERROR, errno, "lost the connection to ferry-hv at %s",
+                xch->run_dir);
+        return -1;
+    }
+    if ( r.magic != FERRY_CTL_MAGIC || r.seq != seq || r.op != op )
     {
         xc__log(xch, XC_ERROR, 0, "garbled response from ferry-hv at %s",
                 xch->run_dir);
@@ -240,6 +255,26 @@ int xc__call(xc_interface *xch, unsigned int op, const void *req,
         return -1;
     }
     return r.rc;
+}
+
+static int copy_collect(xc_interface *xch);
+
+int xc__call(xc_interface *xch, unsigned int op, const void *req,
+             size_t req_len, const void *extra, size_t extra_len,
+             struct xc__resp *resp)
+{
+    uint32_t seq;
+
+    /*
+     * Responses come in the order of the requests: a copy still in
+     * flight is answered first (its outcome kept for xc_frames_wait()).
+     */
+    if ( xch->copy_pending )
+        copy_collect(xch);
+    resp->len = 0;
+    if ( send_req(xch, op, req, req_len, extra, extra_len, &seq) )
+        return -1;
+    return recv_resp(xch, op, seq, resp);
 }
 
 /* A call whose whole response lands in xch->resp. */
@@ -393,6 +428,7 @@ void xc_interface_close(xc_interface *xch)
         return;
     if ( xch->staging )
         munmap(xch->staging, xch->staging_bytes);
+    free(xch->copy_mfns);
     if ( xch->mem_rw )
         munmap(xch->mem_rw, xch->mem_bytes);
     if ( xch->mem_ro )
@@ -1188,14 +1224,26 @@ int xc_mapped_write(xc_interface *xch, void *mapped, const void *buf,
 /*
  * A builder's staging area: a memfd sealed so that it can never shrink
  * under the daemon's mapping, populated here once and reused for every
- * batch, so that neither side pays a fault per page.
+ * batch, so that neither side pays a fault per page.  Two halves of
+ * XC_STAGING_PAGES pages: the daemon copies a batch out of one while
+ * the caller fills the other (xc_frames_write_start).
  */
+#define HALF_BYTES ((size_t)XC_STAGING_PAGES * PAGE_SIZE)
+
+static uint8_t *staging_half(xc_interface *xch, unsigned int i)
+{
+    return xch->staging + i * HALF_BYTES;
+}
+
 static int staging_setup(xc_interface *xch)
 {
-    struct ferry_ctl_staging_req q = { .bytes = XC_STAGING_PAGES * PAGE_SIZE };
+    struct ferry_ctl_staging_req q = { .bytes = 2 * HALF_BYTES };
     void *m = MAP_FAILED;
-    int fd, rc = -1, saved;
+    int fd = -1, rc = -1, saved;
 
+    xch->copy_mfns = malloc(XC_STAGING_PAGES * sizeof(*xch->copy_mfns));
+    if ( !xch->copy_mfns )
+        goto out;
     fd = memfd_create("ferry-staging", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if ( fd < 0 )
         goto out;
@@ -1211,13 +1259,18 @@ static int staging_setup(xc_interface *xch)
         goto out;
     xch->staging = m;
     xch->staging_bytes = q.bytes;
+    xch->fill = 0;
     m = MAP_FAILED;
     rc = 0;
  out:
     saved = errno;
     if ( rc )
+    {
         xc__log(xch, XC_ERROR, errno, "cannot set up a staging area with ferry-hv at %s",
                 xch->run_dir);
+        free(xch->copy_mfns);
+        xch->copy_mfns = NULL;
+    }
     if ( m != MAP_FAILED )
         munmap(m, q.bytes);
     if ( fd >= 0 )
@@ -1227,23 +1280,70 @@ static int staging_setup(xc_interface *xch)
     return rc;
 }
 
-/* One FRAME_COPY of n <= XC_STAGING_PAGES frames at the staging start. */
+/* The daemon's answer to a failed FRAME_COPY of mfns[0..n), logged. */
+static void copy_failed(xc_interface *xch, uint32_t domid, unsigned int dir,
+                        const xen_pfn_t *mfns, unsigned int n)
+{
+    struct ferry_ctl_copy_resp r = { .bad = n };
+    int saved = errno;
+
+    if ( xch->resp.len == sizeof(r) )
+        memcpy(&r, xch->resp.buf, sizeof(r));
+    xc__log(xch, XC_ERROR, saved, "cannot %s frame %#llx of domain %u",
+            dir == FERRY_COPY_TO_FRAMES ? "write" : "read",
+            r.bad < n ? (unsigned long long)mfns[r.bad] : 0ULL, domid);
+    errno = saved;
+}
+
+/* One FRAME_COPY of n <= XC_STAGING_PAGES frames at the fill half. */
 static int frame_copy(xc_interface *xch, uint32_t domid, unsigned int dir,
                       const xen_pfn_t *mfns, unsigned int n)
 {
     struct ferry_ctl_copy_req q = {
         .domid = (domid_t)domid, .dir = dir, .num = n,
+        .offset = xch->fill * HALF_BYTES,
     };
-    struct ferry_ctl_copy_resp r = { 0 };
 
     if ( xc__call(xch, FERRY_CTL_FRAME_COPY, &q, sizeof(q), mfns,
                   n * sizeof(*mfns), &xch->resp) >= 0 )
         return 0;
-    if ( xch->resp.len == sizeof(r) )
-        memcpy(&r, xch->resp.buf, sizeof(r));
-    xc__log(xch, XC_ERROR, errno, "cannot %s frame %#llx of domain %u",
-            dir == FERRY_COPY_TO_FRAMES ? "write" : "read",
-            r.bad < n ? (unsigned long long)mfns[r.bad] : 0ULL, domid);
+    copy_failed(xch, domid, dir, mfns, n);
+    return -1;
+}
+
+/*
+ * The answer to the copy in flight, if any: its outcome is kept in
+ * copy_errno until xc_frames_wait() hands it over, whoever collected it.
+ */
+static int copy_collect(xc_interface *xch)
+{
+    int rc;
+
+    if ( !xch->copy_pending )
+        return 0;
+    xch->copy_pending = false;
+    xch->copy_done = true;
+    rc = recv_resp(xch, FERRY_CTL_FRAME_COPY, xch->copy_seq, &xch->resp);
+    if ( rc < 0 )
+    {
+        copy_failed(xch, xch->copy_domid, FERRY_COPY_TO_FRAMES,
+                    xch->copy_mfns, xch->copy_n);
+        xch->copy_errno = errno ? errno : EIO;
+        return -1;
+    }
+    xch->copy_errno = 0;
+    return 0;
+}
+
+int xc_frames_wait(xc_interface *xch)
+{
+    copy_collect(xch);
+    if ( !xch->copy_done )
+        return 0;
+    xch->copy_done = false;
+    if ( !xch->copy_errno )
+        return 0;
+    errno = xch->copy_errno;
     return -1;
 }
 
@@ -1292,6 +1392,8 @@ static int frames_mapped(xc_interface *xch, uint32_t domid, bool write,
 static int frames_copy(xc_interface *xch, uint32_t domid, bool write,
                        const xen_pfn_t *mfns, unsigned int n, uint8_t *buf)
 {
+    uint8_t *stage;
+
     if ( xch->kind == XC_SESSION_FULL )
         return n ? frames_mapped(xch, domid, write, mfns, n, buf) : 0;
     if ( xch->kind != XC_SESSION_BUILDER )
@@ -1299,22 +1401,26 @@ static int frames_copy(xc_interface *xch, uint32_t domid, bool write,
         errno = EPERM;
         return -1;
     }
+    /* Nothing after a failed pipelined write: it is reported first. */
+    if ( xc_frames_wait(xch) )
+        return -1;
     if ( !xch->staging && n && staging_setup(xch) )
         return -1;
+    stage = n ? staging_half(xch, xch->fill) : NULL;
     for ( unsigned int i = 0; i < n; i += XC_STAGING_PAGES )
     {
         unsigned int k = n - i < XC_STAGING_PAGES ? n - i : XC_STAGING_PAGES;
         size_t bytes = (size_t)k * PAGE_SIZE;
 
         /* Pages composed in the staging area itself are there already. */
-        if ( write && buf != xch->staging )
-            memcpy(xch->staging, buf + (size_t)i * PAGE_SIZE, bytes);
+        if ( write && buf != stage )
+            memcpy(stage, buf + (size_t)i * PAGE_SIZE, bytes);
         if ( frame_copy(xch, domid, write ? FERRY_COPY_TO_FRAMES
                                           : FERRY_COPY_FROM_FRAMES,
                         mfns + i, k) )
             return -1;
-        if ( !write && buf != xch->staging )
-            memcpy(buf + (size_t)i * PAGE_SIZE, xch->staging, bytes);
+        if ( !write && buf != stage )
+            memcpy(buf + (size_t)i * PAGE_SIZE, stage, bytes);
     }
     return 0;
 }
@@ -1324,7 +1430,38 @@ void *xc_frames_buffer(xc_interface *xch, unsigned int n)
     if ( xch->kind != XC_SESSION_BUILDER || n > XC_STAGING_PAGES ||
          (!xch->staging && staging_setup(xch)) )
         return NULL;
-    return xch->staging;
+    return staging_half(xch, xch->fill);
+}
+
+int xc_frames_write_start(xc_interface *xch, uint32_t domid,
+                          const xen_pfn_t *mfns, unsigned int n,
+                          const void *src)
+{
+    struct ferry_ctl_copy_req q = {
+        .domid = (domid_t)domid, .dir = FERRY_COPY_TO_FRAMES, .num = n,
+    };
+    uint8_t *stage;
+
+    if ( xch->kind != XC_SESSION_BUILDER || n > XC_STAGING_PAGES || !n )
+        return xc_frames_write(xch, domid, mfns, n, src);
+    /* One copy in flight at most, and none after one that failed. */
+    if ( xc_frames_wait(xch) ||
+         (!xch->staging && staging_setup(xch)) )
+        return -1;
+    stage = staging_half(xch, xch->fill);
+    if ( src != stage )
+        memcpy(stage, src, (size_t)n * PAGE_SIZE);
+    q.offset = xch->fill * HALF_BYTES;
+    if ( send_req(xch, FERRY_CTL_FRAME_COPY, &q, sizeof(q), mfns,
+                  n * sizeof(*mfns), &xch->copy_seq) )
+        return -1;
+    memcpy(xch->copy_mfns, mfns, n * sizeof(*mfns));
+    xch->copy_n = n;
+    xch->copy_domid = domid;
+    xch->copy_pending = true;
+    /* The daemon reads this half until its answer: fill the other. */
+    xch->fill ^= 1;
+    return 0;
 }
 
 int xc_frames_write(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,

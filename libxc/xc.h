@@ -292,9 +292,11 @@ const uint64_t *xc_m2p(const xc_interface *xch);
  * end.  Each frame must be the domain's (EPERM), and one written must
  * not be a page table in use (EBUSY); nothing is copied unless every
  * frame of a batch passes.  A full session checks and copies through its
- * machine memory; a builder session through a staging memfd of
- * XC_STAGING_PAGES pages it gives the daemon, which checks and copies;
- * a control session gets EPERM.
+ * machine memory; a builder session through a staging memfd of two
+ * halves of XC_STAGING_PAGES pages it gives the daemon, which checks and
+ * copies; a control session gets EPERM.  On a builder session these
+ * first wait for a pipelined write (below), and fail with its error if
+ * it failed.
  */
 #define XC_STAGING_PAGES 1024
 int xc_frames_write(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
@@ -302,12 +304,30 @@ int xc_frames_write(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
 int xc_frames_read(xc_interface *xch, uint32_t domid, const xen_pfn_t *mfns,
                    unsigned int n, void *dst);
 /*
- * Builder sessions: the staging area itself, to compose up to n pages in
- * place and pass it as xc_frames_write()'s src, which then copies them
+ * Builder sessions: the half of the staging area no copy is reading, to
+ * compose up to n pages in place and pass as the src of
+ * xc_frames_write() or xc_frames_write_start(), which then copy them
  * only once (into the frames).  NULL for other sessions or n too large.
  * Valid until the next xc_frames_* call.
  */
 void *xc_frames_buffer(xc_interface *xch, unsigned int n);
+/*
+ * A pipelined xc_frames_write() of n <= XC_STAGING_PAGES pages: the
+ * request is sent and the call returns without its answer, and the next
+ * xc_frames_buffer() is the other half, so that the caller composes the
+ * next batch while the daemon copies this one.  One write is in flight
+ * at most: starting another first waits for it, and if it failed returns
+ * its error and sends nothing.  Any other call also takes its answer
+ * first (responses come in order), keeping its outcome for
+ * xc_frames_wait().  Other sessions, or n out of range: as
+ * xc_frames_write().
+ */
+int xc_frames_write_start(xc_interface *xch, uint32_t domid,
+                          const xen_pfn_t *mfns, unsigned int n,
+                          const void *src);
+/* The outcome of the last xc_frames_write_start() not yet waited for:
+ * 0 (or none), or -1 with errno (logged, naming the frame refused). */
+int xc_frames_wait(xc_interface *xch);
 
 /* ------------------------------------------------------------------------
  * The PV domain builder (xc-dom.c)

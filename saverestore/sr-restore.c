@@ -116,7 +116,20 @@ struct restore_ctx
     xen_pfn_t *ext;
     uint64_t *pop_pfns;
     xen_pfn_t *mfns;
-    uint8_t *pages;                 /* cap pages, where no staging area */
+    uint8_t *pages;                 /* pages_cap pages, where no staging */
+    uint8_t *vpages;                /* pages_cap pages: a VERIFY copy's */
+    uint32_t pages_cap;
+
+    /*
+     * The pipelined write (xc_frames_write_start): the daemon copies one
+     * batch from one half of the staging area while the next record's
+     * pages are read into the other.  The copy in flight is waited for
+     * before anything of the next batch is applied (populated, noted,
+     * written), so that a batch that fails stops the restore with
+     * nothing after it done; the record it came from names it.
+     */
+    bool copy_in_flight;
+    uint64_t copy_rec_off;
 
     /*
      * Where things came from, so that a hostile stream's message names
@@ -370,11 +383,33 @@ static int grow_buffers(struct restore_ctx *ctx, uint32_t count)
     GROW(pop_pfns);
     GROW(mfns);
 #undef GROW
-    p = realloc(ctx->pages, (size_t)count * SR_PAGE_SIZE);
-    if ( !p )
+    ctx->cap = count;
+    return 0;
+}
+
+/*
+ * Room for @count pages where no staging area takes them (and for a
+ * VERIFY copy's): apart from grow_buffers(), which populating a batch
+ * calls while its pages are read, so that they never move under it.
+ */
+static int grow_pages(struct restore_ctx *ctx, uint32_t count)
+{
+    void *p;
+
+    if ( count <= ctx->pages_cap && (!ctx->verify || ctx->vpages) )
+        return 0;
+    if ( count < ctx->pages_cap )
+        count = ctx->pages_cap;
+    if ( !(p = realloc(ctx->pages, (size_t)count * SR_PAGE_SIZE)) )
         return -ENOMEM;
     ctx->pages = p;
-    ctx->cap = count;
+    if ( ctx->verify )
+    {
+        if ( !(p = realloc(ctx->vpages, (size_t)count * SR_PAGE_SIZE)) )
+            return -ENOMEM;
+        ctx->vpages = p;
+    }
+    ctx->pages_cap = count;
     return 0;
 }
 
@@ -631,11 +666,26 @@ static int note_page_data(struct restore_ctx *ctx, const struct sr_rec *rec,
     return 0;
 }
 
-static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
+/* The pipelined write of the last batch: done, or the restore fails. */
+static int wait_copy(struct restore_ctx *ctx)
+{
+    if ( !ctx->copy_in_flight )
+        return 0;
+    ctx->copy_in_flight = false;
+    if ( !xc_frames_wait(ctx->xch) )
+        return 0;
+    return fail(ctx, -errno, "restore: %s record (type %#x) at offset %"
+                PRIu64 ": cannot write the domain's frames",
+                sr_libxc_rec_name(SR_LIBXC_PAGE_DATA), SR_LIBXC_PAGE_DATA,
+                ctx->copy_rec_off);
+}
+
+static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
 {
     struct sr_page_data pd;
     uint32_t p = 0;
     uint8_t *out;
+    bool staged;
     char what[SR__PT_MSG_SIZE + 64];
     int rc;
 
@@ -658,6 +708,29 @@ static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
     }
     if ( grow_buffers(ctx, pd.count + 1) )
         return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+
+    /*
+     * The pages are read straight to where the daemon copies them from
+     * (the half of the builder session's staging area that no copy is
+     * reading), while it copies the last batch out of the other half.
+     * A batch too large for it, or a VERIFY copy, goes to memory here.
+     */
+    out = ctx->verify ? NULL : xc_frames_buffer(ctx->xch, pd.nr_pages);
+    staged = out != NULL;
+    if ( !out )
+    {
+        if ( grow_pages(ctx, pd.nr_pages + 1) )
+            return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+        out = ctx->verify ? ctx->vpages : ctx->pages;
+    }
+    if ( !pd.pages && (rc = sr_read_page_data_pages(ctx->io, rec, out)) )
+        return fail_io(ctx, rc);
+    if ( pd.pages && pd.nr_pages )
+        memcpy(out, pd.pages, (size_t)pd.nr_pages * SR_PAGE_SIZE);
+    pd.pages = out;
+    /* Nothing of this batch is applied unless the last one was. */
+    if ( (rc = wait_copy(ctx)) )
+        return rc;
     if ( ctx->verify )
     {
         verify_page_data(ctx, &pd);
@@ -682,24 +755,18 @@ static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
     }
     if ( !pd.nr_pages )
         goto out;
-    /*
-     * The batch is composed where the daemon copies it from (the builder
-     * session's staging area), tables localised on the way, and written
-     * in one call: the daemon checks each frame is the domain's.
-     */
-    out = xc_frames_buffer(ctx->xch, pd.nr_pages);
-    if ( !out )
-        out = ctx->pages;
+    /* Tables are localised in place; the daemon checks each frame is the
+     * domain's as it copies. */
     p = 0;
     for ( uint32_t i = 0; i < pd.count; i++ )
     {
         unsigned int type = sr_entry_type(pd.entries[i]);
         uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-        uint8_t *dst = out + (size_t)p * SR_PAGE_SIZE;
+        uint8_t *dst;
 
         if ( !sr_pfinfo_has_data(type) )
             continue;
-        memcpy(dst, pd.pages + (size_t)p++ * SR_PAGE_SIZE, SR_PAGE_SIZE);
+        dst = out + (size_t)p++ * SR_PAGE_SIZE;
         if ( !sr__is_pagetable_type(dtype) )
             continue;
         ctx->ptmsg[0] = '\0';
@@ -711,7 +778,17 @@ static int handle_page_data(struct restore_ctx *ctx, const struct sr_rec *rec)
             return fail_rec(ctx, rec, rc, what);
         }
     }
-    if ( xc_frames_write(ctx->xch, ctx->domid, ctx->mfns, pd.nr_pages, out) )
+    if ( staged )
+    {
+        if ( xc_frames_write_start(ctx->xch, ctx->domid, ctx->mfns,
+                                   pd.nr_pages, out) )
+            return fail_rec(ctx, rec, -errno,
+                            "cannot write the domain's frames");
+        ctx->copy_in_flight = true;
+        ctx->copy_rec_off = rec->offset;
+    }
+    else if ( xc_frames_write(ctx->xch, ctx->domid, ctx->mfns, pd.nr_pages,
+                              out) )
         return fail_rec(ctx, rec, -errno,
                         "cannot write the domain's frames");
  out:
@@ -744,7 +821,7 @@ static int handle_vcpu_basic(struct restore_ctx *ctx, const struct sr_rec *rec)
     return 0;
 }
 
-static int process_record(struct restore_ctx *ctx, const struct sr_rec *rec)
+static int process_record(struct restore_ctx *ctx, struct sr_rec *rec)
 {
     switch ( rec->type )
     {
@@ -1298,6 +1375,7 @@ static int restore_libxc(struct restore_ctx *ctx)
 
     sr_rec_init(&rec);
     rec.max_pages = ctx->admitted_pages;
+    rec.defer_pages = true;
     rc = sr_read_libxc_ihdr(ctx->io, &ih);
     if ( !rc )
         rc = sr_read_libxc_dhdr(ctx->io, &dh);
@@ -1328,6 +1406,9 @@ static int restore_libxc(struct restore_ctx *ctx)
         if ( rc )
             goto out;
     }
+    rc = wait_copy(ctx);
+    if ( rc )
+        goto out;
     ctx->r->t_last_page_ns = now_ns();
     if ( ctx->r->verify_mismatches )
     {
@@ -1561,6 +1642,7 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     free(ctx.pop_pfns);
     free(ctx.mfns);
     free(ctx.pages);
+    free(ctx.vpages);
     free(ctx.pfn_rec_off);
     free(ctx.demand);
     free(ctx.vcpu_rec_off);

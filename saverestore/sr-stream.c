@@ -537,7 +537,8 @@ int sr_parse_page_data(struct sr_io *io, const struct sr_rec *rec,
         return PD_FAIL("body length %" PRIu32 ", expected %" PRIu64
                        " for %" PRIu32 " entries with %" PRIu32 " pages",
                        rec->length, want, count, pd->nr_pages);
-    pd->pages = rec->body + sizeof(*hdr) + 8ULL * count;
+    pd->pages = rec->body_len < rec->length
+                ? NULL : rec->body + sizeof(*hdr) + 8ULL * count;
     return 0;
 #undef PD_FAIL
 }
@@ -686,11 +687,11 @@ static int rec_reserve(struct sr_rec *rec, size_t need)
     return 0;
 }
 
+/* Step over the next left bytes of rec's body. */
 static int rec_skip(struct sr_io *io, enum sr_layer layer,
-                    const struct sr_rec *rec)
+                    const struct sr_rec *rec, uint32_t left)
 {
     uint8_t buf[4096];
-    uint32_t left = rec->length;
     int rc = 0;
 
     while ( !rc && left )
@@ -736,6 +737,53 @@ uint32_t sr_rec_length_bound(enum sr_layer layer, uint32_t type,
     return bound < SR_REC_LENGTH_MAX ? bound : SR_REC_LENGTH_MAX;
 }
 
+/*
+ * A PAGE_DATA record whose pages the caller reads (rec->defer_pages):
+ * its header and PFN array into body, checked by sr_parse_page_data(),
+ * the pages left in the stream.  A body too short for its entries is
+ * read no further than its header, which the check then refuses.
+ */
+static int read_page_data_head(struct sr_io *io, struct sr_rec *rec)
+{
+    struct sr_page_data_hdr hdr;
+    struct sr_page_data pd;
+    uint32_t head = rec->length;
+    int rc;
+
+    if ( rec->length >= sizeof(hdr) )
+    {
+        if ( (rc = rec_read(io, SR_LIBXC, rec, &hdr, sizeof(hdr))) )
+            return rc;
+        head = sizeof(hdr);
+        if ( sizeof(hdr) + 8ULL * le32toh(hdr.count) <= rec->length )
+            head += 8 * le32toh(hdr.count);
+        if ( rec_reserve(rec, head) )
+            return rec_fail(io, SR_LIBXC, rec->type, rec->offset, -ENOMEM,
+                            "cannot allocate %" PRIu32 " bytes", head);
+        memcpy(rec->body, &hdr, sizeof(hdr));
+        if ( (rc = rec_read(io, SR_LIBXC, rec, rec->body + sizeof(hdr),
+                            head - sizeof(hdr))) )
+            return rc;
+    }
+    else if ( (rc = rec_read(io, SR_LIBXC, rec, rec->body, head)) )
+        return rc;
+    rec->body_len = head;
+    rec->deferred = rec->length - head;
+    return sr_parse_page_data(io, rec, &pd);
+}
+
+int sr_read_page_data_pages(struct sr_io *io, struct sr_rec *rec,
+                            void *dst)
+{
+    uint32_t n = rec->deferred;
+    int rc;
+
+    rec->deferred = 0;
+    if ( (rc = rec_read(io, SR_LIBXC, rec, dst, n)) )
+        return rc;
+    return read_padding(io, SR_LIBXC, rec);
+}
+
 int sr_read_record(struct sr_io *io, enum sr_layer layer,
                    struct sr_rec *rec)
 {
@@ -744,6 +792,16 @@ int sr_read_record(struct sr_io *io, enum sr_layer layer,
     struct sr_rhdr rhdr;
     int rc;
 
+    /* Pages of the last record the caller left unread. */
+    if ( rec->deferred )
+    {
+        uint32_t n = rec->deferred;
+
+        rec->deferred = 0;
+        if ( (rc = rec_skip(io, SR_LIBXC, rec, n)) ||
+             (rc = read_padding(io, SR_LIBXC, rec)) )
+            return rc;
+    }
     for ( ;; )
     {
         rec->offset = io->offset;
@@ -777,11 +835,18 @@ int sr_read_record(struct sr_io *io, enum sr_layer layer,
             return rec_fail(io, layer, rec->type, rec->offset, -EOPNOTSUPP,
                             "not supported");
         /* Unknown but optional: step over it, padding still checked. */
-        if ( (rc = rec_skip(io, layer, rec)) ||
+        if ( (rc = rec_skip(io, layer, rec, rec->length)) ||
              (rc = read_padding(io, layer, rec)) )
             return rc;
     }
     /* At least 8 bytes so that empty records still have a body. */
+    if ( rec_reserve(rec, 8) )
+        return rec_fail(io, layer, rec->type, rec->offset, -ENOMEM,
+                        "cannot allocate 8 bytes");
+    if ( layer == SR_LIBXC && rec->type == SR_LIBXC_PAGE_DATA &&
+         rec->defer_pages )
+        return read_page_data_head(io, rec);
+    rec->body_len = rec->length;
     if ( rec_reserve(rec, rec->length < 8 ? 8 : rec->length) )
         return rec_fail(io, layer, rec->type, rec->offset, -ENOMEM,
                         "cannot allocate %" PRIu32 " bytes", rec->length);

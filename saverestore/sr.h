@@ -416,6 +416,17 @@ struct sr_rec
      * stream of that many pages can need (sr_rec_length_bound()).
      */
     uint64_t max_pages;
+    /*
+     * Set by a restorer after sr_rec_init(): a libxc PAGE_DATA record's
+     * pages stay in the stream, for sr_read_page_data_pages() to read
+     * straight to where they go (the staging area the daemon copies
+     * from), rather than into body and copied again.  body then holds
+     * body_len bytes (the header and the PFN array, checked) of length;
+     * deferred says how many are still to read.
+     */
+    bool defer_pages;
+    uint32_t body_len;          /* bytes of the body in body */
+    uint32_t deferred;          /* bytes of pages still in the stream */
 };
 
 void sr_rec_init(struct sr_rec *rec);
@@ -477,9 +488,17 @@ struct sr_page_data
     const uint8_t *pages;       /* nr_pages * 4096 bytes */
 };
 
-/* Parse and check a PAGE_DATA body (sr_read_record() already did). */
+/* Parse and check a PAGE_DATA body (sr_read_record() already did).
+ * pages is NULL when they were left in the stream (rec->defer_pages). */
 int sr_parse_page_data(struct sr_io *io, const struct sr_rec *rec,
                        struct sr_page_data *pd);
+/*
+ * The pages a deferred PAGE_DATA record left in the stream
+ * (rec->deferred bytes, pd.nr_pages pages), read into dst.  The next
+ * sr_read_record() steps over them if the caller does not read them.
+ */
+int sr_read_page_data_pages(struct sr_io *io, struct sr_rec *rec,
+                            void *dst);
 
 /* ------------------------------------------------------------------------
  * The engines (sr-save.c, sr-restore.c)
