@@ -13,6 +13,10 @@
  * the restore's); can write and read back its own frames, but not a
  * frame of the victim, a free frame, a frame past the end, nor its own
  * page table once pinned; and a batch with one bad frame writes nothing.
+ * Pipelined writes (xc_frames_write_start, as the restore engine makes
+ * them): the next batch is composed in the other half of the staging
+ * area than the one the daemon is copying; and after a batch that fails,
+ * no later batch is written, whichever call collects the failure.
  * A control session gets no fd and cannot write a frame by any op.  A
  * second HELLO (asking for a full session) is refused.  Only a bound
  * builder says BUILD_DONE, of its own domain and once; after it the
@@ -28,7 +32,7 @@
 #include "xc.h"
 #include "../../hypervisor/include/public/control.h"
 
-#define PLAN 39
+#define PLAN 42
 
 static const char *rundir;
 /* rc of a libxc call that should fail with errno want. */
@@ -60,7 +64,8 @@ int main(int argc, char **argv)
     xc_domaininfo_t info;
     uint32_t victim, mine = DOMID_ANY, other = DOMID_ANY;
     xen_pfn_t ext[2], victim_mfn, free_mfn, bad[2];
-    static uint8_t page[2][4096], back[4096];
+    static uint8_t page[3][4096], back[4096];
+    uint8_t *stage, *next;
     struct mmuext_op pin = { .cmd = MMUEXT_PIN_L1_TABLE };
     struct mmu_update mu = { 0 };
     void *ptr;
@@ -165,6 +170,37 @@ int main(int argc, char **argv)
     result(fails_with(xc_frames_write(b, mine, bad, 2, page), EPERM) &&
            xc_frames_read(b, mine, ext, 1, back) == 0 && back[0] == 0x5a,
            "a batch with one bad frame writes none of it");
+    /* Pipelined: batch N+1 is composed while batch N is copied. */
+    stage = xc_frames_buffer(b, 1);
+    if ( !stage )
+        return 99;
+    memset(stage, 0x11, sizeof(back));
+    result(xc_frames_write_start(b, mine, &ext[0], 1, stage) == 0 &&
+           (next = xc_frames_buffer(b, 1)) != NULL && next != stage &&
+           memset(next, 0x22, sizeof(back)) &&
+           xc_frames_wait(b) == 0 &&
+           xc_frames_read(b, mine, ext, 1, back) == 0 &&
+           back[0] == 0x11 && back[sizeof(back) - 1] == 0x11,
+           "a pipelined batch is copied from its own half of the staging"
+           " area, not the one the next batch is composed in");
+    bad[0] = ext[0];
+    bad[1] = victim_mfn;
+    memset(page[0], 0x33, sizeof(page[0]));
+    memset(page[1], 0x33, sizeof(page[1]));
+    memset(page[2], 0x44, sizeof(page[2]));
+    result(xc_frames_write_start(b, mine, bad, 2, page) == 0 &&
+           fails_with(xc_frames_write_start(b, mine, ext, 1, page[2]),
+                      EPERM) &&
+           xc_frames_wait(b) == 0 &&
+           xc_frames_read(b, mine, ext, 1, back) == 0 && back[0] == 0x11,
+           "after a pipelined batch with a bad frame, the next batch is"
+           " refused with its error and neither is written");
+    result(xc_frames_write_start(b, mine, bad, 2, page) == 0 &&
+           xc_domain_getinfo_single(b, mine, &info) == 0 &&
+           fails_with(xc_frames_write(b, mine, ext, 1, page[2]), EPERM) &&
+           xc_frames_read(b, mine, ext, 1, back) == 0 && back[0] == 0x11,
+           "a failed pipelined batch collected by another call still"
+           " stops the next write");
     pin.arg1.mfn = ext[1];
     result(xc_mmuext_op(b, &pin, 1, mine) == 0,
            "its own zeroed frame is pinned as an L1 table");
