@@ -490,6 +490,34 @@ struct page_info *alloc_domheap_pages(struct domain *d, unsigned int order,
 }
 
 /*
+ * The frames a destruction frees, batched: one TLB flush and one heap_lock
+ * for up to FREE_BATCH frames instead of one each (most of a large
+ * domain's destruction was these, per frame).  Only the thread running
+ * d's relinquish_resources batches d's frames, and it empties the batch
+ * before it returns (a continuation included), so no frame waits in a
+ * batch across a return, nor where an audit could see it.  The domain's
+ * vCPUs are stopped by then; the flush before the frames reach the heap
+ * is kept all the same.
+ */
+#define FREE_BATCH 256
+
+static _Thread_local struct
+{
+    struct domain *d;               /* being relinquished here, or NULL */
+    unsigned int nr;
+    mfn_t mfn[FREE_BATCH];
+} free_batch;
+
+static void free_batch_flush(void)
+{
+    if ( !free_batch.nr )
+        return;
+    flush_tlb_domain(free_batch.d);
+    hv_free_heap_page_list(free_batch.mfn, free_batch.nr, false);
+    free_batch.nr = 0;
+}
+
+/*
  * Called when a frame's last general reference goes.  Domain frames go back
  * to the heap; xen-heap frames only leave the domain's xenpage list: the
  * hypervisor still owns them and frees them itself.
@@ -535,17 +563,27 @@ void free_domheap_pages(struct page_info *pg, unsigned int order)
         spin_unlock(&d->page_alloc_lock);
 
     /*
-     * No vCPU of d may still be writing through a stale translation once
-     * the frame can belong to someone else (vcpu.c explains the flush).
-     */
-    if ( d )
-        flush_tlb_domain(d);
-    /*
      * A domain frame: every write to it set its maybe_nonzero bit, so the
-     * heap knows whether it needs a scrub.
+     * heap knows whether it needs a scrub (need_scrub false).
      */
-    if ( !xenheap )
-        free_heap_pages(pg, order, false);
+    if ( d && d == free_batch.d && !xenheap && !order )
+    {
+        free_batch.mfn[free_batch.nr++] = page_to_mfn(pg);
+        if ( free_batch.nr == FREE_BATCH || drop_ref )
+            free_batch_flush();
+    }
+    else
+    {
+        /*
+         * No vCPU of d may still be writing through a stale translation
+         * once the frame can belong to someone else (vcpu.c explains the
+         * flush).
+         */
+        if ( d )
+            flush_tlb_domain(d);
+        if ( !xenheap )
+            free_heap_pages(pg, order, false);
+    }
     if ( drop_ref )
         put_domain(d);
 }
@@ -716,54 +754,60 @@ static int relinquish_page(struct domain *d, struct page_info *pg,
  * relmem_list (the list's head is always the next to do), and go back when
  * the list is empty.  page_alloc_lock is not recursive in ferry, so it is
  * held only to move pages between lists; the reference taken on each page
- * keeps it from being freed meanwhile.
+ * keeps it from being freed meanwhile.  A visited page goes onto relmem
+ * under the same hold of the lock that takes the next page off the list,
+ * and only then loses our reference (which may free it): one lock round
+ * per page rather than two.
  */
 static int relinquish_memory(struct domain *d, bool xenpages, uint64_t type)
 {
     uint32_t *head = xenpages ? &d->xenpage_list_head : &d->page_list_head;
     uint32_t *tail = xenpages ? &d->xenpage_list_tail : &d->page_list_tail;
+    struct page_info *visited = NULL;   /* on relmem next, ref still held */
     int ret;
 
     for ( ; ; )
     {
-        struct page_info *pg;
-        struct domain *owner;
+        struct page_info *pg = NULL;
+        struct domain *owner = NULL;
+        bool preempt = visited && hypercall_preempt_check();
 
         spin_lock(&d->page_alloc_lock);
-        if ( !*head )
-        {
+        /* Put the page on the list and /then/ potentially free it. */
+        if ( visited )
+            page_list_add_tail(visited, &d->relmem_list_head,
+                               &d->relmem_list_tail);
+        /* Preempted, the next call goes on from here. */
+        if ( !preempt && !*head )
             page_list_splice(head, tail, &d->relmem_list_head,
                              &d->relmem_list_tail);
-            spin_unlock(&d->page_alloc_lock);
-            return 0;
-        }
-        pg = mfn_to_page(*head - 1);
-        page_list_del(pg, head, tail);
-        /* Grab a reference so the page won't disappear from under us. */
-        owner = page_get_owner_and_reference(pg);
-        if ( unlikely(!owner) )
+        else if ( !preempt )
         {
-            /* Someone is freeing it: their free takes it off relmem. */
-            page_list_add_tail(pg, &d->relmem_list_head,
-                               &d->relmem_list_tail);
-            spin_unlock(&d->page_alloc_lock);
-            continue;
+            pg = mfn_to_page(*head - 1);
+            page_list_del(pg, head, tail);
+            /* Grab a reference so the page won't disappear from under us. */
+            owner = page_get_owner_and_reference(pg);
+            /* No owner: someone is freeing it, and takes it off relmem. */
+            if ( unlikely(!owner) )
+                page_list_add_tail(pg, &d->relmem_list_head,
+                                   &d->relmem_list_tail);
         }
-        BUG_ON(owner != d);
         spin_unlock(&d->page_alloc_lock);
+        if ( visited )
+            put_page(visited);
+        visited = NULL;
+        if ( preempt )
+            return -ERESTART;
+        if ( !pg )
+            return 0;
+        if ( unlikely(!owner) )
+            continue;
+        BUG_ON(owner != d);
 
         ret = relinquish_page(d, pg, head, tail, type);
         if ( ret )
             return ret;
-
-        /* Put the page on the list and /then/ potentially free it. */
-        spin_lock(&d->page_alloc_lock);
-        page_list_add_tail(pg, &d->relmem_list_head, &d->relmem_list_tail);
-        spin_unlock(&d->page_alloc_lock);
-        put_page(pg);
-
-        if ( hypercall_preempt_check() )
-            return -ERESTART;
+        visited = pg;
     }
 }
 
@@ -787,7 +831,7 @@ static int relinquish_vcpus(struct domain *d)
     return 0;
 }
 
-static int domain_relinquish_resources(struct domain *d)
+static int relinquish_stages(struct domain *d)
 {
     int rc = 0;
 
@@ -829,6 +873,19 @@ static int domain_relinquish_resources(struct domain *d)
             return rc;
         d->relinquish_stage++;
     }
+}
+
+/* The stages, with d's frames batched (free_batch) while they run. */
+static int domain_relinquish_resources(struct domain *d)
+{
+    int rc;
+
+    ASSERT(!free_batch.d);
+    free_batch.d = d;
+    rc = relinquish_stages(d);
+    free_batch_flush();
+    free_batch.d = NULL;
+    return rc;
 }
 
 bool free_xenheap_frame_if_unused(struct domain *d, mfn_t mfn)

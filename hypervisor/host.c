@@ -130,9 +130,20 @@ void page_clear_validation_state(struct page_info *pg)
     atomic_store(&pg->u, 0);
 }
 
+/*
+ * Xen's tlbflush_current_time(): the clock ticks at each flush
+ * (flush_tlb_domain), and the timestamp only reads it.  It used to tick
+ * here, a read-modify-write of one shared word for every page whose type
+ * count reached 0 (each frame of a domain being destroyed).  Relaxed: the
+ * type count's update that follows orders it, and nothing in ferry
+ * compares timestamps (flushes are synchronous, see vcpu.c).
+ */
 void page_set_tlbflush_timestamp(struct page_info *pg)
 {
-    atomic_store(&pg->u, atomic_fetch_add(&host.tlbflush_clock, 1) + 1);
+    atomic_store_explicit(&pg->u,
+                          atomic_load_explicit(&host.tlbflush_clock,
+                                               memory_order_relaxed),
+                          memory_order_relaxed);
 }
 
 /* Add delta to linear_pt_count if the result keeps the sign `want`. */
@@ -661,43 +672,58 @@ struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags)
     return mfn_to_page((uint64_t)mfn);
 }
 
+/*
+ * Make frame mfn free in the frame table, marked if it may hold data.
+ * Nobody maps it any more (domain frames arrive here after
+ * flush_tlb_domain(), which also orders every write the domain made, and
+ * the maybe_nonzero bit each write set, before us), so it is ours:
+ * relaxed stores, published by heap_lock to the allocator that takes it
+ * next.
+ */
+static void prepare_free(mfn_t mfn, bool need_scrub)
+{
+    struct page_info *p = mfn_to_page(mfn);
+    _Atomic uint64_t *w = &host.maybe_nonzero[mfn / 64];
+    uint64_t bit = 1ULL << (mfn % 64);
+    bool dirty = atomic_load_explicit(w, memory_order_relaxed) & bit;
+
+    /* Freeing a page that still has a type count is a hypervisor bug. */
+    BUG_ON(atomic_load_explicit(&p->type_info, memory_order_relaxed) &
+           PGT_count_mask);
+    /* A dirty free frame has its bit set (the auditor checks it). */
+    if ( need_scrub && !dirty )
+    {
+        atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
+        dirty = true;
+    }
+    atomic_store_explicit(&p->count_info,
+                          PGC_state_free | (dirty ? PGC_need_scrub : 0),
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->type_info, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->owner, 0, memory_order_relaxed);
+    set_gpfn_from_mfn(mfn, INVALID_M2P_ENTRY);
+}
+
 void free_heap_pages(struct page_info *pg, unsigned int order,
                      bool need_scrub)
 {
     uint64_t nr = 1ULL << order, mfn = page_to_mfn(pg);
 
-    /*
-     * Nobody maps the frames any more (domain frames arrive here after
-     * flush_tlb_domain(), which also orders every write the domain made,
-     * and the maybe_nonzero bit each write set, before us), so the frames
-     * are ours: relaxed stores, published by heap_lock to the allocator
-     * that takes them next.
-     */
     for ( uint64_t i = 0; i < nr; i++ )
-    {
-        struct page_info *p = pg + i;
-        _Atomic uint64_t *w = &host.maybe_nonzero[(mfn + i) / 64];
-        uint64_t bit = 1ULL << ((mfn + i) % 64);
-        bool dirty = atomic_load_explicit(w, memory_order_relaxed) & bit;
-
-        /* Freeing a page that still has a type count is a hypervisor bug. */
-        BUG_ON(atomic_load_explicit(&p->type_info, memory_order_relaxed) &
-               PGT_count_mask);
-        /* A dirty free frame has its bit set (the auditor checks it). */
-        if ( need_scrub && !dirty )
-        {
-            atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
-            dirty = true;
-        }
-        atomic_store_explicit(&p->count_info,
-                              PGC_state_free | (dirty ? PGC_need_scrub : 0),
-                              memory_order_relaxed);
-        atomic_store_explicit(&p->type_info, 0, memory_order_relaxed);
-        atomic_store_explicit(&p->owner, 0, memory_order_relaxed);
-        set_gpfn_from_mfn(mfn + i, INVALID_M2P_ENTRY);
-    }
+        prepare_free(mfn + i, need_scrub);
     spin_lock(&host.heap_lock);
     heap_insert(mfn, nr);
+    spin_unlock(&host.heap_lock);
+}
+
+void hv_free_heap_page_list(const mfn_t *mfns, unsigned int nr,
+                            bool need_scrub)
+{
+    for ( unsigned int i = 0; i < nr; i++ )
+        prepare_free(mfns[i], need_scrub);
+    spin_lock(&host.heap_lock);
+    for ( unsigned int i = 0; i < nr; i++ )
+        heap_insert(mfns[i], 1);
     spin_unlock(&host.heap_lock);
 }
 

@@ -420,6 +420,9 @@ void page_set_owner(struct page_info *pg, struct domain *d);
 struct page_info *alloc_heap_pages(unsigned int order, unsigned int memflags);
 void free_heap_pages(struct page_info *pg, unsigned int order,
                      bool need_scrub);
+/* free_heap_pages of nr single frames, under one heap_lock. */
+void hv_free_heap_page_list(const mfn_t *mfns, unsigned int nr,
+                            bool need_scrub);
 uint64_t hv_free_pages(void);
 uint64_t hv_scrub_pending(void);
 

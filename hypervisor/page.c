@@ -162,14 +162,21 @@ void get_page_light(struct page_info *pg)
 static void cleanup_page_mappings(struct page_info *pg)
 {
     uint64_t t = atomic_load(&pg->type_info);
+    /* Caches are coherent here: PGT_non_coherent needs no flush. */
+    uint64_t clear = PGT_non_coherent;
 
     if ( (t & PGT_type_mask) == PGT_writable_page && !is_special_page(pg) )
     {
         ASSERT((t & (PGT_type_mask | PGT_count_mask)) == PGT_writable_page);
-        atomic_fetch_and(&pg->type_info, ~(PGT_type_mask | PGT_count_mask));
+        clear |= PGT_type_mask | PGT_count_mask;
     }
-    /* Caches are coherent here: PGT_non_coherent needs no flush. */
-    atomic_fetch_and(&pg->type_info, ~PGT_non_coherent);
+    /*
+     * One read-modify-write, and none when there is nothing to clear: the
+     * count is 0, so nobody else changes the word meanwhile (this runs
+     * once per frame when a domain is destroyed).
+     */
+    if ( t & clear )
+        atomic_fetch_and(&pg->type_info, ~clear);
 }
 
 void put_page(struct page_info *pg)

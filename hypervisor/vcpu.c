@@ -149,6 +149,8 @@ void flush_tlb_domain(struct domain *d)
 
     if ( !d || !d->vcpu )
         return;
+    /* The time pages' TLB-flush timestamps are taken from. */
+    atomic_fetch_add_explicit(&host.tlbflush_clock, 1, memory_order_relaxed);
     for_each_vcpu ( d, v )
         atomic_fetch_add(&v->tlb_flush_gen, 1);
     for_each_vcpu ( d, v )
