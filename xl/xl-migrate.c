@@ -1481,13 +1481,29 @@ static int mig_send(struct mig *m)
         .cancel = &cancel_requested, .stats = &m->stats,
     };
     char msg[512] = "";
-    int rc;
+    int rc, wrc;
 
     if (!m->json) {
         xl_progress_init(&m->prog, "Migrating", stderr);
         m->prog_on = true;
     }
-    rc = sr_save_domain(xl_chan_io(m->ch), &args, msg, sizeof(msg));
+    /* Pages are read and hashed here while a second thread MACs (or
+     * encrypts) and sends the last ones; its errors meet us on our next
+     * write, or when it stops. */
+    rc = xl_chan_async(m->ch, true);
+    if (rc)
+        snprintf(msg, sizeof(msg), "cannot start the writer thread: %s",
+                 strerror(-rc));
+    else
+        rc = sr_save_domain(xl_chan_io(m->ch), &args, msg, sizeof(msg));
+    wrc = xl_chan_async(m->ch, false);
+    if (!rc && wrc) {
+        rc = wrc;
+        snprintf(msg, sizeof(msg), "%s", sr_io_errmsg(xl_chan_io(m->ch)));
+    }
+    /* The stream's last byte left when the writer sent it. */
+    if (!rc && m->stats.t_end_ns)
+        m->stats.t_end_ns = now_ns();
     if (m->prog_on) {
         xl_progress_done(&m->prog, !rc);
         m->prog_on = false;

@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -76,6 +77,10 @@
 #define LINK_DEAD_MS        10000
 #define WATCH_SLICE_MS      1000
 #define PIPE_WIDE           (1U << 20)
+/* The sender's writer thread: buffers of one record's data each. */
+#define WQ_BUFS             16
+#define WQ_DATA             XL_REC_MAX
+#define WRITER_SLICE_MS     100
 
 struct xl_chan {
     enum xl_chan_kind kind;
@@ -95,6 +100,9 @@ struct xl_chan {
 
     uint8_t *rbuf;
     size_t rpos, rlen;
+
+    /* The sender's writer thread, while xl_chan_async() has it on. */
+    struct chan_wq *wq;
 
     /* Authenticated tcp://: every byte travels in MAC'd records. */
     bool mac;
@@ -160,6 +168,38 @@ static bool cancelled(const struct xl_chan *ch)
     return ch->cancel && atomic_load(ch->cancel);
 }
 
+/*
+ * The writer thread's failure message (see xl_chan_async): the io belongs
+ * to the engine's thread, so the writer keeps its first message here and
+ * the engine's thread hands it to the io when it meets the error.
+ */
+static _Thread_local char *writer_msg;
+
+#define WRITER_MSG_LEN      256
+
+/* Record a transfer failure: in the io, or for the writer thread in its
+ * own message.  Returns err. */
+static int chan_fail(struct xl_chan *ch, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int chan_fail(struct xl_chan *ch, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (writer_msg) {
+        if (!writer_msg[0])
+            vsnprintf(writer_msg, WRITER_MSG_LEN, fmt, ap);
+    } else if (ch->io && !sr_io_error(ch->io)) {
+        char msg[WRITER_MSG_LEN];
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        sr_io_fail(ch->io, err, "%s", msg);
+    }
+    va_end(ap);
+    return err;
+}
+
 /* The most useful text of OpenSSL's error queue, which it then clears. */
 static const char *ssl_errstr(char *buf, size_t len)
 {
@@ -204,6 +244,8 @@ char *xl_tls_default_path(const char *name)
     return run_dir_file("tls/", name);
 }
 
+static bool wq_stopping(const struct xl_chan *ch);
+
 /* ---- waiting --------------------------------------------------------- */
 
 /*
@@ -229,10 +271,9 @@ static bool link_dead(struct xl_chan *ch, int fd)
         return false;
     if (ti.tcpi_last_ack_recv < LINK_DEAD_MS)
         return false;
-    if (ch->io)
-        sr_io_fail(ch->io, -ETIMEDOUT, "no acknowledgement from %s for "
-                   "%u s: the link is down", ch->peer[0] ? ch->peer : "peer",
-                   LINK_DEAD_MS / 1000);
+    chan_fail(ch, -ETIMEDOUT, "no acknowledgement from %s for %u s: the "
+              "link is down", ch->peer[0] ? ch->peer : "peer",
+              LINK_DEAD_MS / 1000);
     return true;
 }
 
@@ -249,6 +290,10 @@ static int wait_fd(struct xl_chan *ch, int fd, short events)
 
     for (;;) {
         slice = ch->tcp ? WATCH_SLICE_MS : -1;
+        /* The writer thread has signals blocked: it looks at the flags
+         * that stop it instead. */
+        if (writer_msg && (slice < 0 || slice > WRITER_SLICE_MS))
+            slice = WRITER_SLICE_MS;
         if (ch->timeout_ms > 0) {
             int64_t left = start + ch->timeout_ms - now_ms();
 
@@ -269,6 +314,8 @@ static int wait_fd(struct xl_chan *ch, int fd, short events)
         }
         if (ch->tcp && link_dead(ch, fd))
             return -ETIMEDOUT;
+        if (writer_msg && (cancelled(ch) || wq_stopping(ch)))
+            return -ECANCELED;
     }
 }
 
@@ -364,10 +411,8 @@ static int tls_want(struct xl_chan *ch, int r, const char *what)
         /* fall through */
     default:
         ssl_errstr(msg, sizeof(msg));
-        if (ch->io)
-            sr_io_fail(ch->io, -EPROTO, "TLS %s with %s failed: %s", what,
-                       ch->peer[0] ? ch->peer : "peer", msg);
-        return -EPROTO;
+        return chan_fail(ch, -EPROTO, "TLS %s with %s failed: %s", what,
+                         ch->peer[0] ? ch->peer : "peer", msg);
     }
 }
 
@@ -539,6 +584,282 @@ static ssize_t rec_write(struct xl_chan *ch, const void *buf, size_t len)
     return (ssize_t)n;
 }
 
+/* ---- the sender's writer thread (xl_chan_async) ---------------------- */
+
+/*
+ * While the sender streams a domain, the engine's thread only copies what
+ * it writes into a ring of record-sized buffers.  A second thread takes
+ * each full buffer, puts the record's header and tag around its data in
+ * place (MAC'd tcp://) and sends it in one call, or hands the data to
+ * SSL_write or the pipe.  So reading pages and hashing the stream overlap
+ * with the MAC, the encryption and the socket's copy, and small writes
+ * (record headers, PFN lists) share records instead of costing a record
+ * and a syscall each.
+ *
+ * Only the writer touches the fds, the TLS session and seq_tx while it
+ * runs: the engine's thread empties the ring (wq_drain) before it reads,
+ * and stops the writer before anything else uses them.  The writer's
+ * first error stops it; the engine's thread reports it, with the writer's
+ * message, on its next write or when it turns the writer off.
+ */
+struct wq_buf {
+    uint8_t *mem;               /* header, up to WQ_DATA bytes, tag */
+    size_t len;                 /* data bytes, once queued */
+};
+
+struct chan_wq {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t work;        /* a buffer was queued, or stop */
+    pthread_cond_t room;        /* a buffer was sent, or the writer ended */
+    struct wq_buf buf[WQ_BUFS];
+    unsigned int head;          /* the oldest queued buffer */
+    unsigned int queued;        /* queued buffers, the one in flight too */
+    size_t fill;                /* data in buf[head + queued], the one the
+                                 * engine fills (engine's thread only) */
+    bool ended;                 /* the writer returned */
+    _Atomic bool stop;          /* the writer must return */
+    int err;                    /* the writer's first error */
+    char msg[WRITER_MSG_LEN];   /* and what it said about it, if anything */
+};
+
+static bool wq_stopping(const struct xl_chan *ch)
+{
+    return ch->wq && atomic_load(&ch->wq->stop);
+}
+
+/* Writer thread: send one buffer, as a record (in place) or plainly. */
+static int wq_send(struct xl_chan *ch, struct wq_buf *b)
+{
+    uint8_t *data = b->mem + XL_REC_HDR_LEN;
+    struct iovec iov;
+    int rc;
+
+    if (ch->mac) {
+        xl_rec_hdr((uint32_t)b->len, b->mem);
+        if (xl_rec_tag(ch->mac_tx, ch->seq_tx, b->mem, data, b->len,
+                       data + b->len))
+            return chan_fail(ch, -EIO, "cannot compute a record's MAC");
+        iov = (struct iovec){ b->mem, XL_REC_HDR_LEN + b->len +
+                                      XL_REC_TAG_LEN };
+        if ((rc = send_all(ch, &iov, 1)))
+            return rc;
+        ch->seq_tx++;
+        return 0;
+    }
+    for (size_t done = 0; done < b->len;) {
+        ssize_t n = ch->ssl ? tls_write(ch, data + done, b->len - done)
+                            : fd_write(ch, data + done, b->len - done);
+
+        if (n <= 0)
+            return n ? (int)n : -EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static void *wq_main(void *arg)
+{
+    struct xl_chan *ch = arg;
+    struct chan_wq *wq = ch->wq;
+    int rc = 0;
+
+    writer_msg = wq->msg;
+    pthread_mutex_lock(&wq->mu);
+    for (;;) {
+        while (!wq->queued && !atomic_load(&wq->stop))
+            pthread_cond_wait(&wq->work, &wq->mu);
+        if (atomic_load(&wq->stop))
+            break;
+        pthread_mutex_unlock(&wq->mu);
+        rc = wq_send(ch, &wq->buf[wq->head]);
+        pthread_mutex_lock(&wq->mu);
+        if (rc) {
+            wq->err = rc;
+            break;
+        }
+        wq->head = (wq->head + 1) % WQ_BUFS;
+        wq->queued--;
+        pthread_cond_broadcast(&wq->room);
+    }
+    wq->ended = true;
+    pthread_cond_broadcast(&wq->room);
+    pthread_mutex_unlock(&wq->mu);
+    return NULL;
+}
+
+/*
+ * Engine's thread, mu held: wait until at most limit buffers are queued.
+ * 0, the writer's error, or -ECANCELED (the cancel flag, looked at every
+ * WRITER_SLICE_MS: a signal need not end a condition wait).
+ */
+static int wq_wait(struct xl_chan *ch, unsigned int limit)
+{
+    struct chan_wq *wq = ch->wq;
+    struct timespec ts;
+
+    while (wq->queued > limit) {
+        if (wq->err)
+            return wq->err;
+        if (wq->ended)
+            return -EPIPE;
+        if (cancelled(ch))
+            return -ECANCELED;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += WRITER_SLICE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&wq->room, &wq->mu, &ts);
+    }
+    return wq->err;
+}
+
+/* Engine's thread, mu held: queue the buffer being filled. */
+static void wq_submit(struct chan_wq *wq)
+{
+    wq->buf[(wq->head + wq->queued) % WQ_BUFS].len = wq->fill;
+    wq->queued++;
+    wq->fill = 0;
+    pthread_cond_signal(&wq->work);
+}
+
+/*
+ * The writer's error as the io's, with its message when it left one (it
+ * writes the message before it sets err, under mu).
+ */
+static int wq_report(struct xl_chan *ch, int rc)
+{
+    struct chan_wq *wq = ch->wq;
+
+    pthread_mutex_lock(&wq->mu);
+    if (wq->err == rc && wq->msg[0] && !sr_io_error(ch->io))
+        sr_io_fail(ch->io, rc, "%s", wq->msg);
+    pthread_mutex_unlock(&wq->mu);
+    return rc;
+}
+
+static ssize_t wq_write(struct xl_chan *ch, const void *buf, size_t len)
+{
+    struct chan_wq *wq = ch->wq;
+    size_t done = 0, n;
+    uint8_t *dst;
+    int rc = 0;
+
+    pthread_mutex_lock(&wq->mu);
+    while (done < len) {
+        /* A buffer to fill: the writer never holds all of them. */
+        if ((rc = wq_wait(ch, WQ_BUFS - 1)))
+            break;
+        dst = wq->buf[(wq->head + wq->queued) % WQ_BUFS].mem +
+              XL_REC_HDR_LEN + wq->fill;
+        n = len - done < WQ_DATA - wq->fill ? len - done
+                                            : WQ_DATA - wq->fill;
+        /* head + queued stays the same while the writer works. */
+        pthread_mutex_unlock(&wq->mu);
+        memcpy(dst, (const uint8_t *)buf + done, n);
+        pthread_mutex_lock(&wq->mu);
+        wq->fill += n;
+        done += n;
+        if (wq->fill == WQ_DATA)
+            wq_submit(wq);
+    }
+    pthread_mutex_unlock(&wq->mu);
+    return rc ? wq_report(ch, rc) : (ssize_t)len;
+}
+
+/* Engine's thread: everything written so far is sent (or failed). */
+static int wq_drain(struct xl_chan *ch)
+{
+    struct chan_wq *wq = ch->wq;
+    int rc;
+
+    pthread_mutex_lock(&wq->mu);
+    if (wq->fill && !wq->err)
+        wq_submit(wq);
+    rc = wq_wait(ch, 0);
+    pthread_mutex_unlock(&wq->mu);
+    return rc;
+}
+
+/* Engine's thread: end the writer, after sending what is queued when
+ * drain; 0 or the writer's error (reported in the io). */
+static int wq_stop(struct xl_chan *ch, bool drain)
+{
+    struct chan_wq *wq = ch->wq;
+    int rc = 0;
+
+    if (!wq)
+        return 0;
+    if (drain)
+        rc = wq_drain(ch);
+    pthread_mutex_lock(&wq->mu);
+    atomic_store(&wq->stop, true);
+    pthread_cond_signal(&wq->work);
+    pthread_mutex_unlock(&wq->mu);
+    pthread_join(wq->thr, NULL);
+    if (rc)
+        wq_report(ch, rc);
+    pthread_cond_destroy(&wq->work);
+    pthread_cond_destroy(&wq->room);
+    pthread_mutex_destroy(&wq->mu);
+    for (unsigned int i = 0; i < WQ_BUFS; i++)
+        free(wq->buf[i].mem);
+    free(wq);
+    ch->wq = NULL;
+    return rc;
+}
+
+static int wq_start(struct xl_chan *ch)
+{
+    struct chan_wq *wq = calloc(1, sizeof(*wq));
+    pthread_condattr_t ca;
+    sigset_t all, old;
+    int rc = -ENOMEM;
+
+    if (!wq)
+        return -ENOMEM;
+    for (unsigned int i = 0; i < WQ_BUFS; i++)
+        if (!(wq->buf[i].mem = malloc(XL_REC_HDR_LEN + WQ_DATA +
+                                      XL_REC_TAG_LEN)))
+            goto fail;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&wq->mu, NULL);
+    pthread_cond_init(&wq->work, NULL);
+    pthread_cond_init(&wq->room, &ca);
+    pthread_condattr_destroy(&ca);
+    ch->wq = wq;
+    /* Signals go to the engine's thread, which decides about them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = -pthread_create(&wq->thr, NULL, wq_main, ch);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!rc)
+        return 0;
+    ch->wq = NULL;
+    pthread_cond_destroy(&wq->work);
+    pthread_cond_destroy(&wq->room);
+    pthread_mutex_destroy(&wq->mu);
+ fail:
+    for (unsigned int i = 0; i < WQ_BUFS; i++)
+        free(wq->buf[i].mem);
+    free(wq);
+    return rc;
+}
+
+int xl_chan_async(struct xl_chan *ch, bool on)
+{
+    if (on == (ch->wq != NULL))
+        return 0;
+    if (!on)
+        return wq_stop(ch, true);
+    if (ch->wfd < 0 || ch->tls_shut)
+        return -EPIPE;
+    return wq_start(ch);
+}
+
 /* ---- the sr_io backend ----------------------------------------------- */
 
 static ssize_t chan_io_read(void *arg, void *buf, size_t len)
@@ -546,6 +867,10 @@ static ssize_t chan_io_read(void *arg, void *buf, size_t len)
     struct xl_chan *ch = arg;
     ssize_t n;
 
+    /* The peer answers what we sent: all of it goes first.  A failed
+     * send is reported on the next write; the answer may say why. */
+    if (ch->wq)
+        wq_drain(ch);
     if (ch->mac && ch->rpos == ch->rlen) {
         bool direct;
 
@@ -573,6 +898,8 @@ static ssize_t chan_io_write(void *arg, const void *buf, size_t len)
 {
     struct xl_chan *ch = arg;
 
+    if (ch->wq)
+        return wq_write(ch, buf, len);
     if (ch->mac)
         return rec_write(ch, buf, len);
     return ch->ssl ? tls_write(ch, buf, len) : fd_write(ch, buf, len);
@@ -1995,6 +2322,9 @@ int xl_chan_write_reason(struct xl_chan *ch, const char *line)
 {
     size_t len = strlen(line), done = 0;
 
+    /* After a failure the reason goes straight out, after what is
+     * queued if the writer can still send it. */
+    wq_stop(ch, true);
     if (!sr_io_error(ch->io))
         return sr_io_write(ch->io, line, len);
     while (done < len) {
@@ -2014,11 +2344,13 @@ int xl_chan_read_reason(struct xl_chan *ch, char *buf, size_t len)
 
 void xl_chan_set_cancel(struct xl_chan *ch, const _Atomic bool *cancel)
 {
+    wq_stop(ch, true);
     ch->cancel = cancel;
 }
 
 void xl_chan_set_timeout(struct xl_chan *ch, int ms)
 {
+    wq_stop(ch, true);
     ch->timeout_ms = ms > 0 ? ms : 0;
 }
 
@@ -2026,6 +2358,7 @@ int xl_chan_shutdown_write(struct xl_chan *ch)
 {
     int rc = 0;
 
+    wq_stop(ch, true);
     if (ch->ssl && !ch->tls_shut) {
         /* One close_notify; we do not wait for the peer's. */
         ERR_clear_error();
@@ -2085,6 +2418,9 @@ int xl_chan_close(struct xl_chan *ch, int *status)
             *status = -1;
         return 0;
     }
+    /* What the writer still holds is dropped: xl_chan_async(ch, false)
+     * is where a stream's end is sent and its errors reported. */
+    wq_stop(ch, false);
     rc = sr_io_error(ch->io);
     if (ch->ssl) {
         /* Best effort: the socket is non-blocking, so this never

@@ -76,7 +76,8 @@
  *   Nothing is shared between channels, so a second channel to the same
  *   target (xl_chan_reopen, for "resolve") is independent of the first.
  * - Not thread-safe: one thread uses a channel at a time (xl_chan_pid()
- *   and reading the cancel flag excepted).
+ *   and reading the cancel flag excepted).  The channel's own writer
+ *   thread (xl_chan_async) is invisible to its caller.
  */
 #ifndef FERRY_XL_TRANSPORT_H
 #define FERRY_XL_TRANSPORT_H
@@ -230,6 +231,24 @@ int xl_chan_read_line(struct xl_chan *ch, char *buf, size_t len);
  */
 int xl_chan_write_reason(struct xl_chan *ch, const char *line);
 int xl_chan_read_reason(struct xl_chan *ch, char *buf, size_t len);
+
+/*
+ * A writer thread for a stream (the sender's live save), on or off.
+ * While on, writes are copied into a ring of 256 KiB buffers (4 MiB in
+ * all) and return; a second thread sends each full buffer: as one record
+ * for authenticated tcp://, through SSL_write for tls://, or into the
+ * pipe.  So the caller prepares the next data while the last is MAC'd,
+ * encrypted and copied into the socket, and small writes share records.
+ * A read first waits until everything written has been sent.  Turning
+ * it off sends what is left and stops the thread: 0, or the first send
+ * error (the io holds it and its message).  A send error shows on the
+ * next write; reads still work, so the peer's reason can be read.
+ * xl_chan_set_cancel, xl_chan_set_timeout, xl_chan_write_reason and
+ * xl_chan_shutdown_write turn it off first; xl_chan_close drops what is
+ * still queued.  The cancel flag and the timeout apply to the writer's
+ * waits as to the caller's.
+ */
+int xl_chan_async(struct xl_chan *ch, bool on);
 
 /* Poll this flag on EINTR (see above); NULL to clear. */
 void xl_chan_set_cancel(struct xl_chan *ch, const _Atomic bool *cancel);
