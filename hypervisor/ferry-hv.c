@@ -1086,10 +1086,12 @@ int main(int argc, char **argv)
     goto out;
 
  fail:
-    if ( ready >= 0 )
-        report_ready(ready, err);
-    else
-        fprintf(stderr, "ferry-hv: %s\n", err);
+    /*
+     * Let go of everything, the run directory's lock last, before the
+     * waiting parent hears of the failure: a caller that retries at once
+     * (a corrected command line) must not find the directory still "in
+     * use" by a daemon that is only tidying up.
+     */
     migrate_shutdown();
     if ( lfd >= 0 )
     {
@@ -1098,6 +1100,11 @@ int main(int argc, char **argv)
     }
     host_dispose();
     unlink(pidpath);
+    close(lockfd);
+    if ( ready >= 0 )
+        report_ready(ready, err);
+    else
+        fprintf(stderr, "ferry-hv: %s\n", err);
     rc = 1;
  out:
     if ( log )
