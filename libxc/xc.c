@@ -992,6 +992,14 @@ int xc_mmuext_op(xc_interface *xch, struct mmuext_op *ops,
     return 0;
 }
 
+int xc_mmuext_op_done(xc_interface *xch, struct mmuext_op *ops,
+                      unsigned int count, uint32_t domid,
+                      unsigned int *done)
+{
+    return mmu_call(xch, FERRY_CTL_MMUEXT_OP, ops, sizeof(*ops), count,
+                    domid, done);
+}
+
 /* One memory_op with an extent list, updated in place; returns ret. */
 static int64_t memop(xc_interface *xch, unsigned int cmd, uint32_t domid,
                      unsigned long nr, unsigned int order,

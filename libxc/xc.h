@@ -237,6 +237,12 @@ int xc_mmu_update(xc_interface *xch, struct mmu_update *reqs,
                   unsigned int *done);
 int xc_mmuext_op(xc_interface *xch, struct mmuext_op *ops,
                  unsigned int count, uint32_t domid);
+/* The same, saying in *done how many ops took effect (the hypervisor
+ * stops at the first that fails) and logging nothing: for a caller to
+ * whom a failure is an answer, not an error. */
+int xc_mmuext_op_done(xc_interface *xch, struct mmuext_op *ops,
+                      unsigned int count, uint32_t domid,
+                      unsigned int *done);
 
 /* Populate exactly nr extents of 2^order frames at the GPFNs in extents;
  * on return extents[] hold the MFNs.  All or nothing is not guaranteed:
