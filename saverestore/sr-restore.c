@@ -25,6 +25,25 @@
  * on after ferry's trailer (a migration's handshake) the trailer is
  * required and nothing past it is read.
  *
+ * What is left for the end is what a migration's downtime costs, so the
+ * work that grows with memory is done as the pages arrive:
+ *  - each L1 table is pinned (validated) once its batch is written, so
+ *    that at the end the vCPUs' trees and the guest's pins validate only
+ *    the few upper tables.  A PFN pinned so and sent again is unpinned
+ *    before its batch is written (a validated table takes no writable
+ *    reference, and its old copy's validation says nothing of the new)
+ *    and, if still an L1, pinned again after.  A pin that fails while the
+ *    stream arrives is no error (the table may name frames that later
+ *    batches make right); the table is validated with the rest at the
+ *    end, where a failure is fatal.  Then the pins the guest did not have
+ *    are dropped: an L1 an L2 names stays validated through it.
+ *  - each P2M frame gets the new MFNs as it arrives, its old MFNs kept
+ *    aside for relinking the frame list; only the frames covering PFNs
+ *    populated since are written at the end.
+ *  - the PFNs page tables named before they were sent are counted as
+ *    they arrive: the end checks a counter, not a list.
+ * A VERIFY pass compares a P2M frame with the copy that was sent.
+ *
  * The caller says how much memory the restore was admitted with (a
  * migration receiver: what it checked against its free memory; xl
  * restore: the host's free memory).  Every allocation a stream field
@@ -35,7 +54,9 @@
  * is refused.
  *
  * Invariants: the local P2M (ctx->p2m) holds the new MFN of every
- * populated PFN and SR__INVALID_FRAME elsewhere; nothing is written into
+ * populated PFN and SR__INVALID_FRAME elsewhere; a PFN's bit in
+ * live_pins is set exactly while its frame holds a pin this engine took
+ * on an L1 copy it wrote last; nothing is written into
  * the guest except through frames the host confirmed are the new
  * domain's; every failure destroys the half-built domain, so the host is
  * as before.  Messages name the record type and its offset.
@@ -58,6 +79,16 @@
 #define FPP          (SR_PAGE_SIZE / 8)    /* P2M entries per frame */
 #define PIN_BATCH    1024                  /* Xen's MAX_PIN_BATCH */
 #define PENDING_MFN  (SR__INVALID_FRAME - 1)
+
+/*
+ * The guest's P2M frames are rewritten as they arrive, not all at the end
+ * while the migrated domain is down: a frame's copy from the stream (old
+ * MFNs) is kept in old_p2m (CAPTURED) and the frame gets the new MFNs
+ * instead; a PFN it covers that is populated afterwards makes it STALE,
+ * and only STALE frames are written once the stream is complete.
+ */
+#define P2M_CAPTURED 1
+#define P2M_STALE    2
 
 #define NO_RECORD    (~(uint64_t)0)
 #define DEMANDED     (NO_RECORD - 1)       /* not sent, a table named it */
@@ -83,6 +114,7 @@ struct restore_ctx
     size_t m2p_bytes;
     uint32_t domid;
     bool created;
+    uint64_t shinfo_mfn;            /* the new domain's shared_info */
     char *msg;
     size_t msglen;
 
@@ -99,6 +131,15 @@ struct restore_ctx
     uint8_t shinfo[SR_SHARED_INFO_SIZE];
     uint64_t *old_p2m;              /* the guest's P2M as saved (old MFNs) */
     size_t old_p2m_bytes;           /* its mapping, populated in advance */
+    uint8_t *p2m_state;             /* per P2M frame: P2M_CAPTURED ... */
+    struct mfn_pfn *p2m_index;      /* (frame index, pfn), sorted by pfn */
+    uint64_t nr_p2m_index;
+    uint64_t *live_pins;            /* L1s pinned as they came, by PFN */
+    uint64_t live_pins_words;
+    struct mmuext_op *pin_ops;      /* PIN_BATCH of them, and the PFNs */
+    uint64_t *pin_pfns;
+    uint64_t *pend_l1;              /* the L1s of the batch in flight */
+    uint32_t nr_pend;
     struct mfn_pfn *known;          /* old MFN -> PFN, sorted by MFN, for */
     uint64_t nr_known, known_cap;   /* the frames of the frame-list tree */
     struct vcpu_guest_context **vcpus;
@@ -143,9 +184,11 @@ struct restore_ctx
     uint64_t nr_pfn_rec_off;
     struct demand *demand;
     size_t nr_demand, demand_cap;
+    uint64_t nr_unmet;              /* PFNs still DEMANDED */
     uint64_t *vcpu_rec_off;
     uint64_t end_rec_off;
     uint64_t p2m_rec_off;           /* the last X86_PV_P2M_FRAMES */
+    struct sr_rec rec;              /* the libxc records' buffer */
 };
 
 static int fail(struct restore_ctx *ctx, int rc, const char *fmt, ...)
@@ -192,6 +235,7 @@ static int create_domain(struct restore_ctx *ctx,
                          const struct sr_restore_args *a)
 {
     uint32_t domid = DOMID_ANY;
+    xc_domaininfo_t info;
 
     if ( !a->max_vcpus || !a->max_memkb )
         return fail(ctx, -EINVAL, "restore: no vCPUs or memory to create"
@@ -212,8 +256,18 @@ static int create_domain(struct restore_ctx *ctx,
     if ( xc_domain_setmaxmem(ctx->xch, domid, a->max_memkb) )
         return fail(ctx, -errno, "restore: cannot set max memory of domain"
                     " %u: %s", domid, strerror(errno));
+    /* Fixed for the domain's life: asked now, not once it is complete. */
+    if ( xc_domain_getinfo_single(ctx->xch, domid, &info) )
+        return fail(ctx, -errno, "restore: domain %u vanished", domid);
+    ctx->shinfo_mfn = info.shared_info_frame;
     ctx->vcpus = calloc(ctx->max_vcpus, sizeof(*ctx->vcpus));
-    return ctx->vcpus ? 0 : -ENOMEM;
+    if ( !ctx->vcpus )
+        return -ENOMEM;
+    if ( a->created && a->created(a->created_arg, domid, ctx->msg,
+                                  ctx->msglen) )
+        return fail(ctx, -ECANCELED, "restore: the caller refused domain"
+                    " %u", domid);
+    return 0;
 }
 
 /*
@@ -228,6 +282,13 @@ static void set_m2p(struct restore_ctx *ctx, uint64_t mfn, uint64_t pfn)
         ctx->m2p[mfn] = pfn;
 }
 
+/* @pfn has a new frame: the P2M frame that covers it must say so. */
+static void p2m_entry_changed(struct restore_ctx *ctx, uint64_t pfn)
+{
+    if ( pfn / FPP < ctx->nr_p2m_frames )
+        ctx->p2m_state[pfn / FPP] |= P2M_STALE;
+}
+
 /* sr__pt_ctx's populate callback: one PFN, order 0. */
 static int populate_one(void *arg, uint64_t pfn, uint64_t *mfn)
 {
@@ -239,6 +300,7 @@ static int populate_one(void *arg, uint64_t pfn, uint64_t *mfn)
         return -errno;
     *mfn = ext;
     set_m2p(ctx, ext, pfn);
+    p2m_entry_changed(ctx, pfn);
     return 0;
 }
 
@@ -276,6 +338,18 @@ static int grow_p2m(struct restore_ctx *ctx, uint64_t max_pfn)
     if ( !types )
         return -ENOMEM;
     ctx->pfn_types = types;
+    if ( (max_pfn + 64) / 64 > ctx->live_pins_words )
+    {
+        uint64_t words = (max_pfn + 64) / 64;
+        uint64_t *pins = realloc(ctx->live_pins, words * sizeof(*pins));
+
+        if ( !pins )
+            return -ENOMEM;
+        memset(pins + ctx->live_pins_words, 0,
+               (words - ctx->live_pins_words) * sizeof(*pins));
+        ctx->live_pins = pins;
+        ctx->live_pins_words = words;
+    }
     for ( uint64_t pfn = old; pfn <= max_pfn; pfn++ )
     {
         p2m[pfn] = SR__INVALID_FRAME;
@@ -308,10 +382,64 @@ static int grow_old_p2m(struct restore_ctx *ctx)
      * space still faults on this host (its shadow page tables). */
     memset(p, 0xff, bytes);
     if ( ctx->old_p2m )
+    {
+        /* The frames captured so far stay captured. */
+        memcpy(p, ctx->old_p2m, ctx->old_p2m_bytes);
         munmap(ctx->old_p2m, ctx->old_p2m_bytes);
+    }
     ctx->old_p2m = p;
     ctx->old_p2m_bytes = bytes;
     return 0;
+}
+
+static int cmp_pfn(const void *a, const void *b)
+{
+    const struct mfn_pfn *x = a, *y = b;
+
+    return x->pfn < y->pfn ? -1 : x->pfn > y->pfn;
+}
+
+/* The P2M frames by PFN (each entry's mfn field is the frame's index). */
+static int index_p2m_frames(struct restore_ctx *ctx)
+{
+    struct mfn_pfn *ix = realloc(ctx->p2m_index,
+                                 ctx->nr_p2m_frames * sizeof(*ix));
+    uint64_t n = 0;
+
+    if ( !ix )
+        return -ENOMEM;
+    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
+        if ( ctx->p2m_pfns[i] != SR__INVALID_FRAME )
+            ix[n++] = (struct mfn_pfn){ .mfn = i, .pfn = ctx->p2m_pfns[i] };
+    qsort(ix, n, sizeof(*ix), cmp_pfn);
+    ctx->p2m_index = ix;
+    ctx->nr_p2m_index = n;
+    return 0;
+}
+
+/* The index of the P2M frame at @pfn, or -1 if @pfn holds none. */
+static int64_t p2m_frame_of(const struct restore_ctx *ctx, uint64_t pfn)
+{
+    struct mfn_pfn key = { .pfn = pfn }, *e;
+
+    if ( !ctx->nr_p2m_index || pfn < ctx->p2m_index[0].pfn ||
+         pfn > ctx->p2m_index[ctx->nr_p2m_index - 1].pfn )
+        return -1;
+    e = bsearch(&key, ctx->p2m_index, ctx->nr_p2m_index, sizeof(*e),
+                cmp_pfn);
+    return e ? (int64_t)e->mfn : -1;
+}
+
+/* What P2M frame @i must hold on this host: the local P2M's slice. */
+static void compose_p2m_frame(const struct restore_ctx *ctx, uint64_t i,
+                              uint64_t *frame)
+{
+    for ( uint64_t j = 0; j < FPP; j++ )
+    {
+        uint64_t p = i * FPP + j;
+
+        frame[j] = p <= ctx->max_pfn ? ctx->p2m[p] : SR__INVALID_FRAME;
+    }
 }
 
 static int handle_p2m_frames(struct restore_ctx *ctx,
@@ -346,19 +474,33 @@ static int handle_p2m_frames(struct restore_ctx *ctx,
         return fail_rec(ctx, rec, rc, "out of memory");
     if ( first + count > ctx->nr_p2m_frames )
     {
+        uint8_t *state;
+
         frames = realloc(ctx->p2m_pfns, (first + count) * sizeof(*frames));
         if ( !frames )
             return fail_rec(ctx, rec, -ENOMEM, "out of memory");
         for ( uint64_t i = ctx->nr_p2m_frames; i < first + count; i++ )
             frames[i] = SR__INVALID_FRAME;
         ctx->p2m_pfns = frames;
+        state = realloc(ctx->p2m_state, first + count);
+        if ( !state )
+            return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+        memset(state + ctx->nr_p2m_frames, P2M_STALE,
+               first + count - ctx->nr_p2m_frames);
+        ctx->p2m_state = state;
         ctx->nr_p2m_frames = first + count;
     }
     for ( uint64_t i = 0; i < count; i++ )
+    {
+        /* A frame that moved to another PFN holds nothing of ours yet. */
+        if ( ctx->p2m_pfns[first + i] != pfns[i] )
+            ctx->p2m_state[first + i] = P2M_STALE;
         ctx->p2m_pfns[first + i] = pfns[i];
+    }
     ctx->p2m_rec_off = rec->offset;
-    return grow_old_p2m(ctx) ? fail_rec(ctx, rec, -ENOMEM, "out of memory")
-                             : 0;
+    if ( index_p2m_frames(ctx) || grow_old_p2m(ctx) )
+        return fail_rec(ctx, rec, -ENOMEM, "out of memory");
+    return 0;
 }
 
 static bool populatable(unsigned int type)
@@ -382,6 +524,7 @@ static int grow_buffers(struct restore_ctx *ctx, uint32_t count)
     GROW(ext);
     GROW(pop_pfns);
     GROW(mfns);
+    GROW(pend_l1);
 #undef GROW
     ctx->cap = count;
     return 0;
@@ -504,6 +647,7 @@ static int populate_batch(struct restore_ctx *ctx, const struct sr_rec *rec,
     {
         ctx->p2m[pfns[i]] = ext[i];
         set_m2p(ctx, ext[i], pfns[i]);
+        p2m_entry_changed(ctx, pfns[i]);
     }
     return 0;
 }
@@ -559,13 +703,20 @@ static void verify_page_data(struct restore_ctx *ctx,
         uint64_t pfn = sr_entry_pfn(pd->entries[i]);
         unsigned int type = sr_entry_type(pd->entries[i]);
         uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+        const uint8_t *mine;
         bool ok, frame;
+        int64_t f;
 
         if ( !sr_pfinfo_has_data(type) )
             continue;
         frame = ctx->p2m[pfn] != SR__INVALID_FRAME &&
                 ctx->p2m[pfn] != PENDING_MFN;
         memcpy(page, pd->pages + (size_t)p++ * SR_PAGE_SIZE, SR_PAGE_SIZE);
+        /* A P2M frame rewritten on arrival compares as it was sent. */
+        mine = ctx->pages + (size_t)q * SR_PAGE_SIZE;
+        f = p2m_frame_of(ctx, pfn);
+        if ( f >= 0 && (ctx->p2m_state[f] & P2M_CAPTURED) )
+            mine = (const uint8_t *)(ctx->old_p2m + (uint64_t)f * FPP);
         /*
          * A last copy of type XALLOC was an ordinary page the sender knew
          * to be zero: its VERIFY copy is NOTAB, with the data, compared
@@ -577,8 +728,7 @@ static void verify_page_data(struct restore_ctx *ctx,
                ctx->pfn_types[pfn] == XEN_DOMCTL_PFINFO_XALLOC)) &&
              (!sr__is_pagetable_type(dtype) ||
               !sr__localise_pagetable(&ctx->pt, dtype, page)) &&
-             !memcmp(ctx->pages + (size_t)q * SR_PAGE_SIZE, page,
-                     SR_PAGE_SIZE);
+             !memcmp(mine, page, SR_PAGE_SIZE);
         q += frame;
         if ( ok )
             continue;
@@ -636,7 +786,11 @@ static int note_page_data(struct restore_ctx *ctx, const struct sr_rec *rec,
         ctx->nr_pfn_rec_off = ctx->max_pfn + 1;
     }
     for ( uint32_t i = 0; i < pd->count; i++ )
-        ctx->pfn_rec_off[sr_entry_pfn(pd->entries[i])] = rec->offset;
+    {
+        off = &ctx->pfn_rec_off[sr_entry_pfn(pd->entries[i])];
+        ctx->nr_unmet -= *off == DEMANDED;
+        *off = rec->offset;
+    }
     for ( uint32_t i = 0; i < pd->count; i++ )
     {
         unsigned int type = sr_entry_type(pd->entries[i]);
@@ -661,6 +815,7 @@ static int note_page_data(struct restore_ctx *ctx, const struct sr_rec *rec,
             if ( rc )
                 return rc;
             ctx->pfn_rec_off[pfn] = DEMANDED;
+            ctx->nr_unmet++;
         }
     }
     return 0;
@@ -678,6 +833,179 @@ static int wait_copy(struct restore_ctx *ctx)
                 PRIu64 ": cannot write the domain's frames",
                 sr_libxc_rec_name(SR_LIBXC_PAGE_DATA), SR_LIBXC_PAGE_DATA,
                 ctx->copy_rec_off);
+}
+
+
+/* ------------------------------------------------------------------------
+ * L1 tables pinned as they arrive
+ * ------------------------------------------------------------------------ */
+
+static bool live_pinned(const struct restore_ctx *ctx, uint64_t pfn)
+{
+    return (ctx->live_pins[pfn / 64] >> (pfn % 64)) & 1;
+}
+
+static void set_live_pin(struct restore_ctx *ctx, uint64_t pfn, bool on)
+{
+    if ( on )
+        ctx->live_pins[pfn / 64] |= 1ULL << (pfn % 64);
+    else
+        ctx->live_pins[pfn / 64] &= ~(1ULL << (pfn % 64));
+}
+
+static int pin_buffers(struct restore_ctx *ctx)
+{
+    if ( !ctx->pin_ops )
+        ctx->pin_ops = malloc(PIN_BATCH * sizeof(*ctx->pin_ops));
+    if ( !ctx->pin_pfns )
+        ctx->pin_pfns = malloc(PIN_BATCH * sizeof(*ctx->pin_pfns));
+    return ctx->pin_ops && ctx->pin_pfns ? 0 : -ENOMEM;
+}
+
+/* Queue a pin or unpin of @pfn's frame; *n counts the queue. */
+static void queue_pin(struct restore_ctx *ctx, unsigned int cmd,
+                      uint64_t pfn, unsigned int *n)
+{
+    memset(&ctx->pin_ops[*n], 0, sizeof(ctx->pin_ops[*n]));
+    ctx->pin_ops[*n].cmd = cmd;
+    ctx->pin_ops[*n].arg1.mfn = ctx->p2m[pfn];
+    ctx->pin_pfns[(*n)++] = pfn;
+}
+
+/*
+ * Pin the queued L1 tables, as many as validate now.  One that does not
+ * is no error yet: its entries may name frames the stream has still to
+ * make right (a page that was a table when the table was sent, a
+ * writable mapping of a page that becomes a table), and at the end it is
+ * validated with the rest of the tree, where a failure is fatal.  The
+ * hypervisor stops at the first that fails: the ones before it are
+ * pinned, the batch goes on after it.
+ */
+static void pin_queued(struct restore_ctx *ctx, unsigned int n)
+{
+    unsigned int first = 0, done;
+
+    while ( first < n )
+    {
+        done = 0;
+        if ( !xc_mmuext_op_done(ctx->xch, ctx->pin_ops + first, n - first,
+                                ctx->domid, &done) )
+            done = n - first;
+        for ( unsigned int k = first; k < first + done && k < n; k++ )
+            set_live_pin(ctx, ctx->pin_pfns[k], true);
+        first += done + 1;
+    }
+}
+
+/* Unpin the queued tables; 0, or -errno having set the message. */
+static int unpin_queued(struct restore_ctx *ctx, unsigned int n)
+{
+    for ( unsigned int k = 0; k < n; k++ )
+        set_live_pin(ctx, ctx->pin_pfns[k], false);
+    if ( n && xc_mmuext_op(ctx->xch, ctx->pin_ops, n, ctx->domid) )
+        return fail(ctx, -errno, "restore: cannot unpin %u page tables"
+                    " pinned as they arrived: %s", n, strerror(errno));
+    return 0;
+}
+
+/*
+ * A PFN pinned as it arrived and now sent again: its frame cannot be
+ * written while it is a validated table (Xen's rule for a writable
+ * mapping), and whatever its new copy is, the old one's validation no
+ * longer says anything.  Unpinned before the batch is written; the new
+ * copy, if an L1, is pinned again after it.
+ */
+static int unpin_resent(struct restore_ctx *ctx, const struct sr_page_data *pd)
+{
+    unsigned int n = 0;
+    int rc;
+
+    for ( uint32_t i = 0; i < pd->count; i++ )
+    {
+        uint64_t pfn = sr_entry_pfn(pd->entries[i]);
+
+        if ( !live_pinned(ctx, pfn) )
+            continue;
+        set_live_pin(ctx, pfn, false);      /* a PFN twice in one batch */
+        queue_pin(ctx, MMUEXT_UNPIN_TABLE, pfn, &n);
+        if ( n == PIN_BATCH && (rc = unpin_queued(ctx, n)) )
+            return rc;
+        n %= PIN_BATCH;
+    }
+    return unpin_queued(ctx, n);
+}
+
+/* The L1 tables of a batch being written, to pin once it is. */
+static void note_arrived(struct restore_ctx *ctx,
+                         const struct sr_page_data *pd)
+{
+    ctx->nr_pend = 0;
+    for ( uint32_t i = 0; i < pd->count; i++ )
+    {
+        unsigned int type = sr_entry_type(pd->entries[i]);
+        uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+
+        if ( sr_pfinfo_has_data(type) &&
+             (dtype & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) ==
+             XEN_DOMCTL_PFINFO_L1TAB )
+            ctx->pend_l1[ctx->nr_pend++] = sr_entry_pfn(pd->entries[i]);
+    }
+}
+
+/* Pin the L1 tables of the batch last written. */
+static void pin_arrived(struct restore_ctx *ctx)
+{
+    unsigned int n = 0;
+
+    for ( uint32_t k = 0; k < ctx->nr_pend; k++ )
+    {
+        queue_pin(ctx, MMUEXT_PIN_L1_TABLE, ctx->pend_l1[k], &n);
+        if ( n == PIN_BATCH )
+        {
+            pin_queued(ctx, n);
+            n = 0;
+        }
+    }
+    pin_queued(ctx, n);
+    ctx->nr_pend = 0;
+}
+
+/* The last batch is written (wait_copy), and its L1 tables pinned. */
+static int settle_copy(struct restore_ctx *ctx)
+{
+    int rc = wait_copy(ctx);
+
+    if ( !rc )
+        pin_arrived(ctx);
+    return rc;
+}
+
+/*
+ * Once the guest's own pins and its vCPUs' tables hold the tree, the
+ * pins taken as the tables arrived go, but for those the guest had
+ * pinned itself (pin_pagetables kept them): each L1 that an L2 names
+ * stays validated through it, as it was on the old host.
+ */
+static int drop_live_pins(struct restore_ctx *ctx)
+{
+    unsigned int n = 0;
+    int rc;
+
+    for ( uint64_t w = 0; w < ctx->live_pins_words; w++ )
+    {
+        uint64_t v = ctx->live_pins[w];
+
+        while ( v )
+        {
+            queue_pin(ctx, MMUEXT_UNPIN_TABLE,
+                      w * 64 + (uint64_t)__builtin_ctzll(v), &n);
+            v &= v - 1;
+            if ( n == PIN_BATCH && (rc = unpin_queued(ctx, n)) )
+                return rc;
+            n %= PIN_BATCH;
+        }
+    }
+    return unpin_queued(ctx, n);
 }
 
 static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
@@ -706,7 +1034,7 @@ static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
             return fail_rec(ctx, rec, -ERANGE, what);
         }
     }
-    if ( grow_buffers(ctx, pd.count + 1) )
+    if ( grow_buffers(ctx, pd.count + 1) || pin_buffers(ctx) )
         return fail_rec(ctx, rec, -ENOMEM, "out of memory");
 
     /*
@@ -729,7 +1057,7 @@ static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
         memcpy(out, pd.pages, (size_t)pd.nr_pages * SR_PAGE_SIZE);
     pd.pages = out;
     /* Nothing of this batch is applied unless the last one was. */
-    if ( (rc = wait_copy(ctx)) )
+    if ( (rc = settle_copy(ctx)) )
         return rc;
     if ( ctx->verify )
     {
@@ -747,12 +1075,18 @@ static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
     for ( uint32_t i = 0; i < pd.count; i++ )
     {
         unsigned int type = sr_entry_type(pd.entries[i]);
+        int64_t f = p2m_frame_of(ctx, sr_entry_pfn(pd.entries[i]));
 
+        /* Until its data is composed below, the frame is not ours. */
+        if ( f >= 0 )
+            ctx->p2m_state[f] = P2M_STALE;
         ctx->pfn_types[sr_entry_pfn(pd.entries[i])] =
             (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
         if ( sr_pfinfo_has_data(type) )
             ctx->mfns[p++] = ctx->p2m[sr_entry_pfn(pd.entries[i])];
     }
+    if ( (rc = unpin_resent(ctx, &pd)) )
+        return rc;
     if ( !pd.nr_pages )
         goto out;
     /* Tables are localised in place; the daemon checks each frame is the
@@ -763,10 +1097,20 @@ static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
         unsigned int type = sr_entry_type(pd.entries[i]);
         uint32_t dtype = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
         uint8_t *dst;
+        int64_t f;
 
         if ( !sr_pfinfo_has_data(type) )
             continue;
         dst = out + (size_t)p++ * SR_PAGE_SIZE;
+        f = p2m_frame_of(ctx, sr_entry_pfn(pd.entries[i]));
+        if ( f >= 0 && dtype == XEN_DOMCTL_PFINFO_NOTAB )
+        {
+            /* A P2M frame: keep the old MFNs, write the new ones. */
+            memcpy(ctx->old_p2m + (uint64_t)f * FPP, dst, SR_PAGE_SIZE);
+            compose_p2m_frame(ctx, (uint64_t)f, (uint64_t *)dst);
+            ctx->p2m_state[f] = P2M_CAPTURED;
+            continue;
+        }
         if ( !sr__is_pagetable_type(dtype) )
             continue;
         ctx->ptmsg[0] = '\0';
@@ -791,6 +1135,9 @@ static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
                               out) )
         return fail_rec(ctx, rec, -errno,
                         "cannot write the domain's frames");
+    note_arrived(ctx, &pd);
+    if ( !staged )
+        pin_arrived(ctx);
  out:
     ctx->r->pages_received += pd.nr_pages;
     report(ctx, SR_PHASE_MEMORY);
@@ -986,8 +1333,10 @@ static bool find_bad_table(struct restore_ctx *ctx)
         n = 0;
         for ( uint64_t pfn = 0; pfn <= ctx->max_pfn; pfn++ )
         {
+            /* One pinned as it arrived validated then, and still is. */
             if ( (ctx->pfn_types[pfn] & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) !=
-                 want || ctx->pfn_types[pfn] == XEN_DOMCTL_PFINFO_XTAB )
+                 want || ctx->pfn_types[pfn] == XEN_DOMCTL_PFINFO_XTAB ||
+                 live_pinned(ctx, pfn) )
                 continue;
             memset(&ops[n], 0, sizeof(ops[n]));
             ops[n].cmd = MMUEXT_PIN_L1_TABLE + level - 1;
@@ -1021,6 +1370,12 @@ static int pin_pagetables(struct restore_ctx *ctx)
              type == XEN_DOMCTL_PFINFO_XALLOC ||
              type == XEN_DOMCTL_PFINFO_BROKEN )
             continue;
+        if ( live_pinned(ctx, pfn) )
+        {
+            /* Pinned as it arrived, and its last copy: the guest's pin. */
+            set_live_pin(ctx, pfn, false);
+            continue;
+        }
         memset(&ops[n], 0, sizeof(ops[n]));
         switch ( type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK )
         {
@@ -1091,6 +1446,15 @@ static int p2m_frame_mfns(struct restore_ctx *ctx)
                         ctx->p2m_rec_off, i, pfn);
         ctx->p2m_mfns[i] = ctx->p2m[pfn];
     }
+    /* One frame each: a frame rewritten on arrival must be no other's. */
+    for ( uint64_t i = 1; i < ctx->nr_p2m_index; i++ )
+        if ( ctx->p2m_index[i].pfn == ctx->p2m_index[i - 1].pfn )
+            return fail(ctx, -EINVAL, "restore: X86_PV_P2M_FRAMES record"
+                        " (type %#x) at offset %" PRIu64 ": P2M frames %"
+                        PRIu64 " and %" PRIu64 " are both pfn %#" PRIx64,
+                        SR_LIBXC_X86_PV_P2M_FRAMES, ctx->p2m_rec_off,
+                        ctx->p2m_index[i - 1].mfn, ctx->p2m_index[i].mfn,
+                        ctx->p2m_index[i].pfn);
     return 0;
 }
 
@@ -1120,12 +1484,12 @@ static int add_known(struct restore_ctx *ctx, uint64_t mfn, uint64_t pfn)
 }
 
 /*
- * Read the guest's P2M as it was saved (old MFNs) before it is
- * overwritten, and note the old MFN of each P2M frame: the frame-list
- * tree the saver walks (shared_info's root, the mid pages, then the P2M
- * frames, all old MFNs) is relinked through these.  Runs while the
- * migrated domain is down: a few large reads into a buffer populated in
- * advance, and a table of only the frames the tree can name, rather than
+ * The guest's P2M as it was saved (old MFNs), and the old MFN of each P2M
+ * frame: the frame-list tree the saver walks (shared_info's root, the mid
+ * pages, then the P2M frames, all old MFNs) is relinked through these.
+ * Runs while the migrated domain is down: the frames were captured as
+ * they arrived, and only one the stream did not send as data is read
+ * here; the table holds only the frames the tree can name, rather than
  * the whole P2M inverted and sorted.
  */
 static int read_old_p2m(struct restore_ctx *ctx)
@@ -1134,10 +1498,16 @@ static int read_old_p2m(struct restore_ctx *ctx)
 
     if ( rc )
         return rc;
-    if ( xc_frames_read(ctx->xch, ctx->domid, ctx->p2m_mfns,
-                        (unsigned int)ctx->nr_p2m_frames, ctx->old_p2m) )
-        return fail(ctx, -errno, "restore: cannot read the P2M frames: %s",
-                    strerror(errno));
+    for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
+    {
+        if ( ctx->p2m_state[i] & P2M_CAPTURED )
+            continue;
+        if ( xc_frames_read(ctx->xch, ctx->domid, &ctx->p2m_mfns[i], 1,
+                            ctx->old_p2m + i * FPP) )
+            return fail(ctx, -errno, "restore: cannot read P2M frame %"
+                        PRIu64 ": %s", i, strerror(errno));
+        ctx->p2m_state[i] = P2M_CAPTURED | P2M_STALE;
+    }
     for ( uint64_t i = 0; i < ctx->nr_p2m_frames; i++ )
     {
         uint64_t pfn = ctx->p2m_pfns[i], old;
@@ -1195,33 +1565,38 @@ static int resolve_old_mfns(struct restore_ctx *ctx, const uint64_t *mfns,
 }
 
 /*
- * Copy the local P2M over the guest's P2M frames (Xen's update_guest_p2m):
- * straight from the local P2M for the whole frames, in one call, through
- * a frame-sized buffer for the last one, which max_pfn may end inside.
+ * Copy the local P2M over the guest's P2M frames (Xen's update_guest_p2m)
+ * where it is not there yet: the frames rewritten on arrival and not
+ * changed since are skipped; the others are composed in batches of the
+ * per-record buffers and written in one call each.
  */
+#define P2M_WRITE_BATCH 64
+
 static int update_guest_p2m(struct restore_ctx *ctx)
 {
-    uint64_t whole = (ctx->max_pfn + 1) / FPP;
-    uint64_t frame[FPP];
+    unsigned int n = 0;
 
-    if ( whole > ctx->nr_p2m_frames )
-        whole = ctx->nr_p2m_frames;
-    if ( whole && xc_frames_write(ctx->xch, ctx->domid, ctx->p2m_mfns,
-                                  (unsigned int)whole, ctx->p2m) )
-        return fail(ctx, -errno, "restore: cannot write the P2M frames: %s",
-                    strerror(errno));
-    for ( uint64_t i = whole; i < ctx->nr_p2m_frames; i++ )
+    if ( grow_buffers(ctx, P2M_WRITE_BATCH) ||
+         grow_pages(ctx, P2M_WRITE_BATCH) )
+        return fail(ctx, -ENOMEM, "restore: out of memory");
+    for ( uint64_t i = 0; i <= ctx->nr_p2m_frames; i++ )
     {
-        for ( uint64_t j = 0; j < FPP; j++ )
+        if ( i < ctx->nr_p2m_frames )
         {
-            uint64_t p = i * FPP + j;
-
-            frame[j] = p <= ctx->max_pfn ? ctx->p2m[p] : SR__INVALID_FRAME;
+            if ( !(ctx->p2m_state[i] & P2M_STALE) )
+                continue;
+            compose_p2m_frame(ctx, i, (uint64_t *)(ctx->pages +
+                                                   (size_t)n * SR_PAGE_SIZE));
+            ctx->mfns[n++] = ctx->p2m_mfns[i];
+            ctx->p2m_state[i] &= ~P2M_STALE;
+            if ( n < P2M_WRITE_BATCH )
+                continue;
         }
-        if ( xc_frames_write(ctx->xch, ctx->domid, &ctx->p2m_mfns[i], 1,
-                             frame) )
-            return fail(ctx, -errno, "restore: cannot write P2M frame %"
-                        PRIu64 ": %s", i, strerror(errno));
+        if ( n && xc_frames_write(ctx->xch, ctx->domid, ctx->mfns, n,
+                                  ctx->pages) )
+            return fail(ctx, -errno, "restore: cannot write the P2M frames:"
+                        " %s", strerror(errno));
+        n = 0;
     }
     return 0;
 }
@@ -1321,6 +1696,9 @@ static int handle_shared_info(struct restore_ctx *ctx, uint64_t shinfo_mfn)
  */
 static int check_demand(struct restore_ctx *ctx)
 {
+    /* Counted as they came: the list is searched only to name one. */
+    if ( !ctx->nr_unmet )
+        return 0;
     for ( size_t i = 0; i < ctx->nr_demand; i++ )
     {
         const struct demand *d = &ctx->demand[i];
@@ -1339,7 +1717,6 @@ static int check_demand(struct restore_ctx *ctx)
 
 static int stream_complete(struct restore_ctx *ctx)
 {
-    xc_domaininfo_t info;
     int rc;
 
     if ( !ctx->p2m )
@@ -1347,18 +1724,17 @@ static int stream_complete(struct restore_ctx *ctx)
     rc = check_demand(ctx);
     if ( rc )
         return rc;
-    if ( xc_domain_getinfo_single(ctx->xch, ctx->domid, &info) )
-        return fail(ctx, -errno, "restore: domain %u vanished",
-                    ctx->domid);
-    rc = update_vcpu_context(ctx, info.shared_info_frame);
+    rc = update_vcpu_context(ctx, ctx->shinfo_mfn);
     if ( !rc )
         rc = pin_pagetables(ctx);
+    if ( !rc )
+        rc = drop_live_pins(ctx);
     if ( !rc )
         rc = read_old_p2m(ctx);
     if ( !rc )
         rc = update_guest_p2m(ctx);
     if ( !rc )
-        rc = handle_shared_info(ctx, info.shared_info_frame);
+        rc = handle_shared_info(ctx, ctx->shinfo_mfn);
     return rc;
 }
 
@@ -1366,63 +1742,52 @@ static int stream_complete(struct restore_ctx *ctx)
  * The streams
  * ------------------------------------------------------------------------ */
 
+/*
+ * The libxc records.  Their buffer (the largest PAGE_DATA's) is the
+ * context's, freed with the rest.
+ */
 static int restore_libxc(struct restore_ctx *ctx)
 {
     struct sr_libxc_ihdr ih;
     struct sr_libxc_dhdr dh;
-    struct sr_rec rec;
+    struct sr_rec *rec = &ctx->rec;
     int rc;
 
-    sr_rec_init(&rec);
-    rec.max_pages = ctx->admitted_pages;
-    rec.defer_pages = true;
+    rec->max_pages = ctx->admitted_pages;
+    rec->defer_pages = true;
     rc = sr_read_libxc_ihdr(ctx->io, &ih);
     if ( !rc )
         rc = sr_read_libxc_dhdr(ctx->io, &dh);
     if ( rc )
-    {
-        fail_io(ctx, rc);
-        goto out;
-    }
+        return fail_io(ctx, rc);
     for ( ;; )
     {
-        rc = sr_read_record(ctx->io, SR_LIBXC, &rec);
+        rc = sr_read_record(ctx->io, SR_LIBXC, rec);
         if ( rc )
+            return fail_io(ctx, rc);
+        if ( rec->type == SR_LIBXC_END )
         {
-            fail_io(ctx, rc);
-            goto out;
-        }
-        if ( rec.type == SR_LIBXC_END )
-        {
-            ctx->end_rec_off = rec.offset;
+            ctx->end_rec_off = rec->offset;
             break;
         }
         if ( ctx->a->cancel && atomic_load(ctx->a->cancel) )
-        {
-            rc = fail(ctx, -ECANCELED, "restore: cancelled");
-            goto out;
-        }
-        rc = process_record(ctx, &rec);
+            return fail(ctx, -ECANCELED, "restore: cancelled");
+        rc = process_record(ctx, rec);
         if ( rc )
-            goto out;
+            return rc;
     }
-    rc = wait_copy(ctx);
+    rc = settle_copy(ctx);
     if ( rc )
-        goto out;
+        return rc;
     ctx->r->t_last_page_ns = now_ns();
     if ( ctx->r->verify_mismatches )
-    {
-        rc = fail(ctx, -EILSEQ, "VERIFY: pfn %#" PRIx64 " differs (%"
-                  PRIu64 " page%s in all)", ctx->first_mismatch,
-                  ctx->r->verify_mismatches,
-                  ctx->r->verify_mismatches == 1 ? "" : "s");
-        goto out;
-    }
+        return fail(ctx, -EILSEQ, "VERIFY: pfn %#" PRIx64 " differs (%"
+                    PRIu64 " page%s in all)", ctx->first_mismatch,
+                    ctx->r->verify_mismatches,
+                    ctx->r->verify_mismatches == 1 ? "" : "s");
     report(ctx, SR_PHASE_STATE);
     rc = stream_complete(ctx);
     ctx->r->t_done_ns = now_ns();
- out:
-    sr_rec_free(&rec);
     return rc;
 }
 
@@ -1511,6 +1876,40 @@ static int read_xl_hdr(struct restore_ctx *ctx, void **config,
     return 0;
 }
 
+/* Everything the engine holds but the domain itself. */
+static void ctx_release(struct restore_ctx *ctx)
+{
+    xc_interface_close(ctx->xch);
+    if ( ctx->m2p )
+        munmap(ctx->m2p, ctx->m2p_bytes);
+    if ( ctx->vcpus )
+        for ( unsigned int v = 0; v < ctx->max_vcpus; v++ )
+            free(ctx->vcpus[v]);
+    free(ctx->vcpus);
+    free(ctx->p2m);
+    free(ctx->pfn_types);
+    free(ctx->p2m_pfns);
+    free(ctx->p2m_mfns);
+    free(ctx->p2m_state);
+    free(ctx->p2m_index);
+    free(ctx->live_pins);
+    free(ctx->pin_ops);
+    free(ctx->pin_pfns);
+    free(ctx->pend_l1);
+    if ( ctx->old_p2m )
+        munmap(ctx->old_p2m, ctx->old_p2m_bytes);
+    free(ctx->known);
+    free(ctx->ext);
+    free(ctx->pop_pfns);
+    free(ctx->mfns);
+    free(ctx->pages);
+    free(ctx->vpages);
+    free(ctx->pfn_rec_off);
+    free(ctx->demand);
+    free(ctx->vcpu_rec_off);
+    sr_rec_free(&ctx->rec);
+}
+
 int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
                       struct sr_restore_result *r, char *msg, size_t msglen)
 {
@@ -1518,6 +1917,7 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
         .io = io, .msg = msg, .msglen = msglen,
         .a = a, .r = r,
     };
+    struct restore_ctx *keep;
     struct sr_libxl_hdr lh;
     struct sr_rec rec;
     void *config = NULL;
@@ -1525,6 +1925,7 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     int rc;
 
     sr_rec_init(&rec);
+    sr_rec_init(&ctx.rec);
     if ( msg && msglen )
         msg[0] = '\0';
     *r = (struct sr_restore_result){ .domid = 0 };
@@ -1624,29 +2025,23 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
  out:
     if ( rc && ctx.created )
         xc_domain_destroy(ctx.xch, ctx.domid);
-    xc_interface_close(ctx.xch);
-    if ( ctx.m2p )
-        munmap(ctx.m2p, ctx.m2p_bytes);
-    if ( ctx.vcpus )
-        for ( unsigned int v = 0; v < ctx.max_vcpus; v++ )
-            free(ctx.vcpus[v]);
-    free(ctx.vcpus);
-    free(ctx.p2m);
-    free(ctx.pfn_types);
-    free(ctx.p2m_pfns);
-    free(ctx.p2m_mfns);
-    if ( ctx.old_p2m )
-        munmap(ctx.old_p2m, ctx.old_p2m_bytes);
-    free(ctx.known);
-    free(ctx.ext);
-    free(ctx.pop_pfns);
-    free(ctx.mfns);
-    free(ctx.pages);
-    free(ctx.vpages);
-    free(ctx.pfn_rec_off);
-    free(ctx.demand);
-    free(ctx.vcpu_rec_off);
+    if ( !rc && a->defer_release && (keep = malloc(sizeof(*keep))) )
+    {
+        *keep = ctx;
+        r->scratch = keep;
+    }
+    else
+        ctx_release(&ctx);
     free(config);
     sr_rec_free(&rec);
     return rc;
+}
+
+void sr_restore_release(struct sr_restore_result *r)
+{
+    if ( !r->scratch )
+        return;
+    ctx_release(r->scratch);
+    free(r->scratch);
+    r->scratch = NULL;
 }

@@ -746,6 +746,20 @@ struct sr_restore_args
      * xc_domain_build_done and xc_interface_close on it.
      */
     bool keep_builder;
+    /*
+     * Called once the domain exists, before any page goes into it (a
+     * migration receiver names it then, not while the domain is down);
+     * non-zero fails the restore with the message it wrote in msg.  May
+     * be NULL.
+     */
+    int (*created)(void *arg, uint32_t domid, char *msg, size_t len);
+    void *created_arg;
+    /*
+     * After a success, keep the engine's buffers in the result until
+     * sr_restore_release(): freeing them costs milliseconds that a
+     * migration's downtime need not include.
+     */
+    bool defer_release;
 };
 
 struct sr_restore_result
@@ -758,6 +772,7 @@ struct sr_restore_result
     uint64_t t_last_page_ns;    /* CLOCK_MONOTONIC: libxc END read */
     uint64_t t_done_ns;         /* contexts set, pinned, P2M rewritten */
     struct xc_interface *builder; /* keep_builder: the open session */
+    void *scratch;              /* defer_release: sr_restore_release() */
 };
 
 /*
@@ -769,5 +784,7 @@ struct sr_restore_result
  */
 int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
                       struct sr_restore_result *r, char *msg, size_t msglen);
+/* Free what a defer_release restore kept (idempotent; not the config). */
+void sr_restore_release(struct sr_restore_result *r);
 
 #endif /* FERRY_SAVERESTORE_SR_H */

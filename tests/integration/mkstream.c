@@ -5,6 +5,7 @@
  * fuzz corpus.  No host needed.
  *
  *   mkstream dump IN
+ *   mkstream l1-entry IN
  *   mkstream rewrite IN OUT [--digest=recompute|keep|none]
  *                    [--preamble[=KIB]] OP [ARG]
  *
@@ -26,7 +27,9 @@
  * On success, rewrite prints one line "OFFSET NAME": the byte offset in
  * OUT of the record (or header) it changed, and its name, which is what the
  * restorer's message must name.  dump prints every item as
- * "LAYER NAME OFFSET LENGTH".
+ * "LAYER NAME OFFSET LENGTH"; l1-entry prints the first present entry of
+ * the first L1 table, as its last copy has it (PFN, slot and value):
+ * what resend-l1-avail changes in a last pass of its own.
  *
  * Invariant: apart from the one operation, OUT is byte for byte what the
  * saver wrote (libsr's writers produce the same padding and layout).
@@ -732,6 +735,72 @@ static void op_pte(struct stream *s, unsigned int level, uint64_t bits)
     i->mark = true;
 }
 
+/*
+ * The first L1 table in stream order with a present entry: its record,
+ * entry index and the slot of that entry.
+ */
+static uint64_t *first_l1(struct stream *s, struct item **ip, uint32_t *ep,
+                          unsigned int *slot)
+{
+    for ( size_t k = 0; k < s->n; k++ )
+    {
+        struct item *i = &s->it[k];
+
+        if ( !i->is_rec || i->layer != SR_LIBXC ||
+             i->type != SR_LIBXC_PAGE_DATA )
+            continue;
+        for ( uint32_t e = 0; e < pd_count(i); e++ )
+        {
+            uint64_t *page = pd_page(i, e);
+
+            if ( !page || (sr_entry_type(pd_entry(i, e)) & 7) != 1 )
+                continue;
+            for ( unsigned int n = 0; n < 512; n++ )
+                if ( page[n] & _PAGE_PRESENT )
+                {
+                    *ip = i;
+                    *ep = e;
+                    *slot = n;
+                    return page;
+                }
+        }
+    }
+    die("no L1 table with a present entry in the input");
+}
+
+/*
+ * A last pass that sends the first L1 table again, as a live stream does
+ * for a table the guest changed while it was being sent: one PAGE_DATA
+ * record after the last one, its entry ORed with bits (a software bit the
+ * guest may set, or a flag Xen refuses).
+ */
+static void op_resend_l1(struct stream *s, uint64_t bits)
+{
+    struct item *i, *r;
+    uint32_t e, one = htole32(1), zero = 0;
+    unsigned int slot;
+    uint64_t *page = first_l1(s, &i, &e, &slot), ent = htole64(pd_entry(i, e));
+    size_t at = 0;
+
+    for ( size_t k = 0; k < s->n; k++ )
+        if ( s->it[k].is_rec && s->it[k].layer == SR_LIBXC &&
+             s->it[k].type == SR_LIBXC_PAGE_DATA )
+            at = k + 1;
+    r = add(s, at);
+    r->is_rec = true;
+    r->layer = SR_LIBXC;
+    r->type = SR_LIBXC_PAGE_DATA;
+    r->len = 16 + SR_PAGE_SIZE;
+    r->data = xmalloc(r->len);
+    memcpy(r->data, &one, 4);
+    memcpy(r->data + 4, &zero, 4);
+    memcpy(r->data + 8, &ent, 8);
+    /* i may have moved with the insertion: the page was copied first. */
+    memcpy(r->data + 16, page, SR_PAGE_SIZE);
+    ((uint64_t *)(r->data + 16))[slot] |= bits;
+    r->mark = true;
+}
+
 static void op_vcpu(struct stream *s, bool gdt)
 {
     struct item *i;
@@ -1006,13 +1075,14 @@ static void usage(void)
 {
     fprintf(stderr,
 "usage: mkstream dump IN\n"
+"       mkstream l1-entry IN\n"
 "       mkstream rewrite IN OUT [--digest=recompute|keep|none]\n"
 "                        [--preamble[=KIB]] OP [ARG]\n"
 "OP: none minimal shrink drop TYPE inject-mandatory inject-optional\n"
 "    inject-libxl-mandatory pfn-beyond unsent l2-pse l2-reserved\n"
 "    l1-reserved l4-to-data p2m-frame-table cr3-outside gdt-outside\n"
 "    length-cap TYPE p2m-claim PFNS p2m-claim-tail PFNS maxmem KIB\n"
-"    upper-from EARLIER.save\n"
+"    upper-from EARLIER.save resend-l1-avail resend-l1-bad\n"
 "    libxc-version N libxl-version N libxc-big-endian libxl-big-endian\n"
 "    hvm truncate-in TYPE truncate OFF flip OFF flip-in TYPE\n");
     exit(2);
@@ -1057,6 +1127,31 @@ int main(int argc, char **argv)
         in = load(argv[2], &in_len);
         parse(&s, in, in_len);
         dump(&s);
+        free_stream(&s);
+        free(in);
+        return 0;
+    }
+    if ( argc == 3 && !strcmp(argv[1], "l1-entry") )
+    {
+        uint32_t e;
+        unsigned int slot;
+        uint64_t *page;
+
+        in = load(argv[2], &in_len);
+        parse(&s, in, in_len);
+        page = first_l1(&s, &mark, &e, &slot);
+        mark_off = sr_entry_pfn(pd_entry(mark, e));
+        /* Its last copy: a live stream's later passes win. */
+        for ( size_t k = 0; k < s.n; k++ )
+            for ( uint32_t f = 0; s.it[k].is_rec &&
+                  s.it[k].layer == SR_LIBXC &&
+                  s.it[k].type == SR_LIBXC_PAGE_DATA &&
+                  f < pd_count(&s.it[k]); f++ )
+                if ( sr_entry_pfn(pd_entry(&s.it[k], f)) == mark_off &&
+                     pd_page(&s.it[k], f) )
+                    page = pd_page(&s.it[k], f);
+        printf("pfn %#" PRIx64 " slot %u entry %#" PRIx64 "\n", mark_off,
+               slot, page[slot]);
         free_stream(&s);
         free(in);
         return 0;
@@ -1125,6 +1220,10 @@ int main(int argc, char **argv)
         op_vcpu(&s, true);
     else if ( !strcmp(op, "upper-from") )
         op_upper_from(&s, arg);
+    else if ( !strcmp(op, "resend-l1-avail") )
+        op_resend_l1(&s, 0x200);
+    else if ( !strcmp(op, "resend-l1-bad") )
+        op_resend_l1(&s, _PAGE_PCD);
     else if ( !strcmp(op, "length-cap") || !strcmp(op, "truncate-in") ||
               !strcmp(op, "flip-in") )
         first(&s, SR_LIBXC, libxc_type(arg ? arg : ""))->mark = true;

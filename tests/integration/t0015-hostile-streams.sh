@@ -5,14 +5,18 @@
 # sends, page tables whose entries fail validation, a P2M frame that is a
 # page table, a vCPU whose cr3 or GDT lies outside the domain, no vCPU 0,
 # a record longer than the cap, a truncated and a corrupted record, wrong
-# versions, big-endian and HVM headers), each with a correct digest so
+# versions, big-endian and HVM headers, an L1 table sent good and sent
+# again bad in a last pass of its own), each with a correct digest so
 # that the restore checks, not the digest, must refuse it.  On host B
 # every one fails with exit 1 and a message naming the record (or header)
 # and its offset as mkstream reports it, leaves no domain and no memory
 # behind, and a guest already running on B keeps running; the auditor
 # stays clean.  A stream holding only what Xen's
 # minimal PV stream holds restores and runs, and an unknown optional
-# record is skipped.
+# record is skipped.  An L1 table sent again in a last pass with a bit
+# the guest may set (the restore pins L1 tables as they arrive and must
+# unpin and revalidate one sent again) restores with that copy: saved
+# again on B, the table has the bit.
 . "$(dirname "$0")/lib.sh"
 
 MK="$top_builddir/tests/integration/mkstream"
@@ -21,7 +25,7 @@ if ! grep -q '"save"' "$top_srcdir/xl/xl-cmdtable.c" || [ ! -x "$MK" ]; then
     exit 77
 fi
 
-plan 33
+plan 36
 start_host A 96M || exit 99
 start_host B 128M || exit 99
 A=$T/A B=$T/B
@@ -80,6 +84,8 @@ refused "an L1 naming a PFN never sent" "which the stream never sent" unsent
 refused "a superpage in an L2" "Cannot migrate superpage" l2-pse
 refused "a refused flag in an L2 entry" "Bad flags for L2" l2-reserved
 refused "a refused flag in an L1 entry" "the L1 table at pfn" l1-reserved
+refused "an L1 sent again in a last pass with a refused flag" \
+    "the L1 table at pfn" resend-l1-bad
 refused "an L4 naming a writable data page" "does not validate" l4-to-data
 refused "a P2M frame that is a page table" \
     "P2M frame 0 (pfn" p2m-frame-table
@@ -146,6 +152,25 @@ rc=$?
 wait_for 10 console_has "$B" checksum 'checksum: resumed, cancelled=0' &&
     ok "its guest runs: 'checksum: resumed, cancelled=0'" ||
     { fail "its guest runs"; console_dump "$B" checksum | sed 's/^/# /'; }
+xlh "$B" destroy checksum
+
+# The last pass's copy of an L1 table is the one the domain gets.
+"$MK" rewrite "$T/good.save" "$T/resend.save" resend-l1-avail >/dev/null
+before=$("$MK" l1-entry "$T/good.save")
+want=$("$MK" l1-entry "$T/resend.save")
+xlh "$B" restore -e "$T/resend.save" >"$T/rs.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] &&
+    wait_for 10 console_has "$B" checksum 'checksum: resumed, cancelled=0' &&
+    ok "an L1 sent again in a last pass restores and the guest runs" ||
+    { fail "an L1 sent again in a last pass restores (rc $rc)"
+      sed 's/^/# /' "$T/rs.out"; }
+xlh "$B" save checksum "$T/again.save" >/dev/null 2>&1
+after=$("$MK" l1-entry "$T/again.save")
+# The first copy lacks bit 9 (0x200); the last pass's copy has it.
+[ -n "$after" ] && [ "$after" = "$want" ] && [ "$after" != "$before" ] &&
+    ok "saved again, the L1 holds the last pass's copy ($after)" ||
+    fail "saved again, the L1 holds '$after', expected '$want'"
 check "B: auditor clean at the end" xlh "$B" audit
 check "A: auditor clean at the end" xlh "$A" audit
 xlh "$B" destroy checksum
