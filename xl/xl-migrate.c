@@ -466,8 +466,8 @@ static int recv_resolve(xc_interface *xch, struct xl_chan *ch,
         fprintf(stderr, "migration target: resolve %s: committed\n",
                 pre->name);
     } else if (!name[0]) {
-        /* A restore that never finished (its receiver was killed): it
-         * was never named, so it cannot have been committed. */
+        /* A restore whose receiver was killed before it named the
+         * domain (at its creation): it cannot have been committed. */
         xc_domain_destroy(xch, domid);
         fprintf(stderr, "migration target: resolve %s: destroyed an"
                 " unfinished copy\n", pre->name);
@@ -529,6 +529,33 @@ static void recv_progress_cb(void *arg, const struct sr_progress *p)
     }
 }
 
+/* What the engine's created hook needs to name the new domain. */
+struct recv_naming {
+    xc_interface *xch;
+    const char *name;
+    const char *json;
+};
+
+/*
+ * Name the domain "<name>--incoming" as soon as it exists, not once the
+ * stream is complete: the call is then not part of the downtime.  An
+ * incoming copy is under that name from its first page to the commit, so
+ * that a resolve aborts it like any other.
+ */
+static int recv_created(void *arg, uint32_t domid, char *msg, size_t len)
+{
+    const struct recv_naming *rn = arg;
+    char incoming[XC_DOMAIN_NAME_MAX + 16];
+
+    snprintf(incoming, sizeof(incoming), "%s--incoming", rn->name);
+    if (xc_domain_set_meta(rn->xch, domid, incoming, rn->json,
+                           strlen(rn->json))) {
+        snprintf(msg, len, "cannot name domain %u \"%s\"", domid, incoming);
+        return -1;
+    }
+    return 0;
+}
+
 /* Restore the stream into a new paused domain; 0 or -1 with msg. */
 static int recv_restore(xc_interface *xch, struct xl_chan *ch,
                         const struct preamble *pre,
@@ -538,6 +565,7 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     struct sr_io *io = xl_chan_io(ch);
     struct recv_progress rp = { false, false };
     struct sr_restore_args args = { .xch = xch };
+    struct recv_naming rn = { .xch = xch };
     struct xlcfg_error err;
     struct sr_xl_hdr hdr;
     void *config = NULL;
@@ -604,6 +632,11 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     args.progress = recv_progress_cb;
     args.progress_arg = &rp;
     args.keep_builder = true;
+    rn.name = dc->name;
+    rn.json = *json_r;
+    args.created = recv_created;
+    args.created_arg = &rn;
+    args.defer_release = true;
     rc = sr_restore_domain(io, &args, res, msg, len);
     if (rc)
         goto out;
@@ -628,8 +661,10 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
 
 /*
  * The incoming domain is to outlive us from now on: tell the host the
- * build is done and close the builder session (which until now made the
- * host destroy the domain if we died).  0, or -1 with a message.
+ * build is done (until now the builder session's end would have made the
+ * host destroy the domain).  0, or -1 with a message.  The session is
+ * closed once the report is sent: its unmapping is no part of the
+ * downtime.
  */
 static int recv_release(struct sr_restore_result *res)
 {
@@ -638,8 +673,6 @@ static int recv_release(struct sr_restore_result *res)
     if (rc)
         fprintf(stderr, "migration target: cannot keep domain %u: %s\n",
                 res->domid, strerror(errno));
-    xc_interface_close(res->builder);
-    res->builder = NULL;
     return rc;
 }
 
@@ -803,16 +836,6 @@ static int migrate_receive(const struct recv_opts *o)
         xl_chan_write_reason(ch, line);
         goto out;
     }
-    snprintf(line, sizeof(line), "%s--incoming", dc.name);
-    if (xc_domain_set_meta(xch, res.domid, line, json, strlen(json))) {
-        snprintf(msg, sizeof(msg), "cannot name domain %u \"%s\"",
-                 res.domid, line);
-        fprintf(stderr, "migration target: %s\n", msg);
-        xc_domain_destroy(xch, res.domid);
-        snprintf(line, sizeof(line), "ferry-error %s\n", msg);
-        sr_io_write(io, line, strlen(line));
-        goto out;
-    }
 
     if (fault_hit("recv", "early-commit")) {
         /* A target that commits without the sender's permission and
@@ -879,6 +902,10 @@ static int migrate_receive(const struct recv_opts *o)
     }
     ret = EXIT_SUCCESS;
  monitor:
+    /* The engine's buffers go once the domain runs (or not) here. */
+    xc_interface_close(res.builder);
+    res.builder = NULL;
+    sr_restore_release(&res);
     xl_chan_close(ch, NULL);
     ch = NULL;
     /* The outcome is settled: a resolve now answers from what is here. */
@@ -892,6 +919,7 @@ static int migrate_receive(const struct recv_opts *o)
     /* Not released: the host destroys the incoming domain, if it has
      * not been already. */
     xc_interface_close(res.builder);
+    sr_restore_release(&res);
     xl_chan_close(ch, NULL);
     if (token_saved)
         token_drop("incoming", pre.uuid);
