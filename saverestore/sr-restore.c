@@ -135,7 +135,8 @@ struct restore_ctx
     struct mfn_pfn *p2m_index;      /* (frame index, pfn), sorted by pfn */
     uint64_t nr_p2m_index;
     uint64_t *live_pins;            /* L1s pinned as they came, by PFN */
-    uint64_t live_pins_words;
+    uint64_t *guest_pins;           /* last copy's type has LPINTAB */
+    uint64_t live_pins_words;       /* of each bitmap */
     struct mmuext_op *pin_ops;      /* PIN_BATCH of them, and the PFNs */
     uint64_t *pin_pfns;
     uint64_t *pend_l1;              /* the L1s of the batch in flight */
@@ -340,14 +341,18 @@ static int grow_p2m(struct restore_ctx *ctx, uint64_t max_pfn)
     ctx->pfn_types = types;
     if ( (max_pfn + 64) / 64 > ctx->live_pins_words )
     {
-        uint64_t words = (max_pfn + 64) / 64;
+        uint64_t words = (max_pfn + 64) / 64, old_words = ctx->live_pins_words;
         uint64_t *pins = realloc(ctx->live_pins, words * sizeof(*pins));
 
         if ( !pins )
             return -ENOMEM;
-        memset(pins + ctx->live_pins_words, 0,
-               (words - ctx->live_pins_words) * sizeof(*pins));
+        memset(pins + old_words, 0, (words - old_words) * sizeof(*pins));
         ctx->live_pins = pins;
+        pins = realloc(ctx->guest_pins, words * sizeof(*pins));
+        if ( !pins )
+            return -ENOMEM;
+        memset(pins + old_words, 0, (words - old_words) * sizeof(*pins));
+        ctx->guest_pins = pins;
         ctx->live_pins_words = words;
     }
     for ( uint64_t pfn = old; pfn <= max_pfn; pfn++ )
@@ -1077,11 +1082,17 @@ static int handle_page_data(struct restore_ctx *ctx, struct sr_rec *rec)
         unsigned int type = sr_entry_type(pd.entries[i]);
         int64_t f = p2m_frame_of(ctx, sr_entry_pfn(pd.entries[i]));
 
+        uint64_t pfn = sr_entry_pfn(pd.entries[i]);
+
         /* Until its data is composed below, the frame is not ours. */
         if ( f >= 0 )
             ctx->p2m_state[f] = P2M_STALE;
-        ctx->pfn_types[sr_entry_pfn(pd.entries[i])] =
-            (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+        ctx->pfn_types[pfn] = (uint32_t)type << XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+        /* The end pins these only, not looking at every PFN's type. */
+        if ( ctx->pfn_types[pfn] & XEN_DOMCTL_PFINFO_LPINTAB )
+            ctx->guest_pins[pfn / 64] |= 1ULL << (pfn % 64);
+        else
+            ctx->guest_pins[pfn / 64] &= ~(1ULL << (pfn % 64));
         if ( sr_pfinfo_has_data(type) )
             ctx->mfns[p++] = ctx->p2m[sr_entry_pfn(pd.entries[i])];
     }
@@ -1356,38 +1367,50 @@ static bool find_bad_table(struct restore_ctx *ctx)
     return true;
 }
 
+/* The tables the guest had pinned, in PFN order (Xen's pin_pagetables). */
 static int pin_pagetables(struct restore_ctx *ctx)
 {
     struct mmuext_op ops[PIN_BATCH];
     unsigned int n = 0;
 
-    for ( uint64_t pfn = 0; pfn <= ctx->max_pfn; pfn++ )
+    for ( uint64_t w = 0; w < ctx->live_pins_words; w++ )
     {
-        uint32_t type = ctx->pfn_types[pfn];
+        for ( uint64_t v = ctx->guest_pins[w]; v; v &= v - 1 )
+        {
+            uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(v);
+            uint32_t type = ctx->pfn_types[pfn];
 
-        if ( !(type & XEN_DOMCTL_PFINFO_LPINTAB) ||
-             type == XEN_DOMCTL_PFINFO_XTAB ||
-             type == XEN_DOMCTL_PFINFO_XALLOC ||
-             type == XEN_DOMCTL_PFINFO_BROKEN )
-            continue;
-        if ( live_pinned(ctx, pfn) )
-        {
-            /* Pinned as it arrived, and its last copy: the guest's pin. */
-            set_live_pin(ctx, pfn, false);
-            continue;
-        }
-        memset(&ops[n], 0, sizeof(ops[n]));
-        switch ( type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK )
-        {
-        case XEN_DOMCTL_PFINFO_L1TAB: ops[n].cmd = MMUEXT_PIN_L1_TABLE; break;
-        case XEN_DOMCTL_PFINFO_L2TAB: ops[n].cmd = MMUEXT_PIN_L2_TABLE; break;
-        case XEN_DOMCTL_PFINFO_L3TAB: ops[n].cmd = MMUEXT_PIN_L3_TABLE; break;
-        case XEN_DOMCTL_PFINFO_L4TAB: ops[n].cmd = MMUEXT_PIN_L4_TABLE; break;
-        default: continue;
-        }
-        ops[n++].arg1.mfn = ctx->p2m[pfn];
-        if ( n == PIN_BATCH || pfn == ctx->max_pfn )
-        {
+            if ( type == XEN_DOMCTL_PFINFO_XTAB ||
+                 type == XEN_DOMCTL_PFINFO_XALLOC ||
+                 type == XEN_DOMCTL_PFINFO_BROKEN )
+                continue;
+            if ( live_pinned(ctx, pfn) )
+            {
+                /* Pinned as it arrived, its last copy: the guest's pin. */
+                set_live_pin(ctx, pfn, false);
+                continue;
+            }
+            memset(&ops[n], 0, sizeof(ops[n]));
+            switch ( type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK )
+            {
+            case XEN_DOMCTL_PFINFO_L1TAB:
+                ops[n].cmd = MMUEXT_PIN_L1_TABLE;
+                break;
+            case XEN_DOMCTL_PFINFO_L2TAB:
+                ops[n].cmd = MMUEXT_PIN_L2_TABLE;
+                break;
+            case XEN_DOMCTL_PFINFO_L3TAB:
+                ops[n].cmd = MMUEXT_PIN_L3_TABLE;
+                break;
+            case XEN_DOMCTL_PFINFO_L4TAB:
+                ops[n].cmd = MMUEXT_PIN_L4_TABLE;
+                break;
+            default:
+                continue;
+            }
+            ops[n++].arg1.mfn = ctx->p2m[pfn];
+            if ( n < PIN_BATCH )
+                continue;
             if ( xc_mmuext_op(ctx->xch, ops, n, ctx->domid) )
                 return pin_failed(ctx, ops, n, -errno);
             n = 0;
@@ -1893,6 +1916,7 @@ static void ctx_release(struct restore_ctx *ctx)
     free(ctx->p2m_state);
     free(ctx->p2m_index);
     free(ctx->live_pins);
+    free(ctx->guest_pins);
     free(ctx->pin_ops);
     free(ctx->pin_pfns);
     free(ctx->pend_l1);
