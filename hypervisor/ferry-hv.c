@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1017,6 +1018,19 @@ int main(int argc, char **argv)
     if ( !logpath || !sockpath || !pidpath )
         return 1;
 
+    /*
+     * Non-dumpable: another unprivileged process of our user (a stream
+     * parser taken over) can then neither ptrace us nor open our
+     * /proc/PID/mem or /proc/PID/fd/N (the machine-memory memfd).  Root
+     * is not stopped by this: xl's parser is also confined by seccomp
+     * (xl/xl-sandbox.c).
+     */
+    if ( prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) )
+    {
+        fprintf(stderr, "ferry-hv: cannot make the daemon non-dumpable: %s\n",
+                strerror(errno));
+        return 1;
+    }
     lockfd = lock_run_dir(o.run_dir, err, sizeof(err));
     if ( lockfd < 0 )
     {

@@ -448,6 +448,11 @@ const char *xc_run_dir(const xc_interface *xch)
     return xch->run_dir;
 }
 
+int xc_interface_fd(const xc_interface *xch)
+{
+    return xch ? xch->fd : -1;
+}
+
 uint64_t xc_max_page(const xc_interface *xch)
 {
     return xch->max_page;

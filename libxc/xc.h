@@ -99,6 +99,8 @@ int xc_domain_build_done(xc_interface *xch, uint32_t domid);
 bool xc_has_machine_memory(const xc_interface *xch);
 /* Idempotent on NULL. */
 void xc_interface_close(xc_interface *xch);
+/* The session's socket (a confined process keeps it open), or -1. */
+int xc_interface_fd(const xc_interface *xch);
 const char *xc_run_dir(const xc_interface *xch);
 
 struct xc_host_info

@@ -309,6 +309,16 @@ int sr_io_open_user(struct sr_io **iop, const struct sr_io_user_ops *ops,
     return 0;
 }
 
+int sr_io_set_user(struct sr_io *io, const struct sr_io_user_ops *ops,
+                   void *arg)
+{
+    if ( io->ops != &user_ops )
+        return -EINVAL;
+    io->user = ops;
+    io->user_arg = arg;
+    return 0;
+}
+
 int sr_io_open_mem_writer(struct sr_io **iop)
 {
     return io_new(iop, &mem_writer_ops);

@@ -1958,14 +1958,14 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
     ctx.pt.populate = populate_one;
     ctx.pt.populate_arg = &ctx;
     /* The host's highest machine frame, as the saver takes it. */
-    ctx.pt.max_mfn = xc_max_page(a->xch) - 1;
+    ctx.pt.max_mfn = xc_max_page(a->builder ? a->builder : a->xch) - 1;
     /*
      * The domain is built through a builder session (ferry-hv(8), THREAT
      * MODEL): bound to the one domain it creates, seeing no machine
      * memory, each frame it writes checked by the daemon; so a flaw in
      * this parser reaches no other domain's frames.
      */
-    ctx.xch = xc_builder_open(a->xch);
+    ctx.xch = a->builder ? a->builder : xc_builder_open(a->xch);
     if ( !ctx.xch )
     {
         rc = fail(&ctx, -errno, "restore: cannot open a builder session"
@@ -2049,6 +2049,9 @@ int sr_restore_domain(struct sr_io *io, const struct sr_restore_args *a,
  out:
     if ( rc && ctx.created )
         xc_domain_destroy(ctx.xch, ctx.domid);
+    /* The caller's builder session is the caller's to close. */
+    if ( ctx.xch == a->builder )
+        ctx.xch = NULL;
     if ( !rc && a->defer_release && (keep = malloc(sizeof(*keep))) )
     {
         *keep = ctx;

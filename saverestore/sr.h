@@ -276,6 +276,14 @@ struct sr_io_user_ops
 };
 int sr_io_open_user(struct sr_io **iop, const struct sr_io_user_ops *ops,
                     void *arg);
+/*
+ * Give a user-backend io another backend, keeping its state (offset,
+ * digest, error): a confined parser reads the rest of a channel's stream
+ * from a pipe its parent forwards it through.  -EINVAL if io is not a
+ * user backend.  The old backend's close is not called.
+ */
+int sr_io_set_user(struct sr_io *io, const struct sr_io_user_ops *ops,
+                   void *arg);
 
 /* Atomic file write: the bytes go to "path.tmp-XXXXXX" beside path,
  * written with O_DIRECT (buffered where the filesystem refuses it)
@@ -705,6 +713,13 @@ int sr_save_domain(struct sr_io *io, const struct sr_save_args *a,
 struct sr_restore_args
 {
     struct xc_interface *xch;
+    /*
+     * A builder session the caller opened (a confined parser, which can
+     * open no connection of its own): the engine builds through it, the
+     * caller closes it, and xch may then be NULL.  NULL: the engine opens
+     * one with xch's host.
+     */
+    struct xc_interface *builder;
     bool paused;                /* leave the new domain paused */
     /* The new domain's shape, from the config the caller chose. */
     unsigned int max_vcpus;

@@ -52,6 +52,7 @@
 #include "xl.h"
 #include "xl-cfg.h"
 #include "xl-progress.h"
+#include "xl-sandbox.h"
 #include "xl-transport.h"
 #include "../saverestore/sr.h"
 
@@ -566,6 +567,7 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     struct recv_progress rp = { false, false };
     struct sr_restore_args args = { .xch = xch };
     struct recv_naming rn = { .xch = xch };
+    struct xl_parser parser;
     struct xlcfg_error err;
     struct sr_xl_hdr hdr;
     void *config = NULL;
@@ -637,9 +639,19 @@ static int recv_restore(xc_interface *xch, struct xl_chan *ch,
     args.created = recv_created;
     args.created_arg = &rn;
     args.defer_release = true;
-    rc = sr_restore_domain(io, &args, res, msg, len);
-    if (rc)
+    /*
+     * The stream is parsed by a confined child (xl-sandbox.c); this
+     * process keeps the channel, checks its transport and forwards the
+     * plain stream, names the domain when the child reports it created,
+     * and goes on with the handshake afterwards.
+     */
+    rc = xl_parser_start(&parser, xch, -1, io, &args, msg, len);
+    if (!rc)
+        rc = xl_parser_finish(&parser, ch, &args, res, msg, len);
+    if (rc) {
+        rc = -EIO;
         goto out;
+    }
     if (pre->debug)
         fprintf(stderr, "migration target: verify pass: %" PRIu64 " of the"
                 " pages differed from the last copy sent\n",

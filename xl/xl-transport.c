@@ -2282,6 +2282,57 @@ struct sr_io *xl_chan_io(struct xl_chan *ch)
     return ch->io;
 }
 
+bool xl_chan_pending(const struct xl_chan *ch)
+{
+    return ch->rpos < ch->rlen || (ch->ssl && SSL_pending(ch->ssl) > 0);
+}
+
+int xl_chan_wait_read(struct xl_chan *ch, int fd)
+{
+    struct pollfd p[2] = {
+        { .fd = ch->rfd, .events = POLLIN },
+        { .fd = fd, .events = POLLIN },
+    };
+    int64_t start = now_ms();
+    int n, slice;
+
+    if (xl_chan_pending(ch))
+        return 1;
+    /* As wait_fd: the channel's timeout, and a TCP link watched. */
+    for (;;) {
+        slice = ch->tcp ? WATCH_SLICE_MS : -1;
+        if (ch->timeout_ms > 0) {
+            int64_t left = start + ch->timeout_ms - now_ms();
+
+            if (left <= 0)
+                return -ETIMEDOUT;
+            if (slice < 0 || left < slice)
+                slice = (int)left;
+        }
+        n = poll(p, 2, slice);
+        if (n > 0)
+            return p[1].revents ? 2 : 1;
+        if (n < 0) {
+            if (errno != EINTR)
+                return -errno;
+            if (cancelled(ch))
+                return -ECANCELED;
+            continue;
+        }
+        if (ch->tcp && link_dead(ch, ch->rfd))
+            return -ETIMEDOUT;
+    }
+}
+
+ssize_t xl_chan_read_some(struct xl_chan *ch, void *buf, size_t len)
+{
+    ssize_t n = sr_io_error(ch->io);
+
+    if (n)
+        return n;
+    return chan_io_read(ch, buf, len);
+}
+
 /* One line, a byte at a time: through the io, or (direct) through the
  * channel itself past the io's sticky error. */
 static int line_read(struct xl_chan *ch, char *buf, size_t len, bool direct)

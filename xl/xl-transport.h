@@ -213,6 +213,20 @@ enum xl_chan_kind xl_chan_kind(const struct xl_chan *ch);
 struct sr_io *xl_chan_io(struct xl_chan *ch);
 
 /*
+ * For a parent that forwards the stream to a confined parser
+ * (xl-sandbox.c) instead of reading it through the io: whether bytes are
+ * buffered in the channel already (a read returns at once); a wait until
+ * the channel (1) or fd (2) is readable, under the channel's timeout and
+ * link watch (-ETIMEDOUT, -ECANCELED, -errno); and a read of what comes
+ * (at most len bytes; 0 at end of stream, or -errno, the io's error set
+ * when the transport has more to say, such as a record's failed MAC).  These bypass the io's digest, which the parser
+ * keeps.
+ */
+bool xl_chan_pending(const struct xl_chan *ch);
+int xl_chan_wait_read(struct xl_chan *ch, int fd);
+ssize_t xl_chan_read_some(struct xl_chan *ch, void *buf, size_t len);
+
+/*
  * Read one '\n'-terminated line of at most len-1 bytes (the newline is
  * stripped, a NUL added).  -E2BIG if no newline within len-1 bytes,
  * -ENODATA at end of stream; other errors from the io.
