@@ -28,6 +28,10 @@
  * "go" R declares the build done before it commits, so that a committed
  * domain never dies with R.
  *
+ * R parses the stream in a confined child (xl-sandbox.c): R itself reads
+ * the channel, forwards the plain stream to the child, and speaks the
+ * handshake and commits once the child has reported the domain it built.
+ *
  * FERRY_MIGRATE_FAULT=<side>:<point>[:<action>] injects failures for the
  * tests (see man/xl.1).  Style: Xen's xl/libxl style.
  */

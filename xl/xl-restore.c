@@ -18,6 +18,10 @@
  * recognised by their flag and decompressed by the engine.  Progress of
  * a long restore is shown by xl-progress.c.
  *
+ * The page stream is parsed by a confined child (xl-sandbox.c): this
+ * process reads only the xl header and the config, and names, unpauses
+ * and monitors the domain the child built.
+ *
  * Not done: ferry's monitor (xl create's "xl-<name>" process) is private
  * to xl-create.c, so a restored domain is not monitored; -e is accepted.
  *
