@@ -99,26 +99,26 @@ rc=$?
     { fail "A: xl restore through a builder session (exit $rc)"
       sed 's/^/# /' "$T/restore.out"; }
 
-# A migration held mid-stream (the sender stops after its first live
-# pass): the receiver's parser is confined, the receiver itself (which
-# commits and forks the monitor) is not, and the migration then ends well.
+# A migration held mid-stream (the receiver stops when its parser reports
+# the last pages): the receiver's parser is confined, the receiver itself
+# (which commits and forks the monitor) is not, and the migration then
+# ends well.
 start_host B 128M || exit 99
 B=$T/B
 check "A: a domain to migrate" xlh "$A" create "$ex/idle.cfg" 'name="mig"'
-FERRY_MIGRATE_FAULT=send:live:stop "$XL" -H "$A" migrate mig "local:$B" \
+FERRY_MIGRATE_FAULT=recv:live:stop "$XL" -H "$A" migrate mig "local:$B" \
     >"$T/mig.out" 2>&1 &
 mpid=$!
 wait_for 30 grep -q 'stopping (pid' "$T/mig.out" ||
-    diag "the sender did not stop"
-sleep 1
-recv=$(children_of $mpid | head -1)
+    diag "the receiver did not stop"
+recv=$(sed -n 's/.*: stopping (pid \([0-9]*\))$/\1/p' "$T/mig.out" | head -1)
 rparser=$(children_of "${recv:-0}" | head -1)
 conf=$(confinement "${rparser:-0}")
 rconf=$(confinement "${recv:-0}")
 [ -n "$rparser" ] && [ "$conf" = "2 1" ] && [ "$rconf" = "0 0" ] &&
     ok "migrate-receive mid-stream: its parser (pid $rparser) is confined" ||
     fail "migrate-receive mid-stream: receiver '$recv' ($rconf), parser '$rparser' ($conf)"
-kill -CONT $mpid
+[ -n "$recv" ] && kill -CONT "$recv"
 wait $mpid
 rc=$?
 [ $rc = 0 ] && running "$B" mig && no_domain "$A" mig &&
