@@ -474,6 +474,7 @@ int xl_parser_start(struct xl_parser *p, xc_interface *xch, int in_fd,
                     char *msg, size_t len)
 {
     int mp[2] = { -1, -1 }, dp[2] = { -1, -1 };
+    pid_t parent;
 
     p->pid = -1;
     p->msg_fd = p->data_fd = -1;
@@ -491,6 +492,7 @@ int xl_parser_start(struct xl_parser *p, xc_interface *xch, int in_fd,
     if (io)
         fcntl(dp[1], F_SETPIPE_SZ, 1 << 20);
     fflush(NULL);
+    parent = getpid();
     p->pid = fork();
     if (p->pid < 0) {
         snprintf(msg, len, "cannot fork the stream parser: %s",
@@ -498,6 +500,11 @@ int xl_parser_start(struct xl_parser *p, xc_interface *xch, int in_fd,
         goto fail;
     }
     if (p->pid == 0) {
+        /* A parser that outlived its xl (killed, or crashed) would go on
+         * building a domain nobody will name: it dies with its parent,
+         * and the builder session's close destroys the domain. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+            _exit(1);
         close(mp[0]);
         if (io)
             close(dp[1]);
