@@ -1378,7 +1378,7 @@ static int pin_pagetables(struct restore_ctx *ctx)
         for ( uint64_t v = ctx->guest_pins[w]; v; v &= v - 1 )
         {
             uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(v);
-            uint32_t type = ctx->pfn_types[pfn];
+            uint32_t type = ctx->pfn_types[pfn], level;
 
             if ( type == XEN_DOMCTL_PFINFO_XTAB ||
                  type == XEN_DOMCTL_PFINFO_XALLOC ||
@@ -1390,24 +1390,13 @@ static int pin_pagetables(struct restore_ctx *ctx)
                 set_live_pin(ctx, pfn, false);
                 continue;
             }
-            memset(&ops[n], 0, sizeof(ops[n]));
-            switch ( type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK )
-            {
-            case XEN_DOMCTL_PFINFO_L1TAB:
-                ops[n].cmd = MMUEXT_PIN_L1_TABLE;
-                break;
-            case XEN_DOMCTL_PFINFO_L2TAB:
-                ops[n].cmd = MMUEXT_PIN_L2_TABLE;
-                break;
-            case XEN_DOMCTL_PFINFO_L3TAB:
-                ops[n].cmd = MMUEXT_PIN_L3_TABLE;
-                break;
-            case XEN_DOMCTL_PFINFO_L4TAB:
-                ops[n].cmd = MMUEXT_PIN_L4_TABLE;
-                break;
-            default:
+            level = (type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >>
+                    XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+            if ( level < 1 || level > 4 )
                 continue;
-            }
+            memset(&ops[n], 0, sizeof(ops[n]));
+            /* As the pass above: the pin ops are in level order. */
+            ops[n].cmd = MMUEXT_PIN_L1_TABLE + level - 1;
             ops[n++].arg1.mfn = ctx->p2m[pfn];
             if ( n < PIN_BATCH )
                 continue;

@@ -278,6 +278,30 @@ static bool link_dead(struct xl_chan *ch, int fd)
 }
 
 /*
+ * How long the next poll of a wait begun at start may sleep: a TCP link
+ * is checked every WATCH_SLICE_MS, the writer thread (which has signals
+ * blocked and looks at the flags that stop it instead) every
+ * WRITER_SLICE_MS, and no wait outlasts the channel's timeout.  False once
+ * that timeout is spent; -1 in *slice: no limit.
+ */
+static bool wait_slice(const struct xl_chan *ch, int64_t start, bool writer,
+                       int *slice)
+{
+    *slice = ch->tcp ? WATCH_SLICE_MS : -1;
+    if (writer && (*slice < 0 || *slice > WRITER_SLICE_MS))
+        *slice = WRITER_SLICE_MS;
+    if (ch->timeout_ms > 0) {
+        int64_t left = start + ch->timeout_ms - now_ms();
+
+        if (left <= 0)
+            return false;
+        if (*slice < 0 || left < *slice)
+            *slice = (int)left;
+    }
+    return true;
+}
+
+/*
  * Wait until fd is ready for events.  POLLERR/POLLHUP count as ready: the
  * operation that follows reports what happened.  TCP links are checked
  * every WATCH_SLICE_MS while we wait.
@@ -289,19 +313,8 @@ static int wait_fd(struct xl_chan *ch, int fd, short events)
     int n, slice;
 
     for (;;) {
-        slice = ch->tcp ? WATCH_SLICE_MS : -1;
-        /* The writer thread has signals blocked: it looks at the flags
-         * that stop it instead. */
-        if (writer_msg && (slice < 0 || slice > WRITER_SLICE_MS))
-            slice = WRITER_SLICE_MS;
-        if (ch->timeout_ms > 0) {
-            int64_t left = start + ch->timeout_ms - now_ms();
-
-            if (left <= 0)
-                return -ETIMEDOUT;
-            if (slice < 0 || left < slice)
-                slice = (int)left;
-        }
+        if (!wait_slice(ch, start, writer_msg != NULL, &slice))
+            return -ETIMEDOUT;
         n = poll(&p, 1, slice);
         if (n > 0)
             return 0;
@@ -2300,15 +2313,8 @@ int xl_chan_wait_read(struct xl_chan *ch, int fd)
         return 1;
     /* As wait_fd: the channel's timeout, and a TCP link watched. */
     for (;;) {
-        slice = ch->tcp ? WATCH_SLICE_MS : -1;
-        if (ch->timeout_ms > 0) {
-            int64_t left = start + ch->timeout_ms - now_ms();
-
-            if (left <= 0)
-                return -ETIMEDOUT;
-            if (slice < 0 || left < slice)
-                slice = (int)left;
-        }
+        if (!wait_slice(ch, start, false, &slice))
+            return -ETIMEDOUT;
         n = poll(p, 2, slice);
         if (n > 0)
             return p[1].revents ? 2 : 1;

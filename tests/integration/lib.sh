@@ -142,6 +142,28 @@ log_has() { grep -q -- "$2" "$1/ferry-hv.log"; }
 receivers_ended() { grep -c "exited with status" "$1/ferry-hv.log"; }
 more_ended() { [ "$(receivers_ended "$1")" -gt "$2" ]; }
 
+# hold_restore HOST SAVE: start `xl restore -e` on HOST from a FIFO and
+# feed it SAVE's header and config, then the stream's first 9 MB, so that
+# the restore is held mid-stream.  xl restore opens the file twice (its
+# header and config, then the stream); fd 3, the FIFO's one writer, keeps
+# it open throughout.  Sets rpid to xl's pid; its output is in
+# $T/restore.out.
+hold_restore() {
+    mkfifo "$T/fifo"
+    "$XL" -H "$1" restore -e "$T/fifo" >"$T/restore.out" 2>&1 &
+    rpid=$!
+    exec 3>"$T/fifo"
+    _hr_hdr=$((48 + $(od -An -tu4 -j44 -N4 "$2")))
+    head -c $_hr_hdr "$2" >&3
+    wait_for 30 _hr_reopened ||
+        diag "xl restore did not open the stream again"
+    head -c 9000000 "$2" >&3
+}
+_hr_reopened() {
+    grep -q 'Parsing config' "$T/restore.out" &&
+        ls -l "/proc/$rpid/fd" | grep -q "$T/fifo"
+}
+
 # wait_for SECONDS COMMAND...: poll until the command succeeds.  The
 # limit scales with FERRY_TEST_TIMEOUT_MULTIPLIER: a sanitizer build runs
 # the same steps several times slower, and only a failing wait pays it.

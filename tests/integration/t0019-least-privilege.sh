@@ -65,18 +65,7 @@ confinement() {
          END {print s " " n}' "/proc/$1/status" 2>/dev/null
 }
 
-mkfifo "$T/fifo"
-"$XL" -H "$A" restore -e "$T/fifo" >"$T/restore.out" 2>&1 &
-rpid=$!
-exec 3>"$T/fifo"
-hdr=$((48 + $(od -An -tu4 -j44 -N4 "$T/saved.save")))
-head -c $hdr "$T/saved.save" >&3
-reopened() {
-    grep -q 'Parsing config' "$T/restore.out" &&
-        ls -l "/proc/$rpid/fd" | grep -q "$T/fifo"
-}
-wait_for 30 reopened || diag "xl restore did not open the stream again"
-head -c 9000000 "$T/saved.save" >&3
+hold_restore "$A" "$T/saved.save"
 sleep 1
 parser=$(children_of $rpid | head -1)
 staging=$(grep -c ferry-staging "/proc/${parser:-0}/maps" 2>/dev/null)

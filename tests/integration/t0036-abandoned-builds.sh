@@ -25,20 +25,7 @@ check "A: xl save" xlh "$A" save saved "$T/saved.save"
 free0=$(free_mib "$A")
 
 # ---- xl restore, killed mid-stream ----------------------------------------
-# xl restore opens the file twice (its header and config, then the
-# stream); one writer keeps the FIFO open throughout (see t0019).
-mkfifo "$T/fifo"
-"$XL" -H "$A" restore -e "$T/fifo" >"$T/restore.out" 2>&1 &
-rpid=$!
-exec 3>"$T/fifo"
-hdr=$((48 + $(od -An -tu4 -j44 -N4 "$T/saved.save")))
-head -c $hdr "$T/saved.save" >&3
-reopened() {
-    grep -q 'Parsing config' "$T/restore.out" &&
-        ls -l "/proc/$rpid/fd" | grep -q "$T/fifo"
-}
-wait_for 30 reopened || diag "xl restore did not open the stream again"
-head -c 9000000 "$T/saved.save" >&3
+hold_restore "$A" "$T/saved.save"
 wait_for 30 more_than_dom0 "$A" &&
     ok "A: the restore held mid-stream has built part of a domain" ||
     fail "A: no domain while the restore is held mid-stream"
